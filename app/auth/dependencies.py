@@ -1,0 +1,42 @@
+"""Request-scoped auth: the caller's id from the bearer token, the user row, and the admin guard."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.handlers.base import BaseRouteHandler
+
+from app.core.errors import Forbidden, NotAuthenticated
+from app.core.security import ACCESS
+from app.core.services import Services
+from app.users.service import require_user_row
+
+
+def provide_services(state: State) -> Services:
+    return state.services
+
+
+def _bearer(connection: ASGIConnection) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Missing bearer token.")
+    return token.strip()
+
+
+def provide_user_id(request: ASGIConnection) -> UUID:
+    # Token-only: the hot paths (chip listing) need the caller's id, not a database round trip.
+    services: Services = request.app.state.services
+    return services.tokens.verify(_bearer(request), ACCESS).user_id
+
+
+async def provide_current_user(request: ASGIConnection) -> dict:
+    return await require_user_row(provide_user_id(request))
+
+
+async def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    user = await provide_current_user(connection)
+    if not user["is_admin"]:
+        raise Forbidden("Administrators only.")

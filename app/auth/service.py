@@ -1,0 +1,64 @@
+"""Registration and login: argon2 hashes, uniform failures, per-email failure limits."""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+
+from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
+from app.core.errors import Conflict, NotAuthenticated, RateLimited
+from app.core.security import ACCESS, STREAM
+from app.core.services import Services
+from app.users.service import require_user_row, to_user_out
+from app.users.tables import User
+
+_LOGIN_LIMIT = "login"
+
+
+def _email_subject(email: str) -> str:
+    # the counter key never holds the address itself
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+class AuthService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    def _auth_out(self, row: dict) -> AuthOut:
+        token, ttl = self.s.tokens.issue(row["id"], ACCESS)
+        return AuthOut(user=to_user_out(row, self.s.settings.plan_limits), access_token=token, expires_in=ttl)
+
+    async def register(self, data: RegisterIn) -> AuthOut:
+        email = data.email.strip().lower()
+        password_hash = await self.s.passwords.hash(data.password)
+        try:
+            rows = await User.insert(
+                User(email=email, name=data.name.strip(), password_hash=password_hash, plan="free", is_admin=False)
+            ).returning(*User.all_columns())
+        except asyncpg.exceptions.UniqueViolationError:
+            raise Conflict("An account with this email already exists.", code="email_taken") from None
+        return self._auth_out(rows[0])
+
+    async def login(self, data: LoginIn) -> AuthOut:
+        email = data.email.strip().lower()
+        subject = _email_subject(email)
+        settings = self.s.settings
+        window = settings.login_failure_window_seconds
+        retry_after = await self.s.limiter.retry_after(
+            _LOGIN_LIMIT, subject, limit=settings.login_max_failures, window_seconds=window
+        )
+        if retry_after:
+            raise RateLimited("Too many failed logins for this account; try again later.", retry_after=retry_after)
+        row = await User.select().where(User.email == email).first()
+        if not await self.s.passwords.verify(row["password_hash"] if row else None, data.password):
+            await self.s.limiter.record(_LOGIN_LIMIT, subject, window_seconds=window)
+            # same answer whether or not the email exists
+            raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")
+        await self.s.limiter.reset(_LOGIN_LIMIT, subject)
+        return self._auth_out(row)
+
+    async def stream_token(self, user_id) -> StreamTokenOut:
+        await require_user_row(user_id)
+        token, ttl = self.s.tokens.issue(user_id, STREAM)
+        return StreamTokenOut(token=token, expires_in=ttl)

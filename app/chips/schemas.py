@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+ChipStatus = Literal["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"]
+EventSource = Literal["api", "webhook", "worker", "reconciler", "admin"]
+
+Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]
+
+
+class ChipCreate(msgspec.Struct, forbid_unknown_fields=True):
+    alias: Alias
+    proxy_country: Country | None = None
+
+
+class ChipRename(msgspec.Struct, forbid_unknown_fields=True):
+    alias: Alias
+
+
+class ChipProxy(msgspec.Struct):
+    id: UUID
+    country: str | None
+
+
+class ChipOut(msgspec.Struct):
+    id: UUID
+    alias: str
+    status: ChipStatus
+    session_name: str
+    phone_number: str | None
+    proxy: ChipProxy | None
+    error: str | None
+    status_changed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChipPage(msgspec.Struct):
+    items: list[ChipOut]
+    total: int
+
+
+class ChipEventOut(msgspec.Struct):
+    at: datetime
+    from_status: str | None
+    to_status: str
+    source: str
+    detail: str | None
+
+
+class ChipEventPage(msgspec.Struct):
+    items: list[ChipEventOut]

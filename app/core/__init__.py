@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: errors, database, Redis, security, rate limits, queue."""

@@ -1,0 +1,128 @@
+"""Database plumbing: the Piccolo engine, its pool, migrations, and what counts as "database down"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from piccolo.engine import engine_finder
+from piccolo.engine.postgres import PostgresEngine
+
+from app.settings import Settings
+
+logger = logging.getLogger("whago.db")
+
+# Errors that mean "the database is unreachable or went away", as opposed to a bug in a query.
+DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def get_engine() -> PostgresEngine:
+    engine = engine_finder()
+    assert isinstance(engine, PostgresEngine), "WHAGO runs on PostgreSQL"
+    return engine
+
+
+async def start_pool(settings: Settings) -> None:
+    # min_size=0: the pool opens connections on demand, so the API starts (and stays up) while the
+    # database is down, and recovers by itself when it returns.
+    engine = get_engine()
+    if engine.pool is None:
+        engine.pool = await asyncpg.create_pool(
+            **engine.config, min_size=0, max_size=settings.database_pool_size, max_inactive_connection_lifetime=60
+        )
+
+
+async def close_pool() -> None:
+    engine = get_engine()
+    if engine.pool is not None:
+        pool, engine.pool = engine.pool, None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pool.close(), timeout=5)
+
+
+async def ping(timeout: float) -> None:
+    await asyncio.wait_for(get_engine().run_ddl("SELECT 1"), timeout=timeout)
+
+
+async def ensure_database(url: str, timeout: float = 5.0) -> bool:
+    """Create the target database if it does not exist (local dev and CI convenience).
+
+    Returns True when it was created.
+    """
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        return False
+    try:
+        conn = await asyncpg.connect(url, timeout=timeout)
+    except asyncpg.exceptions.InvalidCatalogNameError:
+        pass
+    else:
+        await conn.close()
+        return False
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin_url, timeout=timeout)
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        with contextlib.suppress(asyncpg.exceptions.DuplicateDatabaseError):
+            await conn.execute(f"CREATE DATABASE {quoted}")
+    finally:
+        await conn.close()
+    logger.info("created database %s", name)
+    return True
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+async def migrate(settings: Settings, *, quiet: bool = True) -> str:
+    """Apply every pending migration; safe to run again (applied ones are skipped)."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    await ensure_database(settings.database_url, settings.database_timeout_seconds)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
+        result = await run_forwards("all")
+    if not result.success:
+        raise MigrationError(f"migrations failed: {result.message}\n{output.getvalue()}")
+    return result.message or "ok"
+
+
+async def fetch(sql: str, *args: object) -> list[asyncpg.Record]:
+    """Run a query on the current Piccolo transaction if there is one, else on the pool."""
+    engine = get_engine()
+    transaction = engine.current_transaction.get()
+    if transaction is not None:
+        return await transaction.connection.fetch(sql, *args)
+    if engine.pool is not None:
+        async with engine.pool.acquire() as connection:
+            return await connection.fetch(sql, *args)
+    connection = await engine.get_new_connection()
+    try:
+        return await connection.fetch(sql, *args)
+    finally:
+        await connection.close()
+
+
+async def fetchrow(sql: str, *args: object) -> asyncpg.Record | None:
+    rows = await fetch(sql, *args)
+    return rows[0] if rows else None
+
+
+def transaction():
+    """A Piccolo transaction; fetch() and Piccolo queries inside it share its connection."""
+    return get_engine().transaction()

@@ -1,0 +1,78 @@
+"""The one place that turns every error into the contract's body:
+``{"status_code": …, "detail": "…", "code": "…"}`` (plus ``extra`` for validation details)."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.core.db import DB_UNAVAILABLE_ERRORS
+from app.core.errors import DependencyUnavailable, RateLimited, WhagoError
+from app.core.redis import REDIS_UNAVAILABLE_ERRORS
+
+logger = logging.getLogger("whago.errors")
+
+_CODES_BY_STATUS = {
+    400: "validation_error",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "dependency_unavailable",
+}
+
+
+def error_response(status_code: int, detail: str, code: str, extra: object = None, headers=None) -> Response:
+    body: dict[str, object] = {"status_code": status_code, "detail": detail, "code": code}
+    if extra:
+        body["extra"] = extra
+    return Response(content=body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def _whago_error(_: Request, exc: WhagoError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status_code, exc.detail, exc.code, exc.extra, headers)
+
+
+def _http_exception(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(_, exc)
+    code = _CODES_BY_STATUS.get(status, "error")
+    detail = exc.detail
+    extra = exc.extra if isinstance(exc, ValidationException) or status == 400 else None
+    if status == 404 and (not detail or detail == "Not Found"):
+        detail = "Not found."
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("retry-after", "allow")}
+    return error_response(status, detail, code, extra, headers or None)
+
+
+def _validation(_: Request, exc: msgspec.ValidationError) -> Response:
+    return error_response(400, f"Validation failed: {exc}", "validation_error")
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    # Dependency outages surface as typed errors in services; anything else reaching here from a
+    # driver is still an outage, never a 500.
+    if isinstance(exc, DB_UNAVAILABLE_ERRORS):
+        return error_response(503, "Database unavailable; nothing was changed.", DependencyUnavailable.code)
+    if isinstance(exc, REDIS_UNAVAILABLE_ERRORS):
+        return error_response(503, "Redis unavailable; nothing was changed.", DependencyUnavailable.code)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.", "internal_error")
+
+
+EXCEPTION_HANDLERS = {
+    WhagoError: _whago_error,
+    HTTPException: _http_exception,
+    msgspec.ValidationError: _validation,
+    Exception: _unexpected,
+}

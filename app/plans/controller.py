@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+
+from app.core.services import Services
+
+
+class PlanOut(msgspec.Struct):
+    name: str
+    max_chips: int
+
+
+class PlansController(Controller):
+    path = "/api/v1/plans"
+    tags = ["Plans"]
+
+    @get("/", operation_id="ListPlans")
+    async def list_plans(self, services: NamedDependency[Services]) -> list[PlanOut]:
+        return [PlanOut(name, limit) for name, limit in services.settings.plan_limits.items()]

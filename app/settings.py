@@ -1,0 +1,191 @@
+"""Typed settings read once from ``WHAGO_*`` environment variables.
+
+Every field below maps to ``WHAGO_<FIELD NAME IN UPPER CASE>``. Values are converted by msgspec
+(``"5"`` -> ``5``, ``"true"`` -> ``True``); a bad value fails start-up with a message naming the
+variable. Secrets missing in development are generated (and kept in ``WHAGO_DEV_STATE_DIR`` so
+tokens and webhook keys survive a restart of ``whago dev``); in production they are an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+logger = logging.getLogger("whago.settings")
+
+ENV_PREFIX = "WHAGO_"
+SECRET_FIELDS = ("secret_key", "webhook_hmac_key", "waha_api_key", "encryption_key")
+
+
+class SettingsError(ValueError):
+    """Raised when the environment holds an invalid or missing setting."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # --- core -------------------------------------------------------------------------------
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/whago"
+    database_pool_size: int = 20
+    database_timeout_seconds: float = 5.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = 2.0
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    cors_origins: str = ""  # comma-separated; empty = no CORS headers
+    dev_state_dir: str = ".whago"
+
+    # --- auth and limits --------------------------------------------------------------------
+    access_token_ttl_seconds: int = 3600
+    stream_token_ttl_seconds: int = 60
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 900
+    plans: str = "free=1,business=3,enterprise=10"
+    pairing_attempts_per_hour: int = 5
+    messages_per_minute: int = 20
+
+    # --- WAHA -------------------------------------------------------------------------------
+    waha_api_key: str = ""
+    webhook_hmac_key: str = ""
+    webhook_max_body_bytes: int = 1024 * 1024
+    waha_timeout_seconds: float = 10.0
+    waha_image: str = "devlikeapro/waha"
+    waha_engine: str = "GOWS"
+    waha_sessions_database_url: str = ""
+    waha_registry_username: str = ""
+    waha_registry_password: str = ""
+    webhook_retry_attempts: int = 8
+    webhook_retry_delay_seconds: int = 2
+
+    # --- scheduler --------------------------------------------------------------------------
+    scheduler: Literal["local", "nomad", "static"] = "local"
+    waha_url: str = ""  # static mode: the one shared WAHA
+    nomad_addr: str = "http://127.0.0.1:4646"
+    nomad_token: str = ""
+    nomad_namespace: str = "default"
+    nomad_region: str = ""
+    nomad_datacenters: str = "dc1"
+    nomad_node_pool: str = ""
+    nomad_constraints: str = ""  # JSON list of Nomad Constraint objects
+    nomad_timeout_seconds: float = 10.0
+    nomad_threads: int = 8
+    consul_addr: str = "http://127.0.0.1:8500"
+    consul_token: str = ""
+    waha_cpu_base_mhz: int = 200
+    waha_cpu_per_chip_mhz: int = 100
+    waha_memory_base_mb: int = 256
+    waha_memory_per_chip_mb: int = 200
+    waha_sessions_host_volume: str = ""
+    instance_ready_timeout_seconds: float = 120.0
+    instance_address_cache_seconds: int = 30
+    local_emulator_boot_delay_seconds: float = 0.0
+
+    # --- workers ----------------------------------------------------------------------------
+    worker_concurrency: int = 10
+    reconcile_interval_seconds: int = 60
+    instance_grace_seconds: int = 600
+    idle_days: int = 30
+    proxy_check_interval_seconds: int = 60
+    proxy_check_timeout_seconds: float = 3.0
+    encryption_key: str = ""  # comma-separated Fernet keys, newest first (rotation)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def plan_limits(self) -> dict[str, int]:
+        return parse_plans(self.plans)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.public_url.rstrip("/") + "/api/v1/webhooks/waha"
+
+
+def parse_plans(spec: str) -> dict[str, int]:
+    plans: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, limit = part.partition("=")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name.strip()) or not limit.strip().isdigit():
+            raise SettingsError(f"WHAGO_PLANS: expected 'name=max_chips,...', got {part!r}")
+        plans[name.strip()] = int(limit)
+    if not plans:
+        raise SettingsError("WHAGO_PLANS: at least one plan is required")
+    return plans
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, str]:
+    fields = {f.name for f in msgspec.structs.fields(Settings)}
+    values: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in fields:
+                values[name] = value
+    return values
+
+
+def _dev_secret(state_dir: Path, name: str) -> str:
+    """A generated secret, remembered in the dev state dir so a restart keeps tokens valid."""
+    path = state_dir / "dev-secrets.json"
+    stored: dict[str, str] = {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if name not in stored:
+        if name == "encryption_key":
+            from cryptography.fernet import Fernet
+
+            stored[name] = Fernet.generate_key().decode()
+        else:
+            stored[name] = secrets.token_urlsafe(48)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(stored))
+            path.chmod(0o600)
+        except OSError:
+            pass  # read-only working dir: the secret just lives for this process
+    return stored[name]
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build and validate settings; raise SettingsError naming the offending variable."""
+    environ = dict(os.environ if environ is None else environ)
+    values = _env_values(environ)
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = re.search(r"at `\$\.(\w+)`", message)
+        variable = ENV_PREFIX + match.group(1).upper() if match else "a WHAGO_ variable"
+        raise SettingsError(f"{variable}: {message.split(' - at ')[0]}") from None
+    parse_plans(settings.plans)
+    if settings.scheduler == "static" and not settings.waha_url:
+        raise SettingsError("WHAGO_WAHA_URL: required when WHAGO_SCHEDULER=static")
+    missing = [name for name in SECRET_FIELDS if not getattr(settings, name)]
+    if missing:
+        if settings.is_production:
+            names = ", ".join(ENV_PREFIX + name.upper() for name in missing)
+            raise SettingsError(f"{names}: required when WHAGO_ENV=production")
+        state_dir = Path(settings.dev_state_dir)
+        generated = {name: _dev_secret(state_dir, name) for name in missing}
+        for name in missing:
+            logger.warning("%s%s is not set: using a generated development value", ENV_PREFIX, name.upper())
+        settings = msgspec.structs.replace(settings, **generated)
+    if settings.is_production and len(settings.secret_key) < 32:
+        raise SettingsError("WHAGO_SECRET_KEY: must be at least 32 characters in production")
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

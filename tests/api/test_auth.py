@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.conftest import register
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_register_login_me(client):
+    user = await register(client, "Alice@Example.com")
+    assert user["token_type"] == "bearer" and user["expires_in"] > 0
+    assert user["user"]["email"] == "alice@example.com"
+    assert user["user"]["plan"] == "free" and user["user"]["max_chips"] == 1 and user["user"]["is_admin"] is False
+    assert "password" not in user["user"] and "password_hash" not in user["user"]
+
+    login = await client.post("/api/v1/auth/login", json={"email": "ALICE@example.com", "password": "correct horse"})
+    assert login.status_code == 200
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == user["user"]["id"]
+    assert set(me.json()) == {"id", "email", "name", "plan", "is_admin", "max_chips", "created_at"}
+
+
+async def test_email_taken_is_case_insensitive(client):
+    await register(client, "bob@example.com")
+    again = await client.post("/api/v1/auth/register", json={"email": "BOB@example.com", "password": "another pw"})
+    assert again.status_code == 409
+    assert again.json() == {"status_code": 409, "detail": again.json()["detail"], "code": "email_taken"}
+
+
+async def test_bad_credentials_do_not_reveal_the_email(client):
+    await register(client, "carol@example.com")
+    wrong_password = await client.post("/api/v1/auth/login", json={"email": "carol@example.com", "password": "nope-nope"})
+    unknown_email = await client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "nope-nope"})
+    assert wrong_password.status_code == unknown_email.status_code == 401
+    assert wrong_password.json() == unknown_email.json()
+    assert wrong_password.json()["code"] == "invalid_credentials"
+
+
+async def test_failed_logins_are_rate_limited_per_email(client, settings):
+    user = await register(client, "dave@example.com")
+    for _ in range(settings.login_max_failures):
+        response = await client.post("/api/v1/auth/login", json={"email": "dave@example.com", "password": "wrong-pw"})
+        assert response.status_code == 401
+    limited = await client.post("/api/v1/auth/login", json={"email": "dave@example.com", "password": user["password"]})
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    # another account is not affected
+    other = await register(client, "erin@example.com")
+    ok = await client.post("/api/v1/auth/login", json={"email": "erin@example.com", "password": other["password"]})
+    assert ok.status_code == 200
+
+
+async def test_missing_expired_tampered_and_wrong_type_tokens(client, settings):
+    user = await register(client)
+    assert (await client.get("/api/v1/auth/me")).json()["code"] == "not_authenticated"
+    assert (await client.get("/api/v1/auth/me", headers={"Authorization": "Basic abc"})).status_code == 401
+
+    token = user["access_token"]
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tampered}"})
+    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+
+    forged = jwt.encode({"sub": user["user"]["id"], "typ": "access", "exp": int(time.time()) + 60}, "wrong-key-" + "y" * 32)
+    response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+    expired = jwt.encode(
+        {"sub": user["user"]["id"], "typ": "access", "iat": 1, "exp": int(time.time()) - 5}, settings.secret_key
+    )
+    response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401 and "expired" in response.json()["detail"].lower()
+
+    stream = await client.post("/api/v1/auth/stream-token", headers=user["headers"])
+    assert stream.status_code == 200
+    assert 0 < stream.json()["expires_in"] <= 120
+    # a stream token is not an access token
+    response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {stream.json()['token']}"})
+    assert response.status_code == 401
+
+
+async def test_plans_are_public(client):
+    response = await client.get("/api/v1/plans")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"name": "free", "max_chips": 1},
+        {"name": "business", "max_chips": 3},
+        {"name": "enterprise", "max_chips": 10},
+    ]
