@@ -7,13 +7,14 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from app.admin.controller import AdminUsersController
 from app.auth.controller import AuthController
 from app.auth.dependencies import provide_services, provide_user_id
 from app.chips.controller import ChipsController
@@ -70,6 +71,7 @@ def create_app(
             AuthController,
             PlansController,
             ChipsController,
+            AdminUsersController,
             PrometheusController,
             *extra_route_handlers,
         ],
