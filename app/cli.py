@@ -34,6 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        access_log=args.access_log,
     )
     return 0
 
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=False,
+        help="log every request (off by default: /metrics has request counts and latencies)",
+    )
     serve.set_defaults(func=_serve)
 
     dev = sub.add_parser("dev", help="everything a developer needs, in one process, on local defaults")

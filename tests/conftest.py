@@ -103,14 +103,11 @@ async def register(client: httpx.AsyncClient, email: str | None = None, password
     return body
 
 
-def set_plan(database_url: str, user_id: str, plan: str, is_admin: bool | None = None) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute("UPDATE users SET plan = $2 WHERE id = $1", uuid.UUID(user_id), plan)
-            if is_admin is not None:
-                await conn.execute("UPDATE users SET is_admin = $2 WHERE id = $1", uuid.UUID(user_id), is_admin)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
+async def set_plan(database_url: str, user_id: str, plan: str, is_admin: bool | None = None) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE users SET plan = $2 WHERE id = $1", uuid.UUID(user_id), plan)
+        if is_admin is not None:
+            await conn.execute("UPDATE users SET is_admin = $2 WHERE id = $1", uuid.UUID(user_id), is_admin)
+    finally:
+        await conn.close()

@@ -50,8 +50,14 @@ class TokenClaims:
 
 
 class TokenSigner:
+    # Verified tokens are remembered (bounded) so a client's repeated requests skip PyJWT's
+    # parsing and key preparation; a token's validity cannot change except by expiry, which is
+    # still checked on every use.
+    _CACHE_SIZE = 20_000
+
     def __init__(self, settings: Settings) -> None:
         self._key = settings.secret_key
+        self._verified: dict[tuple[str, str], TokenClaims] = {}
         self.access_ttl = settings.access_token_ttl_seconds
         self.stream_ttl = min(settings.stream_token_ttl_seconds, 120)  # contract: <= 120 s
 
@@ -62,6 +68,18 @@ class TokenSigner:
         return jwt.encode(payload, self._key, algorithm=_ALGORITHM), ttl
 
     def verify(self, token: str, kind: str = ACCESS) -> TokenClaims:
+        cached = self._verified.get((token, kind))
+        if cached is not None:
+            if cached.expires_at > time.time():
+                return cached
+            del self._verified[(token, kind)]
+        claims = self._decode(token, kind)
+        if len(self._verified) >= self._CACHE_SIZE:
+            self._verified.clear()
+        self._verified[(token, kind)] = claims
+        return claims
+
+    def _decode(self, token: str, kind: str) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token, self._key, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "typ"]}

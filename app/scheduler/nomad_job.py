@@ -1,0 +1,207 @@
+"""Pure builder of the per-tenant WAHA Nomad job (``{"Job": {...}}``, Nomad's JSON casing).
+
+``nomad/whago-waha.nomad.hcl`` is the human-readable twin of this body; keep them in step.
+Everything here is a pure function of (settings, tenant) so ``whago nomad render`` can print
+exactly what the ``nomad`` adapter would submit without touching the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from app.core.errors import ValidationFailed
+from app.scheduler.base import TenantRef, job_id_for, normalize_user_id
+
+SECOND = 1_000_000_000  # Nomad durations are integer nanoseconds
+MINUTE = 60 * SECOND
+
+GROUP = "waha"
+TASK = "waha"
+PORT_LABEL = "http"
+CONTAINER_PORT = 3000  # WAHA listens on 3000 inside the container
+CHECK_NAME = "whago-waha-ping"  # readiness = this check passing in Consul
+SPEC_HASH_META = "whago_spec_hash"
+WEBHOOK_EVENTS = "session.status,message"
+
+
+def resources_for_plan(settings: Any, plan: str) -> dict[str, int]:
+    """CPU (MHz) and memory (MB) for a plan: base + per-chip x plan's max chips.
+
+    Sized by the plan's ceiling, not the current chip count, so adding a chip never forces a
+    destructive job update (which would restart every session of the tenant).
+    """
+    limits = settings.plan_limits
+    if plan not in limits:
+        raise ValidationFailed(f"unknown plan {plan!r}; known plans: {', '.join(sorted(limits))}")
+    chips = max(1, int(limits[plan]))
+    return {
+        "CPU": int(settings.waha_cpu_base_mhz + settings.waha_cpu_per_chip_mhz * chips),
+        "MemoryMB": int(settings.waha_memory_base_mb + settings.waha_memory_per_chip_mb * chips),
+    }
+
+
+def api_key_env_value(api_key: str) -> str:
+    """WAHA accepts ``sha512:<hex>``: the plain key then never appears in the Nomad job (which
+    anyone with read-job can see), while WHAGO keeps sending the plain key in ``X-Api-Key``."""
+    return "sha512:" + hashlib.sha512(api_key.encode()).hexdigest()
+
+
+def _email_label(email: str) -> str:
+    # Operators get the domain (enough to recognise a customer) but not the mailbox name.
+    return email.rpartition("@")[2].lower() if "@" in email else email.lower()
+
+
+def _constraints(settings: Any) -> list[dict[str, str]]:
+    raw = (settings.nomad_constraints or "").strip()
+    if not raw:
+        return []
+    try:
+        items = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"WHAGO_NOMAD_CONSTRAINTS: not valid JSON ({exc})") from None
+    allowed = {"LTarget", "RTarget", "Operand"}
+    if not isinstance(items, list) or not all(
+        isinstance(c, dict) and c and set(c) <= allowed and all(isinstance(v, str) for v in c.values()) for c in items
+    ):
+        raise ValidationFailed(
+            "WHAGO_NOMAD_CONSTRAINTS: expected a JSON list of {LTarget, Operand, RTarget} string objects"
+        )
+    return items
+
+
+def _datacenters(settings: Any) -> list[str]:
+    return [dc.strip() for dc in (settings.nomad_datacenters or "").split(",") if dc.strip()] or ["*"]
+
+
+def _env(settings: Any, job_id: str) -> dict[str, str]:
+    env = {
+        "WAHA_API_KEY": api_key_env_value(settings.waha_api_key),
+        "WHATSAPP_DEFAULT_ENGINE": settings.waha_engine,
+        "WAHA_WORKER_ID": job_id,
+        "WAHA_PRINT_QR": "False",  # QR codes of tenants must not end up in cluster logs
+        "WAHA_LOG_FORMAT": "JSON",
+        "WHATSAPP_API_KEY_EXCLUDE_PATH": "ping",
+        "WAHA_API_KEY_EXCLUDE_PATH": "ping",  # docs disagree on the variable name; set both
+        # Webhook defaults: every session of this instance reports to WHAGO, signed.
+        "WHATSAPP_HOOK_URL": settings.webhook_url,
+        "WHATSAPP_HOOK_EVENTS": WEBHOOK_EVENTS,
+        "WHATSAPP_HOOK_HMAC_KEY": settings.webhook_hmac_key,
+        "WHATSAPP_HOOK_RETRIES_POLICY": "exponential",
+        "WHATSAPP_HOOK_RETRIES_DELAY_SECONDS": str(getattr(settings, "webhook_retry_delay_seconds", 2)),
+        "WHATSAPP_HOOK_RETRIES_ATTEMPTS": str(getattr(settings, "webhook_retry_attempts", 8)),
+    }
+    if settings.waha_sessions_database_url:
+        env["WHATSAPP_SESSIONS_POSTGRESQL_URL"] = settings.waha_sessions_database_url
+    return env
+
+
+def _spec_hash(job: dict[str, Any]) -> str:
+    canonical = json.dumps(job, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def build_job(settings: Any, tenant: TenantRef) -> dict[str, Any]:
+    """The registration body for ``POST /v1/jobs``: ``{"Job": {...}}``."""
+    user_id = normalize_user_id(tenant.id)
+    job_id = job_id_for(user_id)
+    resources = resources_for_plan(settings, tenant.plan)
+
+    config: dict[str, Any] = {"image": settings.waha_image, "ports": [PORT_LABEL]}
+    if settings.waha_registry_username:
+        config["auth"] = {"username": settings.waha_registry_username, "password": settings.waha_registry_password}
+
+    task: dict[str, Any] = {
+        "Name": TASK,
+        "Driver": "docker",
+        "Config": config,
+        "Env": _env(settings, job_id),
+        "Resources": resources,
+        "KillTimeout": 30 * SECOND,  # let WAHA close sessions cleanly
+        "LogConfig": {"MaxFiles": 5, "MaxFileSizeMB": 10},
+        "Meta": {"whago_user_id": user_id},
+    }
+
+    group: dict[str, Any] = {
+        "Name": GROUP,
+        "Count": 1,
+        "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": PORT_LABEL, "To": CONTAINER_PORT}]}],
+        "Services": [
+            {
+                "Name": job_id,
+                "Provider": "consul",
+                "PortLabel": PORT_LABEL,
+                "Tags": ["whago", "whago-waha", f"user-{user_id}"],
+                # Job Meta is not copied to Consul: the owner must sit on the service itself.
+                "Meta": {"whago_user_id": user_id, "whago_job_id": job_id},
+                "Checks": [
+                    {
+                        "Name": CHECK_NAME,
+                        "Type": "http",
+                        "Path": "/ping",  # unauthenticated in WAHA; /health would need the key
+                        "Interval": 10 * SECOND,
+                        "Timeout": 2 * SECOND,
+                        # A hung WAHA gets restarted by Nomad after 3 failed checks.
+                        "CheckRestart": {"Limit": 3, "Grace": 60 * SECOND, "IgnoreWarnings": False},
+                    }
+                ],
+            }
+        ],
+        "RestartPolicy": {"Attempts": 3, "Interval": 10 * MINUTE, "Delay": 15 * SECOND, "Mode": "fail"},
+        "ReschedulePolicy": {
+            "Unlimited": True,
+            "Delay": 30 * SECOND,
+            "DelayFunction": "exponential",
+            "MaxDelay": 10 * MINUTE,
+        },
+        "ShutdownDelay": 5 * SECOND,  # deregister from Consul before the container is killed
+        "Tasks": [task],
+    }
+    if settings.waha_sessions_host_volume:
+        group["Volumes"] = {
+            "sessions": {"Name": "sessions", "Type": "host", "Source": settings.waha_sessions_host_volume, "ReadOnly": False}
+        }
+        task["VolumeMounts"] = [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
+
+    job: dict[str, Any] = {
+        "ID": job_id,
+        "Name": job_id,
+        "Type": "service",
+        "Priority": 50,
+        "Namespace": settings.nomad_namespace or "default",
+        "Datacenters": _datacenters(settings),
+        "Meta": {
+            "whago_user_id": user_id,
+            "whago_plan": tenant.plan,
+            "whago_email_domain": _email_label(tenant.email),
+            "created_by": "whago",
+        },
+        "Update": {
+            "MaxParallel": 1,
+            "HealthCheck": "checks",
+            "MinHealthyTime": 10 * SECOND,
+            "HealthyDeadline": 5 * MINUTE,
+            "ProgressDeadline": 10 * MINUTE,
+            "AutoRevert": True,
+            "Canary": 0,
+        },
+        "TaskGroups": [group],
+    }
+    if settings.nomad_region:
+        job["Region"] = settings.nomad_region
+    if settings.nomad_node_pool:
+        job["NodePool"] = settings.nomad_node_pool  # Nomad >= 1.6
+    constraints = _constraints(settings)
+    if constraints:
+        job["Constraints"] = constraints
+    # A digest of everything above: the adapter re-registers only when it changes, so an
+    # unchanged tenant never gets a new job version (and never a restart).
+    job["Meta"][SPEC_HASH_META] = _spec_hash(job)
+    return {"Job": job}
+
+
+def render(user_id: str, plan: str, settings: Any) -> str:
+    """Pretty JSON of the body ``build_job`` returns, for ``whago nomad render``."""
+    body = build_job(settings, TenantRef(id=user_id, plan=plan))
+    return json.dumps(body, indent=2, sort_keys=False)

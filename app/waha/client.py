@@ -1,0 +1,367 @@
+"""Async WAHA HTTP client.
+
+One ``httpx.AsyncClient`` (connection pool) per WAHA base URL, shared through ``WahaClientPool``.
+Every call carries an explicit timeout and the ``X-Api-Key`` header. Remote failures become typed
+errors that subclass ``app.core.errors`` so services can map them without knowing about httpx:
+
+| WAHA answer                              | exception          | status semantics |
+|------------------------------------------|--------------------|------------------|
+| connect error, timeout, broken response, 5xx | ``WahaUnavailable`` | 503, retry later |
+| 404                                      | ``WahaNotFound``   | 404              |
+| 422 (wrong status for QR/send; ``WahaSessionExists`` on create) | ``WahaConflict`` | 409 |
+| other 4xx (400 bad body, 401 bad key, ...), or a 2xx body we cannot decode | ``WahaRejected`` | 502: WAHA refused *our* request; the end user did nothing wrong |
+
+Messages name the method, path and WAHA's own message; keys and passwords are scrubbed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from app.core.errors import Conflict, DependencyUnavailable, NotFound, WhagoError
+from app.waha.schemas import (
+    DEFAULT_EVENTS,
+    Base64File,
+    PairingCode,
+    ProxyConfig,
+    QRCodeValue,
+    RetryPolicy,
+    ServerVersion,
+    SessionDTO,
+    SessionInfo,
+)
+from app.waha.sessions import build_session_config
+
+logger = logging.getLogger("whago.waha")
+
+T = TypeVar("T")
+
+_MAX_MESSAGE = 300
+
+
+class WahaError(WhagoError):
+    """Base of every WAHA adapter error. ``waha_status`` is WAHA's HTTP status, if it answered."""
+
+    def __init__(self, detail: str, *, waha_status: int | None = None) -> None:
+        super().__init__(detail)
+        self.waha_status = waha_status
+
+
+class WahaUnavailable(WahaError, DependencyUnavailable):
+    pass
+
+
+class WahaNotFound(WahaError, NotFound):
+    pass
+
+
+class WahaConflict(WahaError, Conflict):
+    pass
+
+
+class WahaSessionExists(WahaConflict):
+    """422 "Session '<name>' already exists" on create."""
+
+
+class WahaRejected(WahaError):
+    status_code = 502
+    code = "waha_rejected"
+    default_detail = "WAHA rejected the request."
+
+
+class WahaClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = 10.0,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        # Connect fails fast (a dead instance should not eat the whole budget); reads get it all.
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            timeout=self._timeout,
+            trust_env=False,  # WAHA sits on an internal address: never route it via an ambient HTTP(S)_PROXY
+        )
+        self._secrets: set[str] = set()
+        self._remember_secrets(api_key)
+
+    def __repr__(self) -> str:
+        return f"WahaClient({self.base_url!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> WahaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        name: str,
+        *,
+        start: bool,
+        metadata: Mapping[str, str],
+        proxy: ProxyConfig | None,
+        webhook_url: str,
+        hmac_key: str | None,
+        events: Iterable[str] = DEFAULT_EVENTS,
+        retry_attempts: int = 8,
+        retry_delay_seconds: float = 2,
+        retry_policy: RetryPolicy = "exponential",
+    ) -> SessionDTO:
+        """Create the session, or replace the config of an existing one (idempotent provisioning).
+
+        On "already exists" WAHA wants a PUT with the full config; PUT restarts a running session but
+        does not start a stopped one, so ``start=True`` then also starts it.
+        """
+        config = build_session_config(
+            metadata=metadata,
+            webhook_url=webhook_url,
+            hmac_key=hmac_key,
+            proxy=proxy,
+            events=events,
+            retry_attempts=retry_attempts,
+            retry_delay_seconds=retry_delay_seconds,
+            retry_policy=retry_policy,
+        )
+        self._remember_secrets(hmac_key, proxy.password if proxy else None)
+        try:
+            return await self._call("POST", "/api/sessions", SessionDTO, json={"name": name, "start": start, "config": config})
+        except WahaSessionExists:
+            pass
+        session = await self.update_session(name, config)
+        if start and session.status == "STOPPED":
+            session = await self.start_session(name)
+        return session
+
+    async def update_session(self, name: str, config: Mapping[str, Any]) -> SessionDTO:
+        """Replace the whole config (WAHA restarts the session if it runs)."""
+        proxy = config.get("proxy") or {}
+        hooks = config.get("webhooks") or []
+        self._remember_secrets(proxy.get("password"), *((hook.get("hmac") or {}).get("key") for hook in hooks))
+        return await self._call("PUT", f"/api/sessions/{_seg(name)}", SessionDTO, json={"config": dict(config)})
+
+    async def get_session(self, name: str) -> SessionInfo:
+        return await self._call("GET", f"/api/sessions/{_seg(name)}", SessionInfo)
+
+    async def list_sessions(self, all: bool = True) -> list[SessionInfo]:  # noqa: A002 - WAHA's name
+        params = {"all": "true"} if all else None
+        return await self._call("GET", "/api/sessions", list[SessionInfo], params=params)
+
+    async def start_session(self, name: str) -> SessionDTO:
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/start", SessionDTO)
+
+    async def stop_session(self, name: str) -> SessionDTO:
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/stop", SessionDTO)
+
+    async def restart_session(self, name: str) -> SessionDTO:
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/restart", SessionDTO)
+
+    async def logout_session(self, name: str) -> SessionDTO:
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/logout", SessionDTO)
+
+    # Short aliases; callers may use either spelling.
+    start = start_session
+    stop = stop_session
+    restart = restart_session
+    logout = logout_session
+
+    async def delete_session(self, name: str) -> None:
+        """Delete config and auth data. A session that is already gone counts as deleted."""
+        try:
+            await self._call("DELETE", f"/api/sessions/{_seg(name)}", None)
+        except WahaNotFound:
+            pass
+
+    # --- auth ---------------------------------------------------------------------------------
+
+    async def get_qr_png(self, name: str) -> bytes:
+        """The current QR as PNG bytes. 422 (``WahaConflict``) when the session is not in SCAN_QR_CODE."""
+        response = await self._request(
+            "GET", f"/api/{_seg(name)}/auth/qr", params={"format": "image"}, headers={"Accept": "image/png"}
+        )
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # Some WAHA builds answer JSON (Base64File) whatever the Accept header says.
+            file = self._decode(response, Base64File)
+            return base64.b64decode(file.data)
+        return response.content
+
+    async def get_qr_raw(self, name: str) -> str:
+        """The text encoded in the current QR."""
+        value = await self._call(
+            "GET", f"/api/{_seg(name)}/auth/qr", QRCodeValue, params={"format": "raw"}, headers={"Accept": "application/json"}
+        )
+        return value.value
+
+    async def request_pairing_code(self, name: str, phone_number: str) -> str:
+        """Ask WhatsApp for an 8-character pairing code to type on the phone instead of scanning."""
+        digits = "".join(ch for ch in phone_number if ch.isdigit())
+        result = await self._call("POST", f"/api/{_seg(name)}/auth/request-code", PairingCode, json={"phoneNumber": digits})
+        return result.code
+
+    # --- messages -----------------------------------------------------------------------------
+
+    async def send_text(self, name: str, chat_id: str, text: str, *, message_id: str | None = None) -> dict[str, Any]:
+        """Send a text. Returns ``{"id": <message id or None>, "raw": <WAHA's body or None>}``.
+
+        The body's shape depends on the engine (WAMessage ``id``; NOWEB's Baileys ``key.id``; one
+        release answered an empty 201), so the id is best-effort. ``message_id`` is WAHA's
+        "pre-generated message id" (NOWEB/GOWS) for callers that need correlation.
+        """
+        if "@" not in chat_id:
+            chat_id = "".join(ch for ch in chat_id if ch.isdigit()) + "@c.us"
+        body: dict[str, Any] = {"session": name, "chatId": chat_id, "text": text}
+        if message_id:
+            body["id"] = message_id
+        response = await self._request("POST", "/api/sendText", json=body)
+        raw: Any = None
+        if response.content.strip():
+            try:
+                raw = msgspec.json.decode(response.content)
+            except msgspec.DecodeError:
+                raw = None
+        return {"id": _message_id(raw) or message_id, "raw": raw}
+
+    # --- server -------------------------------------------------------------------------------
+
+    async def server_version(self) -> ServerVersion:
+        return await self._call("GET", "/api/server/version", ServerVersion)
+
+    async def ping(self) -> bool:
+        """Liveness: True when ``/ping`` answers 200. Never raises."""
+        try:
+            await self._request("GET", "/ping")
+        except WahaError:
+            return False
+        return True
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _remember_secrets(self, *values: str | None) -> None:
+        # Very short values cannot be scrubbed without mangling every message; real keys are long.
+        self._secrets.update(v for v in values if v and len(v) >= 6)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:_MAX_MESSAGE]
+
+    async def _call(self, method: str, path: str, type_: type[T] | Any, **kwargs: Any) -> T:
+        response = await self._request(method, path, **kwargs)
+        return None if type_ is None else self._decode(response, type_, method=method, path=path)  # type: ignore[return-value]
+
+    def _decode(self, response: httpx.Response, type_: Any, *, method: str = "", path: str = "") -> Any:
+        try:
+            return msgspec.json.decode(response.content, type=type_)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            where = f"{method or response.request.method} {path or response.request.url.path}"
+            raise WahaRejected(
+                f"WAHA {where}: unexpected response body ({self._scrub(str(exc))})", waha_status=response.status_code
+            ) from None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-Api-Key": self._api_key, "Accept": "application/json", **kwargs.pop("headers", {})}
+        where = f"{method} {path}"
+        try:
+            response = await self._http.request(
+                method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+            )
+        except httpx.TimeoutException:
+            raise WahaUnavailable(f"WAHA {where}: timed out") from None
+        except httpx.HTTPError as exc:
+            # Transport failures only; the exception text carries no headers, but scrub anyway.
+            raise WahaUnavailable(f"WAHA {where}: {type(exc).__name__} {self._scrub(str(exc))}".rstrip()) from None
+        logger.debug("WAHA %s -> %s", where, response.status_code)
+        if response.is_success:
+            return response
+        raise self._error(response, where)
+
+    def _error(self, response: httpx.Response, where: str) -> WahaError:
+        status = response.status_code
+        message = _waha_message(response)
+        detail = f"WAHA {where}: {status} {self._scrub(message)}".rstrip()
+        if status >= 500:
+            return WahaUnavailable(detail, waha_status=status)
+        if status == 404:
+            return WahaNotFound(detail, waha_status=status)
+        if status == 422 and "already exists" in message:
+            return WahaSessionExists(detail, waha_status=status)
+        if status == 422:
+            return WahaConflict(detail, waha_status=status)
+        return WahaRejected(detail, waha_status=status)
+
+
+class WahaClientPool:
+    """One client (and connection pool) per WAHA base URL; close it once at shutdown."""
+
+    def __init__(self, api_key: str, timeout: float = 10.0) -> None:
+        self._api_key = api_key
+        self._timeout = timeout
+        self._clients: dict[str, WahaClient] = {}
+
+    def get(self, base_url: str) -> WahaClient:
+        key = base_url.rstrip("/")
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = WahaClient(key, self._api_key, self._timeout)
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WahaClientPool:
+        return cls(settings.waha_api_key, settings.waha_timeout_seconds)
+
+
+def _seg(name: str) -> str:
+    """A session name as one path segment (never lets a name reach another route)."""
+    return quote(name, safe="")
+
+
+def _waha_message(response: httpx.Response) -> str:
+    """WAHA's (NestJS) error text: ``{"message": str | [str], "error": ..., "statusCode": n}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()
+    if isinstance(body, dict):
+        message = body.get("message", body.get("error", ""))
+        if isinstance(message, list):
+            message = "; ".join(map(str, message))
+        return str(message)
+    return str(body)
+
+
+def _message_id(raw: Any) -> str | None:
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("id"), str):
+        return raw["id"]
+    # whatsapp-web.js serialises the id as {"_serialized": ...}; NOWEB as Baileys' key.id
+    if isinstance(raw.get("id"), dict) and isinstance(raw["id"].get("_serialized"), str):
+        return raw["id"]["_serialized"]
+    key = raw.get("key")
+    if isinstance(key, dict) and isinstance(key.get("id"), str):
+        return key["id"]
+    return None

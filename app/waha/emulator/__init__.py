@@ -1,0 +1,78 @@
+"""A WAHA emulator: WAHA's HTTP API (the part WHAGO uses) plus a control surface for tests.
+
+Public API::
+
+    from app.waha.emulator import EmulatorConfig, create_emulator_app, serve_emulator
+
+    app = create_emulator_app(EmulatorConfig(api_key="k", boot_delay_seconds=0.05, qr_first_seconds=0.5))
+    app.state.emulator            # the live Emulator (same object as app.emulator)
+    app.state.emulator.sessions   # name -> EmulatedSession (status, auth, qr_value, config, sent, ...)
+    app.state.emulator.events     # every emitted webhook envelope (deque, newest last)
+    app.state.emulator.deliveries # every webhook delivery attempt {event_id, url, attempt, status|error}
+    app.state.emulator.fault = "error500"; app.state.emulator.deliver_webhooks = False
+
+Flags (``fault``, ``deliver_webhooks``) may be flipped from any thread. Anything that starts
+timers (scan, fail, start, ...) must run on the serving loop: use the HTTP control endpoints.
+
+WAHA API (``X-Api-Key`` header or ``?x-api-key=``; 401 otherwise; ``/ping`` is open):
+``GET /ping``, ``GET /health``, ``GET /api/server/version``, ``GET|POST /api/sessions``
+(``?all=true`` includes STOPPED), ``GET|PUT|DELETE /api/sessions/{name}``,
+``POST /api/sessions/{name}/start|stop|restart|logout`` (201), ``GET /api/sessions/{name}/me``,
+``GET /api/{name}/auth/qr?format=image|raw``, ``POST /api/{name}/auth/request-code``,
+``POST /api/sendText``. Errors use WAHA's NestJS body ``{message, error, statusCode}``.
+
+Lifecycle: STOPPED -> STARTING -(boot_delay)-> SCAN_QR_CODE, with a fresh QR value and PNG on every
+rotation (first lasts ``qr_first_seconds``, the rest ``qr_next_seconds``), each rotation emitting
+``session.status`` SCAN_QR_CODE; after ``qr_max`` codes -> FAILED. A linked session (scanned, not
+logged out) goes STARTING -> WORKING on start. PUT replaces the config and restarts a running
+session. Logout forgets the link; a running session goes back to QR.
+
+Control endpoints (no key, immune to faults):
+
+- ``POST /_emulator/sessions/{name}/scan`` ``{phone?, pushName?}``: SCAN_QR_CODE -> WORKING, ``me``
+  ``{id: "<digits>@c.us", pushName, lid, jid}`` (a random Brazilian number if no phone); 409 otherwise.
+- ``POST /_emulator/sessions/{name}/fail``: -> FAILED, link kept (restart reconnects without QR).
+- ``POST /_emulator/sessions/{name}/disconnect`` ``{status?: "FAILED"|"STOPPED"}``: the phone unlinked
+  the device; link forgotten, default -> FAILED (WAHA's "re-auth needed").
+- ``POST /_emulator/sessions/{name}/message`` ``{from?, text?}``: inbound message -> ``message`` and
+  ``message.any`` events (422 unless WORKING).
+- ``POST /_emulator/fault`` ``{mode: "none"|"error500"|"refuse"}``: error500 answers every WAHA route
+  with 500; refuse answers 503 ``Connection: close`` (an ASGI app cannot refuse TCP; for a real
+  connection error point the client at a closed port).
+- ``POST /_emulator/webhooks`` ``{deliver: bool}``: false drops events instead of delivering them
+  (they are still recorded in ``events``), to simulate missed webhooks.
+- ``GET /_emulator/sessions`` (state dump), ``GET /_emulator/events``, ``POST /_emulator/reset``.
+
+Webhooks go to each session's configured webhooks (subscribed events only, ``*`` = all), with
+WAHA's envelope and headers (``X-Webhook-Hmac`` = hex HMAC-SHA512 of the raw body when a key is set,
+``X-Webhook-Hmac-Algorithm``, ``X-Webhook-Request-Id``, ``X-Webhook-Timestamp``), retried per the
+webhook's ``retries`` (default 15 x 2 s constant; ``attempts`` counts every try) on non-2xx or
+connection errors. One background worker per session delivers in emission order, so a failing
+receiver delays that session's later events rather than reordering them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.waha.emulator.asgi import EmulatorApp
+from app.waha.emulator.core import EmulatedSession, Emulator, EmulatorConfig
+
+__all__ = ["EmulatedSession", "Emulator", "EmulatorApp", "EmulatorConfig", "create_emulator_app", "serve_emulator"]
+
+
+def create_emulator_app(config: EmulatorConfig) -> EmulatorApp:
+    return EmulatorApp(config)
+
+
+def serve_emulator(host: str = "127.0.0.1", port: int = 3000, api_key: str = "", **timings: Any) -> None:
+    """Run the emulator with uvicorn until interrupted (``whago emulator``).
+
+    ``timings`` are other ``EmulatorConfig`` fields (``boot_delay_seconds``, ``qr_first_seconds``,
+    ``worker_id``, ...).
+    """
+    import uvicorn
+
+    app = create_emulator_app(EmulatorConfig(api_key=api_key, **timings))
+    # No access log: it would print `?x-api-key=` query strings.
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", access_log=False)
