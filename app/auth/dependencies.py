@@ -6,6 +6,7 @@ from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 from app.core.errors import Forbidden, NotAuthenticated
@@ -26,14 +27,14 @@ def _bearer(connection: ASGIConnection) -> str:
     return token.strip()
 
 
-def provide_user_id(request: ASGIConnection, services: Services) -> UUID:
+def provide_user_id(request: ASGIConnection, services: NamedDependency[Services]) -> UUID:
     # Token-only: the hot paths (chip listing) need the caller's id, not a database round trip.
     # Depending on ``services`` (rather than beside it) keeps Litestar resolving the two in
     # sequence instead of spawning a task group per request.
     return services.tokens.verify(_bearer(request), ACCESS).user_id
 
 
-async def provide_current_user(request: ASGIConnection, services: Services) -> dict:
+async def provide_current_user(request: ASGIConnection, services: NamedDependency[Services]) -> dict:
     return await require_user_row(provide_user_id(request, services))
 
 
