@@ -7,9 +7,8 @@ WORKDIR /srv/whago
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY piccolo_migrations ./piccolo_migrations
-RUN pip install --no-compile . && useradd --system --home /srv/whago whago
-# The installed package resolves migrations next to itself; keep them beside it too.
-RUN cp -r piccolo_migrations "$(python -c 'import app, os; print(os.path.dirname(os.path.dirname(app.__file__)))')/" || true
+# Editable install: the app finds piccolo_migrations/ beside app/ in this source tree.
+RUN pip install --no-compile -e . && useradd --system --home /srv/whago whago
 
 USER whago
 EXPOSE 8000
