@@ -1,0 +1,121 @@
+"""Webhook delivery from the emulator to a real receiver: envelope, HMAC over raw bytes, headers,
+event filtering, ordering, retries, suppression."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+
+import httpx
+import msgspec
+import pytest
+
+from app.waha import WahaClient, WebhookEnvelope
+from app.waha.sessions import build_session_config
+from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
+
+pytestmark = pytest.mark.anyio
+
+METADATA = {"user_id": "u-42", "chip_id": "c-42"}
+
+
+async def create(client: WahaClient, name: str, url: str, *, hmac_key: str | None = HMAC_KEY, **kwargs) -> None:
+    await client.create_session(
+        name, start=True, metadata=METADATA, proxy=None, webhook_url=url, hmac_key=hmac_key, **kwargs
+    )
+
+
+def statuses(requests: list[tuple[dict[str, str], bytes]]) -> list[str]:
+    return [json.loads(body)["payload"]["status"] for _, body in requests if json.loads(body)["event"] == "session.status"]
+
+
+async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory()
+    await create(client, "chip_hook", url)
+    await eventually(lambda: "SCAN_QR_CODE" in statuses(receiver.accepted()), what="SCAN_QR_CODE webhook")
+    async with httpx.AsyncClient(base_url=emulator.url) as http:
+        await http.post("/_emulator/sessions/chip_hook/scan", json={"phone": "5511912345678", "pushName": "Ana"})
+        await eventually(lambda: "WORKING" in statuses(receiver.accepted()), what="WORKING webhook")
+        await http.post("/_emulator/sessions/chip_hook/message", json={"from": "5521999990000", "text": "oi"})
+    await eventually(lambda: any(b'"event":"message"' in body for _, body in receiver.accepted()), what="message")
+
+    requests = receiver.accepted()
+    for headers, body in requests:
+        expected = hmac.new(HMAC_KEY.encode(), body, hashlib.sha512).hexdigest()
+        assert headers["x-webhook-hmac"] == expected  # over the exact raw bytes
+        assert headers["x-webhook-hmac-algorithm"] == "sha512"
+        assert headers["content-type"] == "application/json"
+        assert re.fullmatch(r"\d{13}", headers["x-webhook-timestamp"])
+        assert headers["x-webhook-request-id"]
+        envelope = json.loads(body)
+        assert list(envelope) == ["id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"]
+        assert re.fullmatch(r"evt_[0-9a-hjkmnp-tv-z]{26}", envelope["id"])
+        assert envelope["session"] == "chip_hook" and envelope["metadata"] == METADATA
+        assert envelope["environment"]["worker"]["id"] == "test-worker"
+    assert len({json.loads(body)["id"] for _, body in requests}) == len(requests)
+    assert statuses(requests) == ["STARTING", "SCAN_QR_CODE", "WORKING"]  # emission order kept
+
+    events = [json.loads(body) for _, body in requests]
+    working = next(e for e in events if e["event"] == "session.status" and e["payload"]["status"] == "WORKING")
+    assert working["me"]["id"] == "5511912345678@c.us" and working["me"]["pushName"] == "Ana"
+    assert [p["status"] for p in working["payload"]["statuses"]] == ["STARTING", "SCAN_QR_CODE", "WORKING"]
+    starting = events[0]
+    assert starting["me"] is None and starting["payload"]["data"] is None
+    message = next(e for e in events if e["event"] == "message")
+    assert message["payload"]["from"] == "5521999990000@c.us" and message["payload"]["body"] == "oi"
+    assert message["me"]["id"] == "5511912345678@c.us"
+    assert not any(e["event"] == "message.any" for e in events)  # not subscribed
+    # the envelope decodes with the struct the webhook receiver will use
+    decoded = msgspec.json.decode(requests[-1][1], type=WebhookEnvelope)
+    assert decoded.me is not None and decoded.metadata == METADATA
+
+
+async def test_no_hmac_header_without_key(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory()
+    await create(client, "chip_nokey", url, hmac_key=None)
+    await eventually(lambda: receiver.accepted(), what="a webhook")
+    headers, _ = receiver.accepted()[0]
+    assert "x-webhook-hmac" not in headers and "x-webhook-hmac-algorithm" not in headers
+
+
+async def test_retries_on_500_then_delivers_in_order(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory(fail_first=2)
+    await create(client, "chip_retry", url, retry_attempts=4, retry_delay_seconds=0.02)
+    await eventually(lambda: "SCAN_QR_CODE" in statuses(receiver.accepted()), what="delivery after retries")
+    first_three = receiver.requests[:3]
+    assert [status for _, _, status in first_three] == [500, 500, 200]
+    assert len({body for _, body, _ in first_three}) == 1  # the same event, byte for byte
+    assert len({h["x-webhook-request-id"] for h, _, _ in first_three}) == 1
+    assert statuses(receiver.accepted())[:2] == ["STARTING", "SCAN_QR_CODE"]
+    attempts = [d["attempt"] for d in list(emulator.state.deliveries) if d["session"] == "chip_retry"][:3]
+    assert attempts == [1, 2, 3]
+
+
+async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory(fail_first=1000, fail_status=503)
+    config = build_session_config(metadata=METADATA, webhook_url=url, hmac_key=None, events=["session.status"],
+                                  retry_attempts=3, retry_delay_seconds=0.01, retry_policy="constant")
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        await http.post("/api/sessions", json={"name": "chip_giveup", "start": False, "config": config})
+    await client.start_session("chip_giveup")  # one STARTING event
+    await eventually(lambda: len(receiver.requests) >= 3, what="three attempts")
+    await emulator.wait_status("chip_giveup", "SCAN_QR_CODE")
+    await eventually(lambda: len(receiver.requests) >= 6, what="the next event's attempts")
+    starting_id = json.loads(receiver.requests[0][1])["id"]
+    assert [json.loads(body)["id"] for _, body, _ in receiver.requests[:3]] == [starting_id] * 3
+    assert json.loads(receiver.requests[3][1])["id"] != starting_id  # moved on after 3 attempts
+
+
+async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory()
+    async with httpx.AsyncClient(base_url=emulator.url) as http:
+        assert (await http.post("/_emulator/webhooks", json={"deliver": False})).status_code == 200
+        await create(client, "chip_quiet", url)
+        await emulator.wait_status("chip_quiet", "SCAN_QR_CODE")
+        assert len(emulator.events("chip_quiet")) == 2  # recorded, not delivered
+        await http.post("/_emulator/webhooks", json={"deliver": True})
+        await http.post("/_emulator/sessions/chip_quiet/scan")
+    await eventually(lambda: receiver.accepted(), what="delivery after re-enabling")
+    assert statuses(receiver.accepted()) == ["WORKING"]
