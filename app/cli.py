@@ -58,6 +58,40 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulator(args: argparse.Namespace) -> int:
+    from app.waha.emulator import serve_emulator
+
+    api_key = args.api_key or get_settings().waha_api_key
+    serve_emulator(
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        boot_delay_seconds=args.boot_delay,
+        qr_first_seconds=args.qr_first,
+        qr_next_seconds=args.qr_next,
+        qr_max=args.qr_max,
+    )
+    return 0
+
+
+def _nomad_render(args: argparse.Namespace) -> int:
+    import uuid
+
+    from app.scheduler.nomad_job import render
+
+    settings = get_settings()
+    if args.plan not in settings.plan_limits:
+        print(f"whago: unknown plan {args.plan!r}; one of {', '.join(settings.plan_limits)}", file=sys.stderr)
+        return 2
+    try:
+        user_id = str(uuid.UUID(args.user_id))
+    except ValueError:
+        print(f"whago: --user-id must be a UUID, got {args.user_id!r}", file=sys.stderr)
+        return 2
+    print(render(user_id, args.plan, settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whago", description="WHAGO: WhatsApp sessions on WAHA, per tenant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.set_defaults(func=_dev)
+
+    emulator = sub.add_parser("emulator", help="run the WAHA emulator (for demos, the SPA and tests)")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=3000)
+    emulator.add_argument("--api-key", default="", help="X-Api-Key to require (default: WHAGO_WAHA_API_KEY)")
+    emulator.add_argument("--boot-delay", type=float, default=1.0, help="seconds in STARTING")
+    emulator.add_argument("--qr-first", type=float, default=60.0, help="lifetime of the first QR (s)")
+    emulator.add_argument("--qr-next", type=float, default=20.0, help="lifetime of each later QR (s)")
+    emulator.add_argument("--qr-max", type=int, default=6, help="QR codes before the session FAILS")
+    emulator.set_defaults(func=_emulator)
+
+    nomad = sub.add_parser("nomad", help="Nomad helpers").add_subparsers(dest="nomad_command", required=True)
+    render = nomad.add_parser("render", help="print the job registration body for a tenant (no database)")
+    render.add_argument("--user-id", required=True)
+    render.add_argument("--plan", required=True)
+    render.set_defaults(func=_nomad_render)
 
     admin = sub.add_parser("create-admin", help="create an admin, or promote an existing user")
     admin.add_argument("email")

@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     nomad_constraints: str = ""  # JSON list of Nomad Constraint objects
     nomad_timeout_seconds: float = 10.0
     nomad_threads: int = 8
+    nomad_list_page_size: int = 1000
     consul_addr: str = "http://127.0.0.1:8500"
     consul_token: str = ""
     waha_cpu_base_mhz: int = 200

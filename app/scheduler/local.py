@@ -98,9 +98,10 @@ class LocalScheduler:
                 delay = min(delay * 2, 0.25)
         except BaseException:
             await self._shutdown(running)
+            sock.close()
             raise
-        finally:
-            sock.close()  # uvicorn holds its own reference while serving
+        # No close on success: asyncio's server uses this very socket object (not a dup), and
+        # closing it would free the fd under the running server.
         logger.info("local WAHA emulator for %s on %s", user_id, running.base_url)
         return running
 

@@ -105,9 +105,9 @@ class NomadScheduler:
         self.namespace = settings.nomad_namespace or "default"
         self.timeout = float(settings.nomad_timeout_seconds)
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
-        self.page_size = int(getattr(settings, "nomad_list_page_size", 1000))
+        self.page_size = settings.nomad_list_page_size
         self.cache = AddressCache(
-            redis, settings.instance_address_cache_seconds, getattr(settings, "redis_timeout_seconds", 2.0)
+            redis, settings.instance_address_cache_seconds, settings.redis_timeout_seconds
         )
         self._nomad_origin = _safe_origin(settings.nomad_addr)
         self._consul_origin = _safe_origin(settings.consul_addr)

@@ -23,7 +23,6 @@ PORT_LABEL = "http"
 CONTAINER_PORT = 3000  # WAHA listens on 3000 inside the container
 CHECK_NAME = "whago-waha-ping"  # readiness = this check passing in Consul
 SPEC_HASH_META = "whago_spec_hash"
-WEBHOOK_EVENTS = "session.status,message"
 
 
 def resources_for_plan(settings: Any, plan: str) -> dict[str, int]:
@@ -84,13 +83,9 @@ def _env(settings: Any, job_id: str) -> dict[str, str]:
         "WAHA_LOG_FORMAT": "JSON",
         "WHATSAPP_API_KEY_EXCLUDE_PATH": "ping",
         "WAHA_API_KEY_EXCLUDE_PATH": "ping",  # docs disagree on the variable name; set both
-        # Webhook defaults: every session of this instance reports to WHAGO, signed.
-        "WHATSAPP_HOOK_URL": settings.webhook_url,
-        "WHATSAPP_HOOK_EVENTS": WEBHOOK_EVENTS,
-        "WHATSAPP_HOOK_HMAC_KEY": settings.webhook_hmac_key,
-        "WHATSAPP_HOOK_RETRIES_POLICY": "exponential",
-        "WHATSAPP_HOOK_RETRIES_DELAY_SECONDS": str(getattr(settings, "webhook_retry_delay_seconds", 2)),
-        "WHATSAPP_HOOK_RETRIES_ATTEMPTS": str(getattr(settings, "webhook_retry_attempts", 8)),
+        # No instance-wide WHATSAPP_HOOK_*: each session carries its own signed webhook config
+        # (with the chip's metadata); a global hook to the same URL would deliver every event
+        # twice (WAHA #1384) and put the HMAC key into the Nomad job.
     }
     if settings.waha_sessions_database_url:
         env["WHATSAPP_SESSIONS_POSTGRESQL_URL"] = settings.waha_sessions_database_url

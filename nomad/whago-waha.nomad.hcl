@@ -1,0 +1,226 @@
+# Per-tenant WAHA job: the human-readable twin of app/scheduler/nomad_job.py.
+#
+# The `nomad` scheduler adapter submits the JSON equivalent of this file through the HTTP API
+# (`whago nomad render --user-id <uuid> --plan <plan>` prints that exact JSON). Keep both in step:
+# tests/scheduler/test_nomad_job.py checks that names, ports, check and env vars agree.
+#
+# HCL block labels cannot hold variables (hashicorp/nomad#9522), so the job id below is a
+# placeholder: replace USER_ID with the tenant's user id before `nomad job plan/run`, e.g.
+#   sed "s/USER_ID/$UID/" nomad/whago-waha.nomad.hcl > /tmp/job.hcl
+#   nomad job plan -var user_id=$UID -var-file=tenant.vars /tmp/job.hcl
+# Durations here are HCL strings; the adapter sends integer nanoseconds (Nomad's JSON form).
+
+variable "user_id" {
+  type        = string
+  description = "Tenant user id (UUID). The job id and Consul service are whago-waha-<user_id>."
+}
+variable "plan" {
+  type    = string
+  default = "free"
+}
+variable "email_domain" {
+  type    = string
+  default = ""
+}
+variable "namespace" {
+  type    = string
+  default = "default"
+}
+variable "region" {
+  type    = string
+  default = "global"
+}
+variable "datacenters" {
+  type    = list(string)
+  default = ["dc1"]
+}
+variable "node_pool" {
+  type    = string
+  default = "default" # Nomad >= 1.6
+}
+variable "image" {
+  type    = string
+  default = "devlikeapro/waha"
+}
+variable "registry_username" {
+  type    = string
+  default = ""
+}
+variable "registry_password" {
+  type    = string
+  default = ""
+}
+variable "engine" {
+  type    = string
+  default = "GOWS"
+}
+variable "waha_api_key_sha512" {
+  type        = string
+  description = "\"sha512:<hex of sha512(WHAGO_WAHA_API_KEY)>\": WAHA checks the hash, the plain key stays out of Nomad."
+}
+variable "sessions_database_url" {
+  type    = string
+  default = "" # WHAGO_WAHA_SESSIONS_DATABASE_URL; empty = WAHA's local store
+}
+variable "cpu" {
+  type        = number
+  default     = 300 # WHAGO_WAHA_CPU_BASE_MHZ + WHAGO_WAHA_CPU_PER_CHIP_MHZ x plan's max chips
+}
+variable "memory" {
+  type        = number
+  default     = 456 # WHAGO_WAHA_MEMORY_BASE_MB + WHAGO_WAHA_MEMORY_PER_CHIP_MB x plan's max chips
+}
+variable "sessions_host_volume" {
+  type    = string
+  default = "" # WHAGO_WAHA_SESSIONS_HOST_VOLUME; empty = no volume
+}
+
+job "whago-waha-USER_ID" {
+  name        = "whago-waha-${var.user_id}"
+  type        = "service"
+  priority    = 50
+  namespace   = var.namespace
+  region      = var.region
+  datacenters = var.datacenters
+  node_pool   = var.node_pool
+
+  meta {
+    whago_user_id      = var.user_id
+    whago_plan         = var.plan
+    whago_email_domain = var.email_domain
+    created_by         = "whago"
+    # The adapter also sets whago_spec_hash (digest of the whole job) to skip no-op updates.
+  }
+
+  # WHAGO_NOMAD_CONSTRAINTS (JSON list) becomes job-level constraint blocks, e.g.:
+  # constraint {
+  #   attribute = "${node.class}"
+  #   value     = "waha"
+  # }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = "10s"
+    healthy_deadline  = "5m"
+    progress_deadline = "10m"
+    auto_revert       = true
+    canary            = 0
+  }
+
+  group "waha" {
+    count = 1
+
+    network {
+      mode = "host"
+      port "http" {
+        to = 3000 # WAHA listens on 3000 in the container; the host port is dynamic
+      }
+    }
+
+    service {
+      name     = "whago-waha-${var.user_id}"
+      provider = "consul"
+      port     = "http"
+      tags     = ["whago", "whago-waha", "user-${var.user_id}"]
+      meta {
+        whago_user_id = var.user_id
+        whago_job_id  = "whago-waha-${var.user_id}"
+      }
+
+      check {
+        name     = "whago-waha-ping"
+        type     = "http"
+        path     = "/ping"
+        interval = "10s"
+        timeout  = "2s"
+        check_restart {
+          limit           = 3
+          grace           = "60s"
+          ignore_warnings = false
+        }
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "10m"
+      delay    = "15s"
+      mode     = "fail"
+    }
+
+    reschedule {
+      unlimited      = true
+      delay          = "30s"
+      delay_function = "exponential"
+      max_delay      = "10m"
+    }
+
+    shutdown_delay = "5s"
+
+    dynamic "volume" {
+      for_each = var.sessions_host_volume == "" ? [] : [var.sessions_host_volume]
+      labels   = ["sessions"]
+      content {
+        type      = "host"
+        source    = volume.value
+        read_only = false
+      }
+    }
+
+    task "waha" {
+      driver = "docker"
+
+      config {
+        image = var.image
+        ports = ["http"]
+
+        dynamic "auth" {
+          for_each = var.registry_username == "" ? [] : [1]
+          content {
+            username = var.registry_username
+            password = var.registry_password
+          }
+        }
+      }
+
+      env {
+        WAHA_API_KEY                        = var.waha_api_key_sha512
+        WHATSAPP_DEFAULT_ENGINE             = var.engine
+        WAHA_WORKER_ID                      = "whago-waha-${var.user_id}"
+        WAHA_PRINT_QR                       = "False"
+        WAHA_LOG_FORMAT                     = "JSON"
+        WHATSAPP_API_KEY_EXCLUDE_PATH       = "ping"
+        WAHA_API_KEY_EXCLUDE_PATH           = "ping"
+        # No instance-wide WHATSAPP_HOOK_*: WHAGO gives every session its own signed webhook.
+        # Only when set (the adapter omits it otherwise):
+        WHATSAPP_SESSIONS_POSTGRESQL_URL    = var.sessions_database_url
+      }
+
+      resources {
+        cpu    = var.cpu
+        memory = var.memory
+      }
+
+      kill_timeout = "30s"
+
+      logs {
+        max_files     = 5
+        max_file_size = 10
+      }
+
+      meta {
+        whago_user_id = var.user_id
+      }
+
+      dynamic "volume_mount" {
+        for_each = var.sessions_host_volume == "" ? [] : [1]
+        content {
+          volume      = "sessions"
+          destination = "/app/.sessions"
+          read_only   = false
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,812 @@
+"""A Nomad + Consul test double: two real HTTP servers on loopback.
+
+Nomad endpoints (what the scheduler adapter uses):
+
+- ``POST|PUT /v1/jobs`` and ``POST|PUT /v1/job/:id``: register/update, body validated strictly
+  against the ``Job`` schema of ``nomad-openapi.yaml`` (see ``nomad_schema``); 400 like Nomad's.
+- ``GET /v1/jobs?prefix=&per_page=&next_token=&meta=``: stubs sorted by ID, paged, token in
+  ``X-Nomad-NextToken``.
+- ``GET /v1/job/:id``, ``GET /v1/job/:id/allocations``, ``GET /v1/job/:id/evaluations``,
+  ``DELETE /v1/job/:id[?purge=true]``.
+- ``GET /v1/allocation/:id`` (with ``AllocatedResources.Shared.Ports``),
+  ``POST|PUT /v1/allocation/:id/stop`` (replacement placed on a new port).
+
+Consul: ``GET /v1/health/service/:name[?passing]``.
+
+"Running" a job starts one WAHA emulator per allocation on a free loopback port (its "dynamic
+port"), then registers the group's services in the Consul double the way Nomad does: first with
+only the node's ``serfHealth`` check (the registration gap of nomad#7736), then with the job's own
+check, critical until a background checker gets an answer from the check's path.
+
+Fault switches (attributes, flip them any time from the test thread):
+``nomad_status`` / ``consul_status`` (answer every request with that HTTP status),
+``nomad_delay`` / ``consul_delay`` (seconds before answering), ``placement_failure`` (a resource
+dimension such as ``"memory"``: new evaluations fail to place), ``check_failing`` (checks stay
+critical), ``checks_missing`` (services register without their own check), ``alloc_start_fails``
+(allocations go ``failed`` with a driver error), and ``lose_allocation(job_id)`` (node lost: the
+allocation becomes ``lost`` and is rescheduled to a new port).
+
+ACL: pass ``nomad_token`` / ``consul_token`` to require ``X-Nomad-Token`` / ``X-Consul-Token``.
+
+Use ``with NomadConsulDouble() as double:`` (or ``serve_double()``); everything it started stops
+on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import httpx
+import msgspec
+
+from tests.doubles.nomad_schema import validate_register_body
+from tests.support.asgi_server import ServedApp
+
+SERVER_FIELDS = ("Status", "StatusDescription", "Stop", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex", "SubmitTime", "Stable")
+NODE_ID = "5f5e2a38-0d6c-4c2b-9b3e-000000000001"
+NODE_NAME = "double-node-1"
+
+
+@dataclass
+class Alloc:
+    id: str
+    namespace: str
+    job_id: str
+    job_version: int
+    group: str
+    create_index: int
+    modify_index: int
+    eval_id: str
+    client_status: str = "pending"
+    desired_status: str = "run"
+    description: str = ""
+    port: int | None = None
+    server: ServedApp | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    service_ids: list[str] = field(default_factory=list)
+    create_time: int = field(default_factory=time.time_ns)
+
+
+@dataclass
+class JobRecord:
+    job: dict[str, Any]
+    namespace: str
+    version: int
+    create_index: int
+    modify_index: int
+    job_modify_index: int
+    submit_time: int
+    stop: bool = False
+    placed: bool = True
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    allocs: list[Alloc] = field(default_factory=list)
+    seeded: str | None = None  # status of a seeded (bench) job that runs nothing
+
+
+class _Route:
+    def __init__(self, method: str, pattern: str, handler: Any) -> None:
+        self.method = method
+        self.parts = pattern.strip("/").split("/")
+        self.pattern = pattern
+        self.handler = handler
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method not in self.method.split("|"):
+            return None
+        parts = path.strip("/").split("/")
+        if len(parts) != len(self.parts):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(self.parts, parts):
+            if want.startswith(":"):
+                params[want[1:]] = unquote(got)
+            elif want != got:
+                return None
+        return params
+
+
+class _Request(msgspec.Struct):
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def flag(self, name: str) -> bool:
+        value = self.arg(name)
+        return value is not None and value.lower() in ("", "1", "true", "t", "yes")
+
+
+def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    hdrs = {"content-type": "application/json"}
+    hdrs.update(headers or {})
+    return status, msgspec.json.encode(payload), hdrs
+
+
+def _text_response(status: int, text: str) -> tuple[int, bytes, dict[str, str]]:
+    return status, text.encode(), {"content-type": "text/plain; charset=utf-8"}
+
+
+class _AsgiApp:
+    """Minimal ASGI router: the doubles need no framework, and a bare app keeps them fast."""
+
+    def __init__(self, double: NomadConsulDouble, server: str, routes: list[_Route]) -> None:
+        self.double = double
+        self.server = server
+        self.routes = routes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = _Request(
+            method=scope["method"],
+            path=scope["path"],
+            query=parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True),
+            headers={k.decode().lower(): v.decode() for k, v in scope.get("headers", [])},
+            body=body,
+        )
+        status, payload, headers = await self._dispatch(request)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _dispatch(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        d = self.double
+        for route in self.routes:
+            params = route.match(request.method, request.path)
+            if params is None:
+                continue
+            d._count(self.server, request.method, route.pattern)
+            delay = d.nomad_delay if self.server == "nomad" else d.consul_delay
+            if delay:
+                await asyncio.sleep(delay)
+            status = d.nomad_status if self.server == "nomad" else d.consul_status
+            if status:
+                return _text_response(status, "rpc error: No cluster leader" if status >= 500 else "Permission denied")
+            token = d.nomad_token if self.server == "nomad" else d.consul_token
+            header = "x-nomad-token" if self.server == "nomad" else "x-consul-token"
+            if token and request.headers.get(header) != token:
+                return _text_response(403, "Permission denied" if self.server == "nomad" else "ACL not found")
+            try:
+                return route.handler(request, **params)
+            except Exception as exc:  # a bug in the double must show up as a loud 500
+                return _text_response(500, f"double error: {type(exc).__name__}: {exc}")
+        d._count(self.server, request.method, "<unrouted>")
+        return _text_response(404, "Invalid URL")
+
+
+class NomadConsulDouble:
+    def __init__(
+        self,
+        *,
+        nomad_token: str = "",
+        consul_token: str = "",
+        check_interval: float = 0.05,
+        registration_gap: float = 0.15,
+        emulator_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.nomad_token = nomad_token
+        self.consul_token = consul_token
+        self.check_interval = check_interval
+        self.registration_gap = registration_gap
+        self.emulator_options = dict(emulator_options or {})
+        # fault switches
+        self.nomad_status: int | None = None
+        self.consul_status: int | None = None
+        self.nomad_delay = 0.0
+        self.consul_delay = 0.0
+        self.placement_failure: str | None = None
+        self.check_failing = False
+        self.checks_missing = False
+        self.alloc_start_fails = False
+        # state
+        self._lock = threading.RLock()
+        self._index = 1000
+        self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.allocs: dict[str, Alloc] = {}
+        self.evals: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}  # Consul service id -> registration
+        self.submitted: list[dict[str, Any]] = []  # every accepted registration body
+        self.rejected: list[tuple[dict[str, Any] | None, list[str]]] = []
+        self.request_counts: collections.Counter[str] = collections.Counter()
+        self._sorted_ids: dict[str, list[str]] | None = None
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._checker: threading.Thread | None = None
+        self._nomad: ServedApp | None = None
+        self._consul: ServedApp | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def nomad_url(self) -> str:
+        assert self._nomad is not None, "double not started"
+        return self._nomad.url
+
+    @property
+    def consul_url(self) -> str:
+        assert self._consul is not None, "double not started"
+        return self._consul.url
+
+    def start(self) -> NomadConsulDouble:
+        nomad_routes = [
+            _Route("GET", "/v1/jobs", self._list_jobs),
+            _Route("POST|PUT", "/v1/jobs", self._register),
+            _Route("GET", "/v1/job/:job_id", self._read_job),
+            _Route("POST|PUT", "/v1/job/:job_id", self._register),
+            _Route("DELETE", "/v1/job/:job_id", self._deregister),
+            _Route("GET", "/v1/job/:job_id/allocations", self._job_allocations),
+            _Route("GET", "/v1/job/:job_id/evaluations", self._job_evaluations),
+            _Route("GET", "/v1/allocation/:alloc_id", self._read_allocation),
+            _Route("POST|PUT", "/v1/allocation/:alloc_id/stop", self._stop_allocation),
+            _Route("GET", "/v1/evaluation/:eval_id", self._read_evaluation),
+        ]
+        consul_routes = [_Route("GET", "/v1/health/service/:name", self._health_service)]
+        self._nomad = ServedApp(_AsgiApp(self, "nomad", nomad_routes)).start()
+        self._consul = ServedApp(_AsgiApp(self, "consul", consul_routes)).start()
+        self._checker = threading.Thread(target=self._check_loop, name="double-consul-checker", daemon=True)
+        self._checker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in list(self._threads):
+            thread.join(10)
+        if self._checker:
+            self._checker.join(5)
+        with self._lock:
+            servers = [a.server for a in self.allocs.values() if a.server is not None]
+            for alloc in self.allocs.values():
+                alloc.server = None
+        # uvicorn notices should_exit within ~0.1 s: stop everything at once, then wait.
+        everything = servers + [s for s in (self._nomad, self._consul) if s is not None]
+        for served in everything:
+            served.server.should_exit = True
+        for served in everything:
+            served.thread.join(10)
+
+    def __enter__(self) -> NomadConsulDouble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers for tests
+    def _count(self, server: str, method: str, route: str) -> None:
+        with self._lock:
+            self.request_counts[f"{server} {method} {route}"] += 1
+
+    def count(self, server: str | None = None, contains: str = "") -> int:
+        with self._lock:
+            return sum(
+                n for key, n in self.request_counts.items() if (server is None or key.startswith(server + " ")) and contains in key
+            )
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.request_counts.clear()
+
+    def running_emulators(self) -> int:
+        with self._lock:
+            return sum(1 for a in self.allocs.values() if a.server is not None)
+
+    def job(self, job_id: str, namespace: str = "default") -> JobRecord | None:
+        with self._lock:
+            return self.jobs.get((namespace, job_id))
+
+    def current_alloc(self, job_id: str, namespace: str = "default") -> Alloc | None:
+        with self._lock:
+            record = self.jobs.get((namespace, job_id))
+            if record is None:
+                return None
+            live = [a for a in record.allocs if a.desired_status == "run"]
+            return live[-1] if live else None
+
+    def seed_jobs(self, count: int, *, prefix: str = "whago-waha-", namespace: str = "default", status: str = "running") -> list[str]:
+        """Insert job records directly (no emulators), for listing benchmarks."""
+        ids = []
+        with self._lock:
+            for _ in range(count):
+                job_id = f"{prefix}{uuid.uuid4()}"
+                index = self._next_index()
+                job = {"ID": job_id, "Name": job_id, "Type": "service", "Namespace": namespace, "Datacenters": ["dc1"],
+                       "Meta": {"whago_user_id": job_id[len(prefix):], "created_by": "whago"}}
+                self.jobs[(namespace, job_id)] = JobRecord(job=job, namespace=namespace, version=0, create_index=index,
+                                                           modify_index=index, job_modify_index=index,
+                                                           submit_time=time.time_ns(), seeded=status)
+                ids.append(job_id)
+            self._sorted_ids = None
+        return ids
+
+    def lose_allocation(self, job_id: str, namespace: str = "default") -> str:
+        """The node running the job's allocation is lost: the allocation turns ``lost`` (its
+        emulator dies and leaves Consul) and Nomad reschedules it onto a new port. Returns the new
+        allocation id."""
+        with self._lock:
+            record = self.jobs[(namespace, job_id)]
+            alloc = self.current_alloc(job_id, namespace)
+            assert alloc is not None, f"{job_id} has no live allocation"
+            self._terminate(alloc, client_status="lost", description="alloc is lost since its node is down")
+            ev = self._new_eval(record, "node-update")
+            new = self._place(record, ev)
+            return new.id if new else ""
+
+    # ------------------------------------------------------------------ state internals (under lock)
+    def _next_index(self) -> int:
+        self._index += 1
+        return self._index
+
+    def _job_status(self, record: JobRecord) -> str:
+        if record.seeded:
+            return record.seeded
+        if record.stop:
+            return "dead"
+        if any(self._live(a) for a in record.allocs):
+            return "running"
+        if not record.placed or not record.allocs:
+            return "pending"
+        return "dead"
+
+    @staticmethod
+    def _live(alloc: Alloc) -> bool:
+        return alloc.desired_status == "run" and alloc.client_status in ("pending", "running")
+
+    def _job_view(self, record: JobRecord) -> dict[str, Any]:
+        job = dict(record.job)
+        job.update(
+            Status=self._job_status(record),
+            StatusDescription="",
+            Stop=record.stop,
+            Version=record.version,
+            CreateIndex=record.create_index,
+            ModifyIndex=record.modify_index,
+            JobModifyIndex=record.job_modify_index,
+            SubmitTime=record.submit_time,
+            Stable=False,
+        )
+        return job
+
+    def _new_eval(self, record: JobRecord, trigger: str) -> dict[str, Any]:
+        index = self._next_index()
+        ev: dict[str, Any] = {
+            "ID": str(uuid.uuid4()),
+            "Namespace": record.namespace,
+            "Priority": record.job.get("Priority", 50),
+            "Type": record.job.get("Type", "service"),
+            "TriggeredBy": trigger,
+            "JobID": record.job["ID"],
+            "JobModifyIndex": record.job_modify_index,
+            "Status": "complete",
+            "StatusDescription": "",
+            "FailedTGAllocs": None,
+            "BlockedEval": "",
+            "CreateIndex": index,
+            "ModifyIndex": index,
+            "CreateTime": time.time_ns(),
+            "ModifyTime": time.time_ns(),
+        }
+        record.evals.append(ev)
+        self.evals[ev["ID"]] = ev
+        return ev
+
+    def _place(self, record: JobRecord, ev: dict[str, Any]) -> Alloc | None:
+        group = (record.job.get("TaskGroups") or [{}])[0]
+        gname = group.get("Name", "group")
+        if self.placement_failure:
+            dim = self.placement_failure
+            ev["FailedTGAllocs"] = {
+                gname: {
+                    "NodesEvaluated": 1,
+                    "NodesFiltered": 0,
+                    "NodesAvailable": {d: 1 for d in record.job.get("Datacenters") or ["dc1"]},
+                    "NodesExhausted": 1,
+                    "DimensionExhausted": {dim: 1},
+                    "ClassExhausted": None,
+                    "ConstraintFiltered": None,
+                    "QuotaExhausted": None,
+                    "CoalescedFailures": 0,
+                }
+            }
+            blocked = self._new_eval(record, "queued-allocs")
+            blocked["Status"] = "blocked"
+            blocked["PreviousEval"] = ev["ID"]
+            ev["BlockedEval"] = blocked["ID"]
+            record.placed = False
+            return None
+        record.placed = True
+        index = self._next_index()
+        alloc = Alloc(
+            id=str(uuid.uuid4()),
+            namespace=record.namespace,
+            job_id=record.job["ID"],
+            job_version=record.version,
+            group=gname,
+            create_index=index,
+            modify_index=index,
+            eval_id=ev["ID"],
+        )
+        alloc.events.append({"Type": "Received", "DisplayMessage": "Task received by client", "Time": time.time_ns()})
+        record.allocs.append(alloc)
+        self.allocs[alloc.id] = alloc
+        snapshot = json.loads(json.dumps(record.job))
+        thread = threading.Thread(target=self._run_alloc, args=(alloc, snapshot), name=f"double-alloc-{alloc.id[:8]}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return alloc
+
+    def _run_alloc(self, alloc: Alloc, job: dict[str, Any]) -> None:
+        """The "client": start the task (an emulator) and register its services in Consul."""
+        from app.waha.emulator import EmulatorConfig, create_emulator_app
+
+        group = job["TaskGroups"][0]
+        task = group["Tasks"][0]
+        env = task.get("Env") or {}
+        if self.alloc_start_fails:
+            with self._lock:
+                alloc.client_status = "failed"
+                alloc.events.append({"Type": "Driver Failure", "DisplayMessage": "Failed to pull `devlikeapro/waha`: manifest unknown",
+                                     "DriverError": "manifest unknown", "Time": time.time_ns()})
+            return
+        options = {"api_key": env.get("WAHA_API_KEY", ""), "worker_id": env.get("WAHA_WORKER_ID", alloc.job_id),
+                   "engine": env.get("WHATSAPP_DEFAULT_ENGINE", "GOWS"), "boot_delay_seconds": 0.05}
+        options.update(self.emulator_options)
+        try:
+            served = ServedApp(create_emulator_app(EmulatorConfig(**options))).start()
+        except Exception as exc:  # pragma: no cover - reported through the alloc like a driver error
+            with self._lock:
+                alloc.client_status = "failed"
+                alloc.events.append({"Type": "Driver Failure", "DisplayMessage": str(exc), "Time": time.time_ns()})
+            return
+        with self._lock:
+            if alloc.desired_status != "run" or self._stopping.is_set():
+                late = True
+            else:
+                late = False
+                alloc.server = served
+                alloc.port = served.port
+                alloc.client_status = "running"
+                alloc.modify_index = self._next_index()
+                alloc.events.append({"Type": "Started", "DisplayMessage": "Task started by client", "Time": time.time_ns()})
+                self._register_services(alloc, group)
+        if late:
+            served.stop()
+
+    def _register_services(self, alloc: Alloc, group: dict[str, Any]) -> None:
+        now = time.monotonic()
+        for svc in group.get("Services") or []:
+            name = svc["Name"]
+            label = svc.get("PortLabel", "")
+            service_id = f"_nomad-task-{alloc.id}-group-{alloc.group}-{name}-{label}"
+            checks = []
+            for chk in svc.get("Checks") or []:
+                digest = hashlib.sha1(f"{service_id}{chk.get('Name')}".encode()).hexdigest()
+                checks.append({
+                    "CheckID": f"_nomad-check-{digest}",
+                    "Name": chk.get("Name") or f"service: {name!r} check",
+                    "Status": chk.get("InitialStatus") or "critical",
+                    "Output": "",
+                    "ServiceID": service_id,
+                    "ServiceName": name,
+                    "Path": chk.get("Path") or "/",
+                    "Header": chk.get("Header") or {},
+                    "Type": chk.get("Type"),
+                })
+            meta = dict(svc.get("Meta") or {})
+            meta["external-source"] = "nomad"
+            self.services[service_id] = {
+                "alloc_id": alloc.id,
+                "checks_visible_at": now + self.registration_gap,
+                "Service": {
+                    "ID": service_id,
+                    "Service": name,
+                    "Tags": list(svc.get("Tags") or []),
+                    "Address": "127.0.0.1",
+                    "Meta": meta,
+                    "Port": alloc.port,
+                    "Weights": {"Passing": 1, "Warning": 1},
+                    "Namespace": "default",
+                },
+                "Checks": checks,
+            }
+            alloc.service_ids.append(service_id)
+
+    def _terminate(self, alloc: Alloc, *, client_status: str, description: str = "", desired: str = "stop") -> None:
+        alloc.desired_status = desired
+        alloc.client_status = client_status
+        alloc.description = description
+        alloc.modify_index = self._next_index()
+        for service_id in alloc.service_ids:
+            self.services.pop(service_id, None)
+        alloc.service_ids = []
+        server, alloc.server = alloc.server, None
+        if server is not None:
+            # uvicorn shutdown blocks briefly; do it off the request path.
+            thread = threading.Thread(target=server.stop, daemon=True, name=f"double-stop-{alloc.id[:8]}")
+            self._threads.append(thread)
+            thread.start()
+
+    def _check_loop(self) -> None:
+        with httpx.Client(timeout=0.5) as client:
+            while not self._stopping.wait(self.check_interval):
+                with self._lock:
+                    work = [
+                        (sid, reg["Service"]["Port"], chk)
+                        for sid, reg in self.services.items()
+                        for chk in reg["Checks"]
+                    ]
+                for _sid, port, chk in work:
+                    status = "critical"
+                    if not self.check_failing and chk.get("Type") == "http":
+                        headers = {k: v[0] for k, v in (chk.get("Header") or {}).items() if v}
+                        try:
+                            resp = client.get(f"http://127.0.0.1:{port}{chk['Path']}", headers=headers)
+                            status = "passing" if resp.status_code < 400 else "critical"
+                        except httpx.HTTPError:
+                            status = "critical"
+                    with self._lock:
+                        chk["Status"] = status
+
+    # ------------------------------------------------------------------ Nomad handlers
+    def _namespace(self, request: _Request, job: dict[str, Any] | None = None) -> str:
+        return request.arg("namespace") or (job or {}).get("Namespace") or "default"
+
+    def _register(self, request: _Request, job_id: str | None = None) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            return _text_response(400, f"Failed to decode request body: {exc}")
+        problems = validate_register_body(body, job_id)
+        if problems:
+            with self._lock:
+                self.rejected.append((body if isinstance(body, dict) else None, problems))
+            return _text_response(400, "; ".join(problems))
+        job = body["Job"]
+        namespace = self._namespace(request, job)
+        with self._lock:
+            self.submitted.append(body)
+            key = (namespace, job["ID"])
+            record = self.jobs.get(key)
+            spec = {k: v for k, v in job.items() if k not in SERVER_FIELDS}
+            now_index = self._next_index()
+            if record is None:
+                record = JobRecord(job=spec, namespace=namespace, version=0, create_index=now_index,
+                                   modify_index=now_index, job_modify_index=now_index, submit_time=time.time_ns())
+                self.jobs[key] = record
+                self._sorted_ids = None
+                changed = True
+            else:
+                changed = spec != record.job or record.stop or bool(job.get("Stop"))
+                if spec != record.job:
+                    record.version += 1
+                record.job = spec
+                record.modify_index = now_index
+                if changed:
+                    record.job_modify_index = now_index
+                    record.submit_time = time.time_ns()
+            record.stop = bool(job.get("Stop"))
+            ev = self._new_eval(record, "job-register")
+            if changed:
+                for alloc in record.allocs:
+                    if self._live(alloc):
+                        self._terminate(alloc, client_status="complete", description="alloc not needed due to job update")
+            # The scheduler reconciles: a running job with no live allocation gets one placed.
+            if not record.stop and not any(self._live(a) for a in record.allocs):
+                self._place(record, ev)
+            return _json_response(200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
+                                        "JobModifyIndex": record.job_modify_index, "Warnings": "", "Index": now_index,
+                                        "LastContact": 0, "KnownLeader": True})
+
+    def _list_jobs(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        namespace = request.arg("namespace") or "default"
+        prefix = request.arg("prefix") or ""
+        if request.arg("filter") and prefix:
+            return _text_response(400, "filter and prefix cannot be combined")
+        try:
+            per_page = int(request.arg("per_page") or 0)
+        except ValueError:
+            return _text_response(400, "failed to parse value of per_page")
+        token = request.arg("next_token") or ""
+        with_meta = request.flag("meta")
+
+        with self._lock:
+            if self._sorted_ids is None:
+                ids: dict[str, list[str]] = collections.defaultdict(list)
+                for ns, jid in self.jobs:
+                    ids[ns].append(jid)
+                self._sorted_ids = {ns: sorted(v) for ns, v in ids.items()}
+            ordered = self._sorted_ids.get(namespace, [])
+            start = bisect.bisect_left(ordered, max(prefix, token))
+            page: list[dict[str, Any]] = []
+            next_token = ""
+            for jid in ordered[start:]:
+                if not jid.startswith(prefix):
+                    break
+                if per_page and len(page) == per_page:
+                    next_token = jid
+                    break
+                record = self.jobs[(namespace, jid)]
+                status = self._job_status(record)
+                stub = {
+                    "ID": jid, "ParentID": "", "Name": record.job.get("Name", jid), "Namespace": namespace,
+                    "Datacenters": record.job.get("Datacenters", []), "Type": record.job.get("Type", "service"),
+                    "Priority": record.job.get("Priority", 50), "Periodic": False, "ParameterizedJob": False,
+                    "Stop": record.stop, "Status": status, "StatusDescription": "",
+                    "JobSummary": {"JobID": jid, "Namespace": namespace, "Summary": {}},
+                    "CreateIndex": record.create_index, "ModifyIndex": record.modify_index,
+                    "JobModifyIndex": record.job_modify_index, "SubmitTime": record.submit_time,
+                }
+                if with_meta:
+                    stub["Meta"] = record.job.get("Meta") or {}
+                page.append(stub)
+            index = self._index
+        headers = {"X-Nomad-Index": str(index), "X-Nomad-KnownLeader": "true", "X-Nomad-LastContact": "0"}
+        if next_token:
+            headers["X-Nomad-NextToken"] = next_token
+        return _json_response(200, page, headers)
+
+    def _get_record(self, request: _Request, job_id: str) -> JobRecord | None:
+        return self.jobs.get((self._namespace(request), job_id))
+
+    def _read_job(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            record = self._get_record(request, job_id)
+            if record is None:
+                return _text_response(404, "job not found")
+            return _json_response(200, self._job_view(record), {"X-Nomad-Index": str(record.modify_index)})
+
+    def _alloc_stub(self, alloc: Alloc) -> dict[str, Any]:
+        return {
+            "ID": alloc.id, "EvalID": alloc.eval_id, "Name": f"{alloc.job_id}.{alloc.group}[0]", "Namespace": alloc.namespace,
+            "NodeID": NODE_ID, "NodeName": NODE_NAME, "JobID": alloc.job_id, "JobType": "service", "JobVersion": alloc.job_version,
+            "TaskGroup": alloc.group, "DesiredStatus": alloc.desired_status, "DesiredDescription": "",
+            "ClientStatus": alloc.client_status, "ClientDescription": alloc.description,
+            "TaskStates": {"waha": {"State": {"running": "running", "pending": "pending"}.get(alloc.client_status, "dead"),
+                                    "Failed": alloc.client_status == "failed", "Restarts": 0, "Events": list(alloc.events)}},
+            "DeploymentStatus": None, "FollowupEvalID": "", "CreateIndex": alloc.create_index,
+            "ModifyIndex": alloc.modify_index, "CreateTime": alloc.create_time, "ModifyTime": time.time_ns(),
+        }
+
+    def _job_allocations(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            record = self._get_record(request, job_id)
+            if record is None:
+                return _json_response(200, [])  # Nomad answers an empty list for unknown jobs
+            # The list holds stubs only: no AllocatedResources (Nomad builds it with alloc.Stub(nil)).
+            return _json_response(200, [self._alloc_stub(a) for a in record.allocs])
+
+    def _job_evaluations(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            record = self._get_record(request, job_id)
+            return _json_response(200, [] if record is None else list(record.evals))
+
+    def _read_evaluation(self, request: _Request, eval_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            ev = self.evals.get(eval_id)
+            return _json_response(200, ev) if ev else _text_response(404, "eval not found")
+
+    def _read_allocation(self, request: _Request, alloc_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            alloc = self.allocs.get(alloc_id)
+            if alloc is None:
+                return _text_response(404, "alloc not found")
+            detail = self._alloc_stub(alloc)
+            ports = [{"Label": "http", "Value": alloc.port, "To": 3000, "HostIP": "127.0.0.1"}] if alloc.port else []
+            detail["AllocatedResources"] = {
+                "Shared": {
+                    "Ports": ports,
+                    "Networks": [{"Mode": "host", "IP": "127.0.0.1",
+                                  "DynamicPorts": [{"Label": p["Label"], "Value": p["Value"], "To": p["To"]} for p in ports]}],
+                    "DiskMB": 300,
+                },
+                "Tasks": {},
+            }
+            return _json_response(200, detail)
+
+    def _stop_allocation(self, request: _Request, alloc_id: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            alloc = self.allocs.get(alloc_id)
+            if alloc is None:
+                return _text_response(404, "alloc not found")
+            record = self.jobs.get((alloc.namespace, alloc.job_id))
+            self._terminate(alloc, client_status="complete", description="alloc was stopped by the user")
+            if record is None:
+                return _json_response(200, {"EvalID": "", "Index": self._index})
+            ev = self._new_eval(record, "alloc-stop")
+            if not record.stop:
+                self._place(record, ev)
+            return _json_response(200, {"EvalID": ev["ID"], "Index": ev["CreateIndex"]})
+
+    def _deregister(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
+        purge = request.flag("purge")
+        with self._lock:
+            key = (self._namespace(request), job_id)
+            record = self.jobs.get(key)
+            if record is None:
+                return _text_response(404, "job not found")
+            for alloc in record.allocs:
+                if alloc.desired_status == "run":
+                    self._terminate(alloc, client_status="complete", description="alloc not needed since job was stopped")
+            index = self._next_index()
+            record.stop = True
+            record.job_modify_index = index
+            ev = self._new_eval(record, "job-deregister")
+            if purge:
+                del self.jobs[key]
+                for alloc in record.allocs:
+                    self.allocs.pop(alloc.id, None)
+                for e in record.evals:
+                    self.evals.pop(e["ID"], None)
+                self._sorted_ids = None
+            return _json_response(200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"], "JobModifyIndex": index})
+
+    # ------------------------------------------------------------------ Consul handler
+    def _health_service(self, request: _Request, name: str) -> tuple[int, bytes, dict[str, str]]:
+        passing_only = request.flag("passing")
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            for reg in self.services.values():
+                if reg["Service"]["Service"] != name:
+                    continue
+                checks = [{"Node": NODE_NAME, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing",
+                           "Notes": "", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "",
+                           "ServiceTags": [], "Namespace": "default"}]
+                if not self.checks_missing and now >= reg["checks_visible_at"]:
+                    for chk in reg["Checks"]:
+                        checks.append({"Node": NODE_NAME, "CheckID": chk["CheckID"], "Name": chk["Name"], "Status": chk["Status"],
+                                       "Notes": "", "Output": chk["Output"], "ServiceID": chk["ServiceID"],
+                                       "ServiceName": chk["ServiceName"], "ServiceTags": reg["Service"]["Tags"],
+                                       "Namespace": "default"})
+                if passing_only and any(c["Status"] != "passing" for c in checks):
+                    continue
+                out.append({
+                    "Node": {"ID": NODE_ID, "Node": NODE_NAME, "Address": "127.0.0.1", "Datacenter": "dc1",
+                             "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"}, "Meta": {}},
+                    "Service": dict(reg["Service"]),
+                    "Checks": checks,
+                })
+            index = self._index
+        return _json_response(200, out, {"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true"})
+
+
+@contextlib.contextmanager
+def serve_double(**kwargs: Any) -> Iterator[NomadConsulDouble]:
+    double = NomadConsulDouble(**kwargs).start()
+    try:
+        yield double
+    finally:
+        double.stop()

@@ -1,0 +1,200 @@
+"""Unit tests of the per-tenant job builder (pure: no network, no database)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from app.core.errors import ValidationFailed
+from app.scheduler.base import TenantRef, job_id_for
+from app.scheduler.nomad_job import CHECK_NAME, SECOND, SPEC_HASH_META, build_job, render, resources_for_plan
+from tests.doubles import validate_register_body
+
+UID = "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b"
+DURATION_FIELDS = {
+    "Interval", "Timeout", "Delay", "MaxDelay", "MinHealthyTime", "HealthyDeadline", "ProgressDeadline",
+    "Grace", "KillTimeout", "ShutdownDelay",
+}
+HCL = Path(__file__).resolve().parents[2] / "nomad" / "whago-waha.nomad.hcl"
+
+
+def job_of(settings, plan="business", email="Alice@Example.COM", **over):
+    if over:
+        settings = msgspec.structs.replace(settings, **over)
+    return build_job(settings, TenantRef(id=UID, plan=plan, email=email))["Job"]
+
+
+@pytest.mark.parametrize(("plan", "chips"), [("free", 1), ("business", 3), ("enterprise", 10)])
+def test_resources_follow_the_plan(base_settings, plan, chips):
+    s = base_settings
+    res = job_of(s, plan)["TaskGroups"][0]["Tasks"][0]["Resources"]
+    assert res == {
+        "CPU": s.waha_cpu_base_mhz + s.waha_cpu_per_chip_mhz * chips,
+        "MemoryMB": s.waha_memory_base_mb + s.waha_memory_per_chip_mb * chips,
+    }
+    assert resources_for_plan(s, plan) == res
+
+
+def test_resources_are_configurable(base_settings):
+    job = job_of(base_settings, "free", waha_cpu_base_mhz=50, waha_cpu_per_chip_mhz=10, waha_memory_base_mb=128, waha_memory_per_chip_mb=64)
+    assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 60, "MemoryMB": 192}
+
+
+def test_chip_count_does_not_change_the_job(base_settings):
+    a = build_job(base_settings, TenantRef(id=UID, plan="business", chip_count=1))
+    b = build_job(base_settings, TenantRef(id=UID, plan="business", chip_count=3))
+    assert a == b  # adding a chip must not restart the tenant's WAHA
+
+
+def test_unknown_plan_and_bad_user_id_are_rejected(base_settings):
+    with pytest.raises(ValidationFailed):
+        job_of(base_settings, "platinum")
+    with pytest.raises(ValueError):
+        build_job(base_settings, TenantRef(id="Robert'); DROP", plan="free"))
+
+
+def test_identity_and_meta(base_settings):
+    job = job_of(base_settings)
+    assert job["ID"] == job["Name"] == f"whago-waha-{UID}" == job_id_for(UID.upper())
+    assert job["Type"] == "service"
+    assert job["Namespace"] == base_settings.nomad_namespace
+    assert job["Datacenters"] == ["dc1"]
+    meta = job["Meta"]
+    assert meta["whago_user_id"] == UID and meta["whago_plan"] == "business"
+    assert meta["whago_email_domain"] == "example.com"  # the domain only, not the mailbox
+    assert meta["created_by"] == "whago"
+    assert re.fullmatch(r"[0-9a-f]{16}", meta[SPEC_HASH_META])
+
+
+def test_service_check_and_port(base_settings):
+    group = job_of(base_settings)["TaskGroups"][0]
+    assert group["Count"] == 1
+    assert group["Networks"] == [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 3000}]}]
+    [service] = group["Services"]
+    assert service["Name"] == f"whago-waha-{UID}" and service["Provider"] == "consul" and service["PortLabel"] == "http"
+    assert f"user-{UID}" in service["Tags"]
+    assert service["Meta"]["whago_user_id"] == UID
+    [check] = service["Checks"]
+    assert check["Name"] == CHECK_NAME and check["Type"] == "http" and check["Path"] == "/ping"
+    assert check["Interval"] == 10 * SECOND and check["Timeout"] == 2 * SECOND
+    task = group["Tasks"][0]
+    assert task["Driver"] == "docker" and task["Config"] == {"image": "devlikeapro/waha", "ports": ["http"]}
+
+
+def test_policies_use_nanoseconds_and_nomad_casing(base_settings):
+    job = job_of(base_settings)
+    group = job["TaskGroups"][0]
+    assert "Reschedule" not in job and "ReschedulePolicy" in group  # group-level name
+    assert group["RestartPolicy"]["Mode"] == "fail"
+    assert job["Update"]["HealthCheck"] == "checks"
+
+    def durations(obj, path=""):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from durations(v, f"{path}.{k}")
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                yield from durations(v, f"{path}[{i}]")
+        elif path.rsplit(".", 1)[-1] in DURATION_FIELDS:
+            yield path, obj
+
+    found = dict(durations(job))
+    assert len(found) >= 12 and all(isinstance(v, int) and not isinstance(v, bool) and v >= SECOND for v in found.values()), found
+
+
+def test_env(base_settings):
+    env = job_of(base_settings)["TaskGroups"][0]["Tasks"][0]["Env"]
+    key = base_settings.waha_api_key
+    assert env["WAHA_API_KEY"] == "sha512:" + hashlib.sha512(key.encode()).hexdigest()
+    assert key not in json.dumps(job_of(base_settings))  # the plain key never reaches Nomad
+    assert env["WAHA_WORKER_ID"] == f"whago-waha-{UID}"
+    assert env["WHATSAPP_DEFAULT_ENGINE"] == "GOWS"
+    # sessions carry their own webhook config; a global hook would double every event
+    assert not any(name.startswith("WHATSAPP_HOOK_") for name in env)
+    assert base_settings.webhook_hmac_key not in json.dumps(job_of(base_settings))
+    assert "WHATSAPP_SESSIONS_POSTGRESQL_URL" not in env
+    with_db = job_of(base_settings, waha_sessions_database_url="postgres://w:p@db/waha", waha_engine="NOWEB")
+    env = with_db["TaskGroups"][0]["Tasks"][0]["Env"]
+    assert env["WHATSAPP_SESSIONS_POSTGRESQL_URL"] == "postgres://w:p@db/waha"
+    assert env["WHATSAPP_DEFAULT_ENGINE"] == "NOWEB"
+
+
+def test_optional_settings(base_settings):
+    plain = job_of(base_settings)
+    assert "Volumes" not in plain["TaskGroups"][0] and "NodePool" not in plain and "Constraints" not in plain
+    assert "auth" not in plain["TaskGroups"][0]["Tasks"][0]["Config"]
+    job = job_of(
+        base_settings,
+        waha_sessions_host_volume="whago-sessions",
+        waha_registry_username="bot",
+        waha_registry_password="pw",
+        waha_image="registry.example.com/waha:2026.7.1",
+        nomad_datacenters="dc1, dc2",
+        nomad_namespace="whago",
+        nomad_region="eu",
+        nomad_node_pool="waha",
+        nomad_constraints='[{"LTarget": "${node.class}", "Operand": "=", "RTarget": "waha"}]',
+    )
+    group = job["TaskGroups"][0]
+    task = group["Tasks"][0]
+    assert group["Volumes"] == {"sessions": {"Name": "sessions", "Type": "host", "Source": "whago-sessions", "ReadOnly": False}}
+    assert task["VolumeMounts"] == [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
+    assert task["Config"]["auth"] == {"username": "bot", "password": "pw"}
+    assert task["Config"]["image"] == "registry.example.com/waha:2026.7.1"
+    assert job["Datacenters"] == ["dc1", "dc2"] and job["Namespace"] == "whago" and job["Region"] == "eu"
+    assert job["NodePool"] == "waha"
+    assert job["Constraints"] == [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "waha"}]
+    assert validate_register_body({"Job": job}) == []
+
+
+def test_bad_constraints_setting(base_settings):
+    for raw in ("not json", '{"LTarget": "x"}', '[{"Ltarget": "x"}]'):
+        with pytest.raises(ValidationFailed):
+            job_of(base_settings, nomad_constraints=raw)
+
+
+def test_spec_hash_tracks_changes(base_settings):
+    h = lambda **kw: job_of(base_settings, **kw)["Meta"][SPEC_HASH_META]  # noqa: E731
+    assert h() == h()
+    assert h() != h(waha_image="devlikeapro/waha:gows")
+    assert h() != job_of(base_settings, plan="free")["Meta"][SPEC_HASH_META]
+
+
+def test_builder_output_passes_the_strict_schema(base_settings):
+    assert validate_register_body(build_job(base_settings, TenantRef(id=UID, plan="free"))) == []
+
+
+def test_render_prints_the_registration_body(base_settings):
+    text = render(UID, "enterprise", base_settings)
+    body = json.loads(text)
+    assert list(body) == ["Job"] and body == build_job(base_settings, TenantRef(id=UID, plan="enterprise"))
+    assert text.startswith('{\n  "Job"')
+
+
+def test_hcl_file_matches_the_builder(base_settings):
+    """The operator's HCL twin names the same things the adapter submits."""
+    hcl = HCL.read_text()
+    job = job_of(base_settings)
+    group = job["TaskGroups"][0]
+    for needle in (
+        f'group "{group["Name"]}"',
+        f'task "{group["Tasks"][0]["Name"]}"',
+        'port "http"',
+        "to = 3000",
+        f'"{CHECK_NAME}"',
+        'path     = "/ping"',
+        'provider = "consul"',
+        'driver = "docker"',
+        "/app/.sessions",
+    ):
+        assert needle in hcl, needle
+    for name in group["Tasks"][0]["Env"]:
+        assert name in hcl, name
+    for name in job["Meta"]:
+        if name != SPEC_HASH_META:
+            assert name in hcl, name
