@@ -14,15 +14,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from app.admin.controller import AdminUsersController
+from app.admin.controller import (
+    AdminChipsController,
+    AdminInstancesController,
+    AdminProxiesController,
+    AdminUsersController,
+)
 from app.auth.controller import AuthController
 from app.auth.dependencies import provide_services, provide_user_id
 from app.chips.controller import ChipsController
 from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
 from app.core.services import Services
+from app.events.controller import EventsController
 from app.health.controller import HealthController
 from app.plans.controller import PlansController
+from app.webhooks.controller import WebhooksController
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger("whago.app")
@@ -45,6 +52,7 @@ def create_app(
         services = Services.build(settings)
         app.state.services = services
         await db.start_pool(settings)
+        await services.events.start()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for hook in lifespan_hooks:
@@ -72,6 +80,11 @@ def create_app(
             PlansController,
             ChipsController,
             AdminUsersController,
+            AdminInstancesController,
+            AdminProxiesController,
+            AdminChipsController,
+            WebhooksController,
+            EventsController,
             PrometheusController,
             *extra_route_handlers,
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,12 @@ from app.core.queue import JobQueue, SaqJobQueue
 from app.core.ratelimit import SlidingWindowLimiter
 from app.core.redis import create_redis
 from app.core.security import PasswordHashing, TokenSigner
+from app.events.bus import EventHub
+from app.scheduler import build_scheduler
+from app.scheduler.base import Scheduler
 from app.settings import Settings
+from app.users.activity import ActivityTracker
+from app.waha.client import WahaClientPool
 
 
 @dataclass
@@ -22,19 +28,33 @@ class Services:
     limiter: SlidingWindowLimiter
     passwords: PasswordHashing
     tokens: TokenSigner
+    scheduler: Scheduler
+    waha: WahaClientPool
+    events: EventHub
+    activity: ActivityTracker
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, *, scheduler: Scheduler | None = None) -> Services:
         redis = create_redis(settings)
-        return cls(
+        services = cls(
             settings=settings,
             redis=redis,
             queue=SaqJobQueue(redis),
             limiter=SlidingWindowLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),
+            scheduler=scheduler or build_scheduler(settings, redis),
+            waha=WahaClientPool.from_settings(settings),
+            events=EventHub(redis),
+            activity=ActivityTracker(),
         )
+        services.activity.services = services
+        return services
 
     async def aclose(self) -> None:
+        await self.events.stop()
+        with contextlib.suppress(Exception):
+            await self.scheduler.close()
+        await self.waha.aclose()
         await self.redis.aclose()

@@ -33,9 +33,8 @@ class HealthController(Controller):
             "database": (lambda: db.ping(settings.database_timeout_seconds), settings.database_timeout_seconds),
             "redis": (services.redis.ping, settings.redis_timeout_seconds),
         }
-        scheduler = services.extras.get("scheduler")
-        if scheduler is not None and hasattr(scheduler, "ping"):
-            probes["scheduler"] = (scheduler.ping, settings.nomad_timeout_seconds)
+        if hasattr(services.scheduler, "ping"):
+            probes["scheduler"] = (services.scheduler.ping, settings.nomad_timeout_seconds)
         names = list(probes)
         results = await asyncio.gather(*(_check(probe, timeout + 0.5) for probe, timeout in probes.values()))
         checks = dict(zip(names, results, strict=True))

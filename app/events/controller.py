@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from app.core.errors import DependencyUnavailable, NotAuthenticated
+from app.core.security import STREAM
+from app.core.services import Services
+
+KEEPALIVE_SECONDS = 15.0
+HUB_WAIT_SECONDS = 2.0
+
+
+def _comment(text: str) -> ServerSentEventMessage:
+    # data=None: a comment-only frame. With Litestar's default (data="") the frame carries an empty
+    # "data:" line, which EventSource dispatches as a spurious, empty "message" event.
+    return ServerSentEventMessage(comment=text, data=None)
+
+
+class EventsController(Controller):
+    path = "/api/v1/events"
+    tags = ["Live events"]
+
+    @get("/", operation_id="EventStream")
+    async def stream(
+        self,
+        services: NamedDependency[Services],
+        token: Annotated[str | None, QueryParameter()] = None,
+    ) -> ServerSentEvent:
+        """Server-sent events for the caller's chips; authenticate with a short-lived stream token.
+
+        The first frame is the comment ``: connected``: from then on every change is delivered.
+        """
+        if not token:
+            raise NotAuthenticated("Missing stream token (?token=…, from POST /api/v1/auth/stream-token).")
+        claims = services.tokens.verify(token, STREAM)
+        hub = services.events
+        if not hub.connected.is_set():
+            # Without the hub's Redis subscription the stream would stay silent: say so instead.
+            try:
+                await asyncio.wait_for(hub.connected.wait(), HUB_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                raise DependencyUnavailable("Live events unavailable (Redis); try again shortly.") from None
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            async with hub.listen(claims.user_id) as queue:
+                yield _comment("connected")
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                    except asyncio.TimeoutError:
+                        yield _comment("keep-alive")
+                        continue
+                    message = msgspec.json.decode(raw)
+                    yield ServerSentEventMessage(event=message["event"], data=msgspec.json.encode(message["data"]).decode())
+
+        return ServerSentEvent(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
