@@ -1,0 +1,165 @@
+"""Chip actions that talk to the chip's WAHA session: QR, pairing code, restart, logout, messages.
+
+Remote calls never run inside a database transaction; WAHA being down is a 503 that changed
+nothing. Pairing attempts and messages are limited per chip in Redis (shared by every process).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from uuid import UUID
+
+from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
+from app.chips.service import ChipService, record_transition, utcnow
+from app.core import db
+from app.core.errors import Conflict, DependencyUnavailable
+from app.core.services import Services
+from app.events.bus import publish_chip_event
+from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
+
+PAIRING_LIMIT = "pairing"
+MESSAGE_LIMIT = "messages"
+
+
+class ChipSessionService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.chips = ChipService(services)
+
+    async def _waha(self, user_id: UUID) -> WahaClient:
+        instance = await self.s.scheduler.get_instance(str(user_id))
+        if instance is None or not instance.base_url or instance.status != "running":
+            raise DependencyUnavailable("The WAHA instance for this account is not running yet; try again shortly.")
+        return self.s.waha.get(instance.base_url)
+
+    async def _remote(self, user_id: UUID, call):
+        """Run a WAHA call; a connection failure also drops the cached instance address."""
+        client = await self._waha(user_id)
+        try:
+            return await call(client)
+        except WahaUnavailable:
+            await self.s.scheduler.invalidate(str(user_id))
+            raise
+
+    async def qr(self, user_id: UUID, chip_id: UUID, *, as_png: bool) -> QrOut | bytes:
+        chip = await self.chips.get(user_id, chip_id)
+        if chip.status == "waiting_qr":
+            try:
+                png = await self._remote(user_id, lambda c: c.get_qr_png(chip.session_name))
+            except (WahaConflict, WahaNotFound):
+                # WAHA moved on (scanned, or the QR rotation ran out) since our last event, or the
+                # session is gone (the reconciler recreates it): no QR now, but the chip exists
+                png = None
+            if png is not None:
+                if as_png:
+                    return png
+                data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+                return QrOut(status=chip.status, qr_code=data_url, message="Scan this code with WhatsApp on your phone.")
+        if as_png:
+            raise Conflict("The chip is not waiting for a QR scan.", code="chip_not_waiting_qr")
+        return QrOut(status=chip.status, qr_code=None, message=_qr_message(chip.status))
+
+    async def pairing_code(self, user_id: UUID, chip_id: UUID, phone_number: str) -> str:
+        chip = await self.chips.get(user_id, chip_id)
+        if chip.status != "waiting_qr":
+            raise Conflict("A pairing code can only be requested while the chip waits for pairing.", code="chip_not_waiting_qr")
+        await self._count_pairing_attempt(chip_id)
+        try:
+            return await self._remote(user_id, lambda c: c.request_pairing_code(chip.session_name, phone_number))
+        except WahaConflict:
+            raise Conflict("The chip is no longer waiting for pairing.", code="chip_not_waiting_qr") from None
+
+    async def restart(self, user_id: UUID, chip_id: UUID) -> ChipOut:
+        chip = await self.chips.get(user_id, chip_id)
+        if chip.status in ("provisioning", "deleting"):
+            raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
+        await self._count_pairing_attempt(chip_id)
+        try:
+            await self._remote(user_id, lambda c: c.restart_session(chip.session_name))
+        except WahaNotFound:
+            # the session vanished from WAHA: provisioning recreates it (and starts it)
+            await self._set_status(user_id, chip_id, "provisioning", "session missing in WAHA; re-provisioning")
+            await self.chips.enqueue_provisioning(chip_id)
+            return await self.chips.get(user_id, chip_id)
+        await self._set_status(user_id, chip_id, "starting", "restart requested")
+        return await self.chips.get(user_id, chip_id)
+
+    async def logout(self, user_id: UUID, chip_id: UUID) -> ChipOut:
+        chip = await self.chips.get(user_id, chip_id)
+        if chip.status in ("provisioning", "deleting"):
+            raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
+
+        async def stop_and_logout(client: WahaClient) -> None:
+            # Stop first: WAHA's logout of a running session restarts it into a fresh QR, while
+            # logging out means "unlink this number" until the tenant asks for a new pairing.
+            await client.stop_session(chip.session_name)
+            await client.logout_session(chip.session_name)
+
+        try:
+            await self._remote(user_id, stop_and_logout)
+        except WahaNotFound:
+            pass  # nothing linked any more: the outcome the tenant asked for
+        await self._set_status(user_id, chip_id, "disconnected", "logout requested", clear_phone=True)
+        return await self.chips.get(user_id, chip_id)
+
+    async def send_message(self, user_id: UUID, chip_id: UUID, data: MessageIn) -> MessageOut:
+        chip = await self.chips.get(user_id, chip_id)
+        if chip.status != "connected":
+            raise Conflict("The chip is not connected.", code="chip_not_connected")
+        await self.s.limiter.hit(
+            MESSAGE_LIMIT,
+            str(chip_id),
+            limit=self.s.settings.messages_per_minute,
+            window_seconds=60,
+            detail=f"At most {self.s.settings.messages_per_minute} messages per minute per chip.",
+        )
+        to = data.to.lstrip("+")
+        try:
+            sent = await self._remote(user_id, lambda c: c.send_text(chip.session_name, to, data.text))
+        except WahaConflict:
+            raise Conflict("WhatsApp refused the message: the chip is not connected.", code="chip_not_connected") from None
+        await db.fetch("UPDATE chips SET last_activity_at = now() WHERE id = $1", chip_id)
+        return MessageOut(id=sent.get("id") or uuid.uuid4().hex, chip_id=chip_id, to=to, status="sent", created_at=utcnow())
+
+    async def _count_pairing_attempt(self, chip_id: UUID) -> None:
+        limit = self.s.settings.pairing_attempts_per_hour
+        await self.s.limiter.hit(
+            PAIRING_LIMIT, str(chip_id), limit=limit, window_seconds=3600,
+            detail=f"At most {limit} pairing attempts per chip per hour.",
+        )
+
+    async def _set_status(
+        self, user_id: UUID, chip_id: UUID, status: str, detail: str, *, clear_phone: bool = False
+    ) -> None:
+        async with db.transaction():
+            row = await db.fetchrow("SELECT status FROM chips WHERE id = $1 AND user_id = $2 FOR UPDATE", chip_id, user_id)
+            if row is None or row["status"] == "deleting":
+                return
+            if row["status"] == status:
+                # already there (WAHA's own webhook won the race): no transition, but a logout
+                # still unlinks the number
+                if clear_phone:
+                    await db.fetch("UPDATE chips SET phone_number = NULL, updated_at = now() WHERE id = $1", chip_id)
+                return
+            await db.fetch(
+                "UPDATE chips SET status = $2, status_changed_at = now(), updated_at = now(), error = NULL,"
+                " phone_number = CASE WHEN $3 THEN NULL ELSE phone_number END WHERE id = $1",
+                chip_id, status, clear_phone,
+            )
+            await record_transition(chip_id, row["status"], status, "api", detail)
+        await publish_chip_event(
+            self.s.redis, user_id, "chip.status",
+            {"chip_id": str(chip_id), "status": status, "previous": row["status"], "at": utcnow().isoformat()},
+        )
+
+
+def _qr_message(status: str) -> str:
+    return {
+        "provisioning": "The chip is being prepared; the QR code appears shortly.",
+        "starting": "The session is starting; the QR code appears shortly.",
+        "connected": "Already linked; no QR code needed.",
+        "disconnected": "The session is stopped; restart it to get a new QR code.",
+        "failed": "Pairing failed or expired; restart the chip to get a new QR code.",
+        "deleting": "The chip is being deleted.",
+    }.get(status, "No QR code available.")
