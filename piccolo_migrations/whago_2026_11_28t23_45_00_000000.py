@@ -55,6 +55,8 @@ STATEMENTS = [
         phone_number varchar(32),
         proxy_id uuid REFERENCES proxies (id) ON DELETE SET NULL,
         proxy_country varchar(2),
+        -- set when the proxy assignment changed and the WAHA session config must follow
+        proxy_dirty boolean NOT NULL DEFAULT false,
         error text,
         last_status_event_at timestamptz,
         last_activity_at timestamptz,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from piccolo.columns import UUID, BigSerial, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, BigSerial, Boolean, ForeignKey, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
@@ -19,6 +19,7 @@ class Chip(Table, tablename="chips"):
     phone_number = Varchar(length=32, null=True, default=None)
     proxy_id = ForeignKey(references=Proxy, on_delete=OnDelete.set_null, null=True)
     proxy_country = Varchar(length=2, null=True, default=None)
+    proxy_dirty = Boolean(default=False)
     error = Text(null=True, default=None)
     # envelope timestamp of the last applied WAHA status event: older events never move the chip back
     last_status_event_at = Timestamptz(null=True, default=None)
