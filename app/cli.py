@@ -12,6 +12,8 @@ from app.settings import SettingsError, get_settings
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one line per outgoing HTTP call (WAHA, Nomad, Consul) drowns everything else
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -40,14 +42,28 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    import os
+
+    import msgspec
     import uvicorn
 
     from app.core.db import migrate
+    from app.dev import dev_app
 
     settings = get_settings()
+    if "WHAGO_PUBLIC_URL" not in os.environ:
+        # WAHA (the local emulators) must call back this very process
+        settings = msgspec.structs.replace(settings, public_url=f"http://{args.host}:{args.port}")
     asyncio.run(migrate(settings))
-    print(f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema)", flush=True)
-    uvicorn.run("app.dev:dev_app", factory=True, host=args.host, port=args.port, log_level="info")
+    print(f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True)
+    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    from app.worker.runner import run_worker
+
+    asyncio.run(run_worker(get_settings()))
     return 0
 
 
@@ -107,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="log every request (off by default: /metrics has request counts and latencies)",
     )
     serve.set_defaults(func=_serve)
+
+    sub.add_parser("worker", help="run a SAQ worker (provisioning, teardown, reconcile, ...)").set_defaults(
+        func=_worker
+    )
 
     dev = sub.add_parser("dev", help="everything a developer needs, in one process, on local defaults")
     dev.add_argument("--host", default="127.0.0.1")

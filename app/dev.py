@@ -1,11 +1,32 @@
-"""``whago dev``: the API plus everything a developer needs in one process, on local defaults."""
+"""``whago dev``: the API, a worker and per-tenant WAHA emulators (the ``local`` scheduler) in
+one process, on local defaults."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from litestar import Litestar
 
+from app.core.services import Services
 from app.factory import create_app
+from app.settings import Settings, get_settings
+from app.worker.runner import running_worker
+
+logger = logging.getLogger("whago.dev")
 
 
-def dev_app() -> Litestar:
-    return create_app()
+@contextlib.asynccontextmanager
+async def _in_process_worker(app: Litestar, services: Services):
+    async with running_worker(services.settings, services):
+        # Heal right away (e.g. chips whose emulator went away with the previous dev process)
+        # instead of waiting for the first cron tick.
+        try:
+            await services.queue.saq.enqueue("reconcile", timeout=600, key="reconcile:startup")
+        except Exception as exc:  # noqa: BLE001 - a dev convenience, never fatal
+            logger.warning("initial reconcile not enqueued: %s", exc)
+        yield
+
+
+def dev_app(settings: Settings | None = None) -> Litestar:
+    return create_app(settings or get_settings(), lifespan_hooks=[_in_process_worker])

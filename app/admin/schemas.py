@@ -27,3 +27,30 @@ class AdminUserPage(msgspec.Struct):
 class AdminUserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | msgspec.UnsetType = msgspec.UNSET
     is_admin: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class AdminInstanceOut(msgspec.Struct):
+    user_id: UUID
+    job_id: str
+    status: str
+    base_url: str | None
+    sessions: int
+    last_seen_at: datetime | None
+
+
+class AdminChipOut(msgspec.Struct):
+    id: UUID
+    user_id: UUID
+    alias: str
+    status: str
+    session_name: str
+    phone_number: str | None
+    proxy_id: UUID | None
+    error: str | None
+    status_changed_at: datetime
+    created_at: datetime
+
+
+class AdminChipPage(msgspec.Struct):
+    items: list[AdminChipOut]
+    total: int

@@ -6,7 +6,14 @@ from uuid import UUID
 
 import msgspec
 
-from app.admin.schemas import AdminUserOut, AdminUserPage, AdminUserUpdate
+from app.admin.schemas import (
+    AdminChipOut,
+    AdminChipPage,
+    AdminInstanceOut,
+    AdminUserOut,
+    AdminUserPage,
+    AdminUserUpdate,
+)
 from app.core import db
 from app.core.errors import NotFound, ValidationFailed
 from app.core.services import Services
@@ -57,3 +64,26 @@ class AdminService:
         row = await db.fetchrow(_USERS_SQL.format(where="WHERE u.id = $3"), 1, 0, user_id)
         return self._user_out(row)
 
+
+    async def list_instances(self) -> list[AdminInstanceOut]:
+        rows = await db.fetch(
+            "SELECT user_id, job_id, status, base_url, sessions, last_seen_at FROM instances ORDER BY created_at, user_id"
+        )
+        return [msgspec.convert(dict(r), AdminInstanceOut) for r in rows]
+
+    async def list_chips(self, user_id: UUID | None, status: str | None, limit: int, offset: int) -> AdminChipPage:
+        rows = await db.fetch(
+            """
+            SELECT id, user_id, alias, status, session_name, phone_number, proxy_id, error, status_changed_at,
+                   created_at, count(*) OVER () AS total
+            FROM chips WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::varchar IS NULL OR status = $2)
+            ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
+            """,
+            user_id,
+            status,
+            limit,
+            offset,
+        )
+        total = rows[0]["total"] if rows else 0
+        items = [msgspec.convert({k: v for k, v in dict(r).items() if k != "total"}, AdminChipOut) for r in rows]
+        return AdminChipPage(items=items, total=total)

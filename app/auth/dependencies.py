@@ -31,7 +31,9 @@ def provide_user_id(request: ASGIConnection, services: NamedDependency[Services]
     # Token-only: the hot paths (chip listing) need the caller's id, not a database round trip.
     # Depending on ``services`` (rather than beside it) keeps Litestar resolving the two in
     # sequence instead of spawning a task group per request.
-    return services.tokens.verify(_bearer(request), ACCESS).user_id
+    user_id = services.tokens.verify(_bearer(request), ACCESS).user_id
+    services.activity.touch(user_id)
+    return user_id
 
 
 async def provide_current_user(request: ASGIConnection, services: NamedDependency[Services]) -> dict:

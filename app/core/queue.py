@@ -31,6 +31,9 @@ class JobSpec:
     retry_delay: float
     retry_backoff: float | bool
     ttl: int = 3600
+    # Jobs touch themselves this often while running (see app.worker): a worker killed mid-job
+    # is noticed by another worker's sweep within ~heartbeat seconds, not after the timeout.
+    heartbeat: int = 20
 
     def key(self, subject: object) -> str:
         return f"{self.key_prefix}:{subject}"
@@ -63,6 +66,7 @@ class SaqJobQueue:
                 retry_delay=spec.retry_delay,
                 retry_backoff=spec.retry_backoff,
                 ttl=spec.ttl,
+                heartbeat=spec.heartbeat,
                 **kwargs,
             )
         except REDIS_UNAVAILABLE_ERRORS as exc:

@@ -1,0 +1,167 @@
+"""The slow, failure-prone chip work the SAQ workers run: provision, re-proxy, tear down.
+
+Every step is idempotent, so a job re-run after a crash at any point converges on the same
+state: ensure_instance is idempotent, the proxy assignment keeps a usable proxy, the WAHA session
+is created or brought in line with the desired config, and teardown treats "already gone" as done.
+Status changes themselves come back through WAHA's webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from app.chips.service import record_transition, utcnow
+from app.core import db
+from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
+from app.core.services import Services
+from app.events.bus import publish_chip_event
+from app.instances.service import InstanceService
+from app.proxies.service import ProxyService
+from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
+from app.waha.schemas import ProxyConfig, SessionInfo
+from app.waha.sessions import build_session_config, chip_metadata
+
+logger = logging.getLogger("whago.provisioning")
+
+_CHIP_SQL = "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1"
+
+
+def _differs(session: SessionInfo, desired: dict[str, Any]) -> bool:
+    """Does WAHA's session config differ from what we want in what matters to us?"""
+    current = session.config
+    if current is None:
+        return True
+    if dict(current.metadata or {}) != desired["metadata"]:
+        return True
+    want_proxy = desired.get("proxy") or {}
+    have_proxy = current.proxy
+    if bool(want_proxy) != bool(have_proxy):
+        return True
+    if have_proxy and (have_proxy.server, have_proxy.username) != (want_proxy.get("server"), want_proxy.get("username")):
+        return True
+    want_hook = desired["webhooks"][0]
+    want_key = (want_hook.get("hmac") or {}).get("key")
+    return not any(
+        h.url == want_hook["url"] and h.hmac is not None and h.hmac.key in (None, want_key)  # None: WAHA hid it
+        for h in current.webhooks or []
+    )
+
+
+class ProvisioningService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.proxies = ProxyService(services)
+        self.instances = InstanceService(services)
+
+    def _desired_config(self, user_id: UUID, chip_id: UUID, proxy: ProxyConfig | None) -> dict[str, Any]:
+        settings = self.s.settings
+        return build_session_config(
+            metadata=chip_metadata(user_id, chip_id),
+            webhook_url=settings.webhook_url,
+            hmac_key=settings.webhook_hmac_key,
+            proxy=proxy,
+            retry_attempts=settings.webhook_retry_attempts,
+            retry_delay_seconds=settings.webhook_retry_delay_seconds,
+        )
+
+    async def _client(self, user_id: UUID) -> WahaClient:
+        instance = await self.instances.ensure(user_id)
+        return self.s.waha.get(instance.base_url)
+
+    async def provision(self, chip_id: UUID) -> str:
+        """ensure instance → proxy → create-or-update the session → start it."""
+        chip = await db.fetchrow(_CHIP_SQL, chip_id)
+        if chip is None or chip["status"] == "deleting":
+            return "skipped"
+        user_id = chip["user_id"]
+        client = await self._client(user_id)
+        proxy_id = await self.proxies.assign(chip_id)
+        proxy = await self.proxies.waha_config(proxy_id)
+        config = self._desired_config(user_id, chip_id, proxy)
+        name = chip["session_name"]
+        try:
+            try:
+                session = await client.get_session(name)
+            except WahaNotFound:
+                session = None
+            if session is None:
+                await client.create_session(
+                    name,
+                    start=True,
+                    metadata=config["metadata"],
+                    proxy=proxy,
+                    webhook_url=self.s.settings.webhook_url,
+                    hmac_key=self.s.settings.webhook_hmac_key,
+                    retry_attempts=self.s.settings.webhook_retry_attempts,
+                    retry_delay_seconds=self.s.settings.webhook_retry_delay_seconds,
+                )
+                outcome = "created"
+            elif _differs(session, config):
+                await client.update_session(name, config)  # WAHA restarts a running session
+                if session.status == "STOPPED":
+                    await client.start_session(name)
+                outcome = "updated"
+            elif session.status == "STOPPED":
+                await client.start_session(name)
+                outcome = "started"
+            else:
+                outcome = "unchanged"
+        except WahaUnavailable:
+            await self.s.scheduler.invalidate(str(user_id))
+            raise
+        await db.fetch("UPDATE chips SET proxy_dirty = false, error = NULL WHERE id = $1 AND proxy_id IS NOT DISTINCT FROM $2", chip_id, proxy_id)
+        logger.info("chip %s provisioned (%s)", chip_id, outcome)
+        return outcome
+
+    async def rotate_proxy(self, chip_id: UUID) -> str:
+        """Move the chip to another usable proxy and make its WAHA session follow."""
+        chip = await db.fetchrow(_CHIP_SQL, chip_id)
+        if chip is None or chip["status"] == "deleting":
+            return "skipped"
+        if chip["status"] == "provisioning":
+            return "skipped"  # provisioning applies the current assignment itself
+        return await self.provision(chip_id)
+
+    async def teardown(self, chip_id: UUID) -> str:
+        """Delete the WAHA session (404 = done), release the proxy, remove the chip and its limits."""
+        chip = await db.fetchrow(_CHIP_SQL, chip_id)
+        if chip is None:
+            return "gone"
+        if chip["status"] != "deleting":
+            return "skipped"
+        user_id = chip["user_id"]
+        instance = await self.s.scheduler.get_instance(str(user_id))
+        if instance is not None and instance.base_url and instance.status == "running":
+            try:
+                await self.s.waha.get(instance.base_url).delete_session(chip["session_name"])
+            except WahaUnavailable:
+                await self.s.scheduler.invalidate(str(user_id))
+                raise
+        # An instance that is not running keeps the session in its storage; the reconciler
+        # deletes sessions that have no chip once the instance is back.
+        await db.fetch("DELETE FROM chips WHERE id = $1 AND status = 'deleting'", chip_id)
+        try:
+            await self.s.redis.delete(key("ratelimit", "pairing", chip_id), key("ratelimit", "messages", chip_id))
+        except REDIS_UNAVAILABLE_ERRORS:
+            pass  # limits expire on their own
+        logger.info("chip %s torn down", chip_id)
+        return "deleted"
+
+    async def mark_failed(self, chip_id: UUID, reason: str) -> None:
+        """After the last retry: the chip needs attention, and says why."""
+        async with db.transaction():
+            row = await db.fetchrow("SELECT user_id, status FROM chips WHERE id = $1 FOR UPDATE", chip_id)
+            if row is None or row["status"] in ("deleting", "failed"):
+                return
+            await db.fetch(
+                "UPDATE chips SET status = 'failed', error = $2, status_changed_at = now(), updated_at = now() WHERE id = $1",
+                chip_id,
+                reason[:500],
+            )
+            await record_transition(chip_id, row["status"], "failed", "worker", reason[:500])
+        await publish_chip_event(
+            self.s.redis, row["user_id"], "chip.status",
+            {"chip_id": str(chip_id), "status": "failed", "previous": row["status"], "at": utcnow().isoformat()},
+        )

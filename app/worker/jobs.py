@@ -1,0 +1,107 @@
+"""SAQ job functions: thin wrappers that open the right service and report final failures.
+
+Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
+teardown_chip, rotate_proxy, reconcile, reap_idle, check_proxies, prune_webhook_events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from uuid import UUID
+
+from app.chips.provisioning import ProvisioningService
+from app.core import db
+from app.core.errors import WhagoError
+from app.core.services import Services
+from app.instances.service import InstanceService
+from app.proxies.service import ProxyService
+from app.reconciler.service import Reconciler
+
+logger = logging.getLogger("whago.worker")
+
+
+def _services(ctx) -> Services:
+    return ctx["services"]
+
+
+def describe(exc: BaseException) -> str:
+    """A readable reason for the tenant (no stack trace, no secrets: typed errors scrub theirs)."""
+    if isinstance(exc, WhagoError):
+        return exc.detail
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return f"unexpected error ({type(exc).__name__})"
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(ctx):
+    """Touch the job while it runs so a dead worker's job is swept quickly (see JobSpec)."""
+    job = ctx.get("job")
+    if job is None or not job.heartbeat:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(max(1.0, job.heartbeat / 4))
+            with contextlib.suppress(Exception):
+                await job.update()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _final_failure(ctx, chip_id: str, exc: BaseException, what: str) -> None:
+    job = ctx.get("job")
+    if job is not None and job.attempts >= job.retries:
+        reason = f"{what} failed after {job.attempts} attempts: {describe(exc)}"
+        await ProvisioningService(_services(ctx)).mark_failed(UUID(chip_id), reason)
+
+
+async def provision_chip(ctx, *, chip_id: str) -> str:
+    try:
+        async with _heartbeat(ctx):
+            return await ProvisioningService(_services(ctx)).provision(UUID(chip_id))
+    except Exception as exc:
+        await _final_failure(ctx, chip_id, exc, "Provisioning")
+        raise
+
+
+async def rotate_proxy(ctx, *, chip_id: str) -> str:
+    async with _heartbeat(ctx):
+        return await ProvisioningService(_services(ctx)).rotate_proxy(UUID(chip_id))
+
+
+async def teardown_chip(ctx, *, chip_id: str) -> str:
+    async with _heartbeat(ctx):
+        return await ProvisioningService(_services(ctx)).teardown(UUID(chip_id))
+
+
+async def reconcile(ctx) -> dict:
+    return (await Reconciler(_services(ctx)).run()).as_dict()
+
+
+async def reap_idle(ctx) -> list[str]:
+    return await InstanceService(_services(ctx)).reap_idle()
+
+
+async def check_proxies(ctx) -> dict:
+    return await ProxyService(_services(ctx)).check_health()
+
+
+async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
+    """Processed envelope ids are kept long enough to outlast every WAHA retry policy."""
+    rows = await db.fetch(
+        "DELETE FROM webhook_events WHERE received_at < now() - make_interval(days => $1) RETURNING 1", keep_days
+    )
+    return len(rows)
+
+
+FUNCTIONS = [provision_chip, rotate_proxy, teardown_chip, reconcile, reap_idle, check_proxies, prune_webhook_events]

@@ -1,0 +1,87 @@
+"""Run SAQ workers: ``whago worker`` (a process of its own) or inside ``whago dev``/tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from saq import CronJob, Worker
+
+from app.core import db
+from app.core.queue import SaqJobQueue
+from app.core.services import Services
+from app.settings import Settings
+from app.worker import jobs
+
+logger = logging.getLogger("whago.worker")
+
+
+def _every(seconds: int) -> str:
+    """A cron expression for "every N seconds" (SAQ accepts 6-field crons with seconds)."""
+    if seconds < 60:
+        return f"*/{max(1, seconds)} * * * * *"
+    return f"*/{max(1, seconds // 60)} * * * *"
+
+
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    # unique=True (default) keys each cron job, so several workers never double-schedule it.
+    return [
+        CronJob(jobs.reconcile, cron=_every(settings.reconcile_interval_seconds), timeout=600, retries=1, ttl=600),
+        CronJob(jobs.check_proxies, cron=_every(settings.proxy_check_interval_seconds), timeout=120, retries=1, ttl=600),
+        CronJob(jobs.reap_idle, cron="17 * * * *", timeout=600, retries=1, ttl=3600),
+        CronJob(jobs.prune_webhook_events, cron="43 3 * * *", timeout=600, retries=1, ttl=3600),
+    ]
+
+
+def build_worker(settings: Settings, services: Services, *, with_cron: bool = True) -> Worker:
+    queue = services.queue.saq if isinstance(services.queue, SaqJobQueue) else SaqJobQueue(services.redis).saq
+    worker = Worker(
+        queue,
+        functions=jobs.FUNCTIONS,
+        concurrency=settings.worker_concurrency,
+        cron_jobs=cron_jobs(settings) if with_cron else None,
+        startup=None,
+        shutdown=None,
+        # Sweep often: a job whose worker died is picked up again once its heartbeat is stale.
+        timers={"sweep": 10, "schedule": 1, "abort": 1},
+        shutdown_grace_period_s=10,
+    )
+    worker.context["services"] = services
+    return worker
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, services: Services, *, with_cron: bool = True) -> AsyncIterator[Worker]:
+    """A worker as a task on the current loop (dev process, tests); stops cleanly on exit."""
+    worker = build_worker(settings, services, with_cron=with_cron)
+    worker.SIGNALS = []  # leave SIGINT/SIGTERM to the host process (uvicorn in dev)
+    await worker.queue.connect()
+    task = asyncio.create_task(worker.start(), name="whago-worker")
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def run_worker(settings: Settings) -> None:
+    """``whago worker``: until SIGINT/SIGTERM."""
+    services = Services.build(settings)
+    await db.start_pool(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running_worker(settings, services):
+            logger.info("worker started (concurrency %s)", settings.worker_concurrency)
+            await stop.wait()
+            logger.info("worker stopping")
+    finally:
+        await services.aclose()
+        await db.close_pool()
