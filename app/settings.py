@@ -91,6 +91,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # --- workers ----------------------------------------------------------------------------
     worker_concurrency: int = 10
+    worker_shutdown_grace_seconds: int = 10
+    job_attempts: int = 8
+    job_heartbeat_seconds: int = 20
+    job_retry_delay_seconds: float = 1.0
+    job_retry_max_delay_seconds: float = 60.0
     reconcile_interval_seconds: int = 60
     instance_grace_seconds: int = 600
     idle_days: int = 30

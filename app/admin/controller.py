@@ -91,7 +91,7 @@ class AdminChipsController(Controller):
     async def list_chips(
         self,
         services: NamedDependency[Services],
-        owner: Annotated[UUID | None, QueryParameter(query="user_id")] = None,
+        owner: Annotated[UUID | None, QueryParameter(name="user_id")] = None,
         status: Annotated[ChipStatus | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,

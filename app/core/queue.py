@@ -11,6 +11,7 @@ from saq.queue.redis import RedisQueue
 
 from app.core.errors import DependencyUnavailable
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS
+from app.settings import Settings
 
 logger = logging.getLogger("whago.queue")
 
@@ -21,27 +22,23 @@ QUEUE_NAME = "whago"
 class JobSpec:
     """A job's name and the limits every enqueue of it carries (SAQ's 10 s default is too short).
 
-    ``retries`` is SAQ's meaning: total attempts. ``retry_backoff`` caps the exponential delay.
+    Attempts and the exponential backoff between them come from settings
+    (``WHAGO_JOB_ATTEMPTS``, ``WHAGO_JOB_RETRY_DELAY_SECONDS``, ``WHAGO_JOB_RETRY_MAX_DELAY_SECONDS``).
     """
 
     name: str
     key_prefix: str
     timeout: int
-    retries: int
-    retry_delay: float
-    retry_backoff: float | bool
     ttl: int = 3600
-    # Jobs touch themselves this often while running (see app.worker): a worker killed mid-job
-    # is noticed by another worker's sweep within ~heartbeat seconds, not after the timeout.
-    heartbeat: int = 20
 
     def key(self, subject: object) -> str:
         return f"{self.key_prefix}:{subject}"
 
 
-PROVISION_CHIP = JobSpec("provision_chip", "provision", timeout=300, retries=8, retry_delay=1.0, retry_backoff=60)
-TEARDOWN_CHIP = JobSpec("teardown_chip", "teardown", timeout=120, retries=8, retry_delay=1.0, retry_backoff=60)
-ROTATE_PROXY = JobSpec("rotate_proxy", "rotate", timeout=120, retries=5, retry_delay=2.0, retry_backoff=60)
+# provisioning may wait for Nomad to place and Consul to pass a new instance (ready timeout 120 s)
+PROVISION_CHIP = JobSpec("provision_chip", "provision", timeout=300)
+TEARDOWN_CHIP = JobSpec("teardown_chip", "teardown", timeout=120)
+ROTATE_PROXY = JobSpec("rotate_proxy", "rotate", timeout=300)
 
 
 class JobQueue(Protocol):
@@ -49,8 +46,13 @@ class JobQueue(Protocol):
 
 
 class SaqJobQueue:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.saq = RedisQueue(redis, name=QUEUE_NAME)
+        # SAQ's `retries` counts attempts; the delay doubles per attempt (with jitter) up to the cap
+        self._retries = max(1, settings.job_attempts)
+        self._retry_delay = settings.job_retry_delay_seconds
+        self._retry_backoff = settings.job_retry_max_delay_seconds
+        self._heartbeat = settings.job_heartbeat_seconds
 
     async def enqueue(self, spec: JobSpec, subject: object, **kwargs: Any) -> bool:
         """Enqueue once per subject (dedup key). Returns False when an identical job is pending.
@@ -62,11 +64,13 @@ class SaqJobQueue:
                 spec.name,
                 key=spec.key(subject),
                 timeout=spec.timeout,
-                retries=spec.retries,
-                retry_delay=spec.retry_delay,
-                retry_backoff=spec.retry_backoff,
+                retries=self._retries,
+                retry_delay=self._retry_delay,
+                retry_backoff=self._retry_backoff,
                 ttl=spec.ttl,
-                heartbeat=spec.heartbeat,
+                # touched by the running job (app.worker.jobs): a worker killed mid-job is swept
+                # by another worker within ~heartbeat seconds, not after the whole timeout
+                heartbeat=self._heartbeat,
                 **kwargs,
             )
         except REDIS_UNAVAILABLE_ERRORS as exc:

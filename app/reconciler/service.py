@@ -238,9 +238,9 @@ class Reconciler:
         phone = session.me.phone_number if (observed == "connected" and session.me is not None) else None
         async with db.transaction():
             rows = await db.fetch(
-                "UPDATE chips SET status = $3, status_changed_at = now(), updated_at = now(),"
+                "UPDATE chips SET status = $3::varchar, status_changed_at = now(), updated_at = now(),"
                 " phone_number = coalesce($4, phone_number),"
-                " error = CASE WHEN $3 = 'failed' THEN 'WAHA reports the session FAILED' ELSE NULL END"
+                " error = CASE WHEN $3::varchar = 'failed' THEN 'WAHA reports the session FAILED' ELSE NULL END"
                 " WHERE id = $1 AND status = $2 AND status_changed_at = $5 RETURNING id",
                 chip["id"],
                 status,

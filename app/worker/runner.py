@@ -37,7 +37,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
 
 
 def build_worker(settings: Settings, services: Services, *, with_cron: bool = True) -> Worker:
-    queue = services.queue.saq if isinstance(services.queue, SaqJobQueue) else SaqJobQueue(services.redis).saq
+    queue = services.queue.saq if isinstance(services.queue, SaqJobQueue) else SaqJobQueue(services.redis, settings).saq
     worker = Worker(
         queue,
         functions=jobs.FUNCTIONS,
@@ -46,8 +46,13 @@ def build_worker(settings: Settings, services: Services, *, with_cron: bool = Tr
         startup=None,
         shutdown=None,
         # Sweep often: a job whose worker died is picked up again once its heartbeat is stale.
-        timers={"sweep": 10, "schedule": 1, "abort": 1},
-        shutdown_grace_period_s=10,
+        timers={"sweep": min(10, max(1, settings.job_heartbeat_seconds // 2)), "schedule": 1, "abort": 1},
+        # SAQ also waits this long for its idle timer loops; interrupted jobs are re-queued
+        # ("cancelled") and every job is idempotent, so a short grace loses nothing.
+        shutdown_grace_period_s=settings.worker_shutdown_grace_seconds,
+        # Idle dequeues return every second, so stopping a worker waits for running jobs only,
+        # not for the whole grace period.
+        dequeue_timeout=1.0,
     )
     worker.context["services"] = services
     return worker

@@ -1,0 +1,120 @@
+"""The whole chip flow with the production (nomad) scheduler, through the Nomad/Consul double:
+job registered and validated against Nomad's schema, instance found through Consul, session in
+the tenant's own WAHA, webhooks, QR, scan, message, logout, delete; and healing a purged job."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import httpx
+import pytest
+import zxingcpp
+from PIL import Image
+
+from app.reconciler import service as reconciler_module
+from app.reconciler.service import Reconciler
+from app.scheduler.base import job_id_for
+from tests.doubles import serve_double
+from tests.worker.conftest import platform
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture()
+def double(clean_state):
+    with serve_double(check_interval=0.02, registration_gap=0.05) as served:
+        yield served
+
+
+def nomad_env(double) -> dict[str, str]:
+    return {"WHAGO_SCHEDULER": "nomad", "WHAGO_NOMAD_ADDR": double.nomad_url, "WHAGO_CONSUL_ADDR": double.consul_url}
+
+
+def emulator_url(double, user_id: str) -> str:
+    alloc = double.current_alloc(job_id_for(user_id))
+    assert alloc is not None and alloc.port, "no running allocation"
+    return f"http://127.0.0.1:{alloc.port}"
+
+
+async def test_end_to_end_through_nomad_and_consul(double):
+    async with platform(nomad_env(double)) as p:
+        tenant = await p.tenant("business")
+        user_id = tenant["user"]["id"]
+        chip = await p.create_chip(tenant, "sales-1")
+        await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
+
+        job = double.job(job_id_for(user_id)).job
+        assert job["Meta"]["whago_user_id"] == user_id and job["Meta"]["whago_plan"] == "business"
+        waha = emulator_url(double, user_id)
+        instances = await p.services.scheduler.list_instances()
+        assert [(i.user_id, i.status) for i in instances] == [(user_id, "running")]
+
+        qr = await p.http.get(f"/api/v1/chips/{chip['id']}/qr", headers={**tenant["headers"], "Accept": "image/png"})
+        assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/png")
+        decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))
+        async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+            value = (await raw.get(f"/api/{chip['session_name']}/auth/qr", params={"format": "raw"})).json()["value"]
+            assert decoded and decoded[0].text == value
+            scanned = await raw.post(f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"})
+            assert scanned.status_code in (200, 201)
+        connected = await p.wait_status(tenant, chip["id"], "connected")
+        assert connected["phone_number"] == "5511912345678"
+
+        sent = await p.http.post(
+            f"/api/v1/chips/{chip['id']}/messages", json={"to": "5511999999999", "text": "hello"}, headers=tenant["headers"]
+        )
+        assert sent.status_code == 202, sent.text
+        assert sent.json()["chip_id"] == chip["id"] and sent.json()["to"] == "5511999999999"
+
+        logout = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
+        assert logout.status_code == 202
+        await p.wait_status(tenant, chip["id"], "disconnected")
+
+        assert (await p.http.delete(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code == 202
+        deadline = time.monotonic() + 20
+        while (await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code != 404:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+            assert (await raw.get("/api/sessions", params={"all": "true"})).json() == []
+
+
+async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatch):
+    monkeypatch.setattr(reconciler_module, "SETTLE_SECONDS", 0)
+    async with platform(nomad_env(double)) as p:
+        tenant = await p.tenant("business")
+        user_id = tenant["user"]["id"]
+        chips = [await p.create_chip(tenant, f"c{i}") for i in range(2)]
+        for chip in chips:
+            await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
+        old_port = double.current_alloc(job_id_for(user_id)).port
+
+        async with httpx.AsyncClient(base_url=double.nomad_url) as nomad:  # an operator, behind our back
+            assert (await nomad.delete(f"/v1/job/{job_id_for(user_id)}", params={"purge": "true"})).status_code == 200
+        await p.services.scheduler.invalidate(user_id)
+
+        report = await Reconciler(p.services).run()
+        assert report.drift["instance_missing"] == 1, report.as_dict()
+        deadline = time.monotonic() + 30
+        while True:
+            alloc = double.current_alloc(job_id_for(user_id))
+            if alloc is not None and alloc.port and alloc.client_status == "running":
+                async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+                    listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
+                names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
+                if names == {c["session_name"] for c in chips}:
+                    break
+            assert time.monotonic() < deadline, "sessions did not come back"
+            await asyncio.sleep(0.1)
+        assert alloc.port != old_port
+        for chip in chips:
+            await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
+        # and the next run sees no drift
+        for _ in range(50):
+            report = await Reconciler(p.services).run()
+            if not report.drift:
+                break
+            await asyncio.sleep(0.2)
+        assert not report.drift and not report.errors, report.as_dict()

@@ -1,0 +1,125 @@
+"""The reconciler heals drift in both directions, one run at a time, without fighting the main path."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from app.core import db
+from app.reconciler import service as reconciler_module
+from app.reconciler.service import Reconciler
+from tests.worker.conftest import platform
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def no_settle_delay(monkeypatch):
+    # production leaves chips changed in the last 30 s alone; tests cannot wait that long
+    monkeypatch.setattr(reconciler_module, "SETTLE_SECONDS", 0)
+
+
+async def _scan(url: str, name: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{url}/_emulator/sessions/{name}/scan", json={"phone": "5511988887777"})
+        assert response.status_code in (200, 201), response.text
+
+
+async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        emulator.deliver_webhooks = False  # WAHA's WORKING webhook never arrives
+        await _scan(served.url, chip["session_name"])
+        await asyncio.sleep(0.3)
+        assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
+        report = await Reconciler(p.services).run()
+        assert report.drift["status_fixed"] == 1, report.as_dict()
+        fixed = await p.chip(tenant, chip["id"])
+        assert fixed["status"] == "connected" and fixed["phone_number"] == "5511988887777"
+        events = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
+        assert events[0]["source"] == "reconciler" and events[0]["to_status"] == "connected"
+        # a second run finds nothing to do
+        again = await Reconciler(p.services).run()
+        assert not again.drift and not again.errors, again.as_dict()
+
+
+async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator, monkeypatch):
+    served, emulator = static_emulator
+    monkeypatch.setattr(reconciler_module, "SETTLE_SECONDS", 3600)
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        emulator.deliver_webhooks = False
+        await _scan(served.url, chip["session_name"])
+        report = await Reconciler(p.services).run()
+        assert not report.drift.get("status_fixed")
+        assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
+
+
+async def test_two_reconcilers_at_once_one_does_the_work(static_emulator):
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        emulator.deliver_webhooks = False
+        await _scan(served.url, chip["session_name"])
+        reports = await asyncio.gather(*(Reconciler(p.services).run() for _ in range(5)))
+        assert sum(r.ran for r in reports) == 1
+        assert sum(r.drift.get("status_fixed", 0) for r in reports) == 1
+        events = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
+        assert sum(e["source"] == "reconciler" for e in events) == 1
+
+
+async def test_session_without_chip_is_deleted_and_chip_without_session_is_provisioned(static_emulator):
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant = await p.tenant("business")
+        kept = await p.create_chip(tenant, "kept")
+        lost = await p.create_chip(tenant, "lost")
+        await p.wait_status(tenant, kept["id"], "waiting_qr")
+        await p.wait_status(tenant, lost["id"], "waiting_qr")
+        headers = {"X-Api-Key": p.settings.waha_api_key}
+        async with httpx.AsyncClient(base_url=served.url, headers=headers) as waha:
+            # a session behind our back (a chip row gone without teardown), and one deleted in WAHA
+            stray = "chip_" + uuid.uuid4().hex
+            await waha.post("/api/sessions", json={"name": stray, "start": False})
+            foreign = "someone_elses_session"
+            await waha.post("/api/sessions", json={"name": foreign, "start": False})
+            await waha.delete(f"/api/sessions/{lost['session_name']}")
+        report = await Reconciler(p.services).run()
+        assert report.drift["session_orphan_deleted"] == 1, report.as_dict()
+        assert report.drift["session_missing"] == 1
+        assert stray not in emulator.sessions and foreign in emulator.sessions  # only WHAGO's own
+        await asyncio.sleep(0.5)
+        for _ in range(100):
+            if lost["session_name"] in emulator.sessions:
+                break
+            await asyncio.sleep(0.1)
+        assert lost["session_name"] in emulator.sessions  # re-provisioned by the worker
+
+
+async def test_durable_to_dos_are_requeued(static_emulator):
+    """Chips recorded while Redis was down, or deleted with a lost teardown job, are re-driven."""
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
+        tenant = await p.tenant("business")
+        chip = await p.create_chip(tenant, "pending")
+        doomed = await p.create_chip(tenant, "doomed")
+        await p.services.redis.flushdb()  # every queued job is lost
+        await db.fetch("UPDATE chips SET provision_enqueued_at = NULL WHERE id = $1", uuid.UUID(chip["id"]))
+        await db.fetch(
+            "UPDATE chips SET status = 'deleting', status_changed_at = now() - interval '1 hour' WHERE id = $1",
+            uuid.UUID(doomed["id"]),
+        )
+        report = await Reconciler(p.services).run()
+        assert report.drift["provision_requeued"] == 1 and report.drift["teardown_requeued"] == 1, report.as_dict()
+        assert await p.services.redis.exists(f"saq:job:whago:provision:{chip['id']}")
+        assert await p.services.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
