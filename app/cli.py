@@ -86,6 +86,7 @@ def _emulator(args: argparse.Namespace) -> int:
         qr_first_seconds=args.qr_first,
         qr_next_seconds=args.qr_next,
         qr_max=args.qr_max,
+        state_dir=args.state_dir,
     )
     return 0
 
@@ -141,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--qr-first", type=float, default=60.0, help="lifetime of the first QR (s)")
     emulator.add_argument("--qr-next", type=float, default=20.0, help="lifetime of each later QR (s)")
     emulator.add_argument("--qr-max", type=int, default=6, help="QR codes before the session FAILS")
+    emulator.add_argument(
+        "--state-dir", default=None,
+        help="keep sessions (config, link) in JSON files here, so a restart restarts them (default: memory only)",
+    )
     emulator.set_defaults(func=_emulator)
 
     nomad = sub.add_parser("nomad", help="Nomad helpers").add_subparsers(dest="nomad_command", required=True)
