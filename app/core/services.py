@@ -40,7 +40,7 @@ class Services:
         services = cls(
             settings=settings,
             redis=redis,
-            queue=SaqJobQueue(redis),
+            queue=SaqJobQueue(redis, settings),
             limiter=SlidingWindowLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),

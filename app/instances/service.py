@@ -43,6 +43,34 @@ async def record_instance(instance: Instance, *, sessions: int | None = None) ->
     )
 
 
+async def record_instances(observed: list[tuple[Instance, int]]) -> None:
+    """Bulk form of record_instance for the reconciler: one statement per pass, not per tenant."""
+    if not observed:
+        return
+    await db.fetch(
+        """
+        INSERT INTO instances (user_id, job_id, status, base_url, sessions, last_seen_at)
+        SELECT u, j, s, b, n, now() FROM unnest($1::uuid[], $2::varchar[], $3::varchar[], $4::text[], $5::int[])
+            AS t(u, j, s, b, n)
+        WHERE EXISTS (SELECT 1 FROM users WHERE users.id = t.u)
+        ON CONFLICT (user_id) DO UPDATE SET
+            job_id = EXCLUDED.job_id,
+            status = CASE WHEN instances.status = 'idle' AND EXCLUDED.status <> 'running'
+                          THEN instances.status ELSE EXCLUDED.status END,
+            base_url = EXCLUDED.base_url,
+            sessions = EXCLUDED.sessions,
+            last_error = NULL,
+            last_seen_at = now(),
+            updated_at = now()
+        """,
+        [UUID(i.user_id) for i, _ in observed],
+        [i.job_id for i, _ in observed],
+        [i.status for i, _ in observed],
+        [i.base_url for i, _ in observed],
+        [n for _, n in observed],
+    )
+
+
 async def tenant_ref(user_id: UUID) -> TenantRef | None:
     row = await db.fetchrow(
         "SELECT u.id, u.plan, u.email, (SELECT count(*) FROM chips c WHERE c.user_id = u.id) AS chips"
@@ -109,12 +137,19 @@ class InstanceService:
                 break  # the reconciler ensures instances of non-idle tenants with chips
         return True
 
+    async def _require_tenant(self, user_id: UUID) -> None:
+        # Adapters without per-tenant processes (static) accept any id: say 404 for unknown users.
+        if await db.fetchrow("SELECT 1 FROM users WHERE id = $1", user_id) is None:
+            raise NotFound("Tenant not found.")
+
     async def restart(self, user_id: UUID) -> None:
+        await self._require_tenant(user_id)
         await self.s.scheduler.restart_instance(str(user_id))
         await self.s.scheduler.invalidate(str(user_id))
 
     async def remove(self, user_id: UUID) -> int:
         """Stop and remove the tenant's instance; their chips go 'disconnected'."""
+        await self._require_tenant(user_id)
         await self.s.scheduler.remove_instance(str(user_id))
         async with db.transaction():
             await db.fetch("DELETE FROM instances WHERE user_id = $1", user_id)

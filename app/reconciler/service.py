@@ -24,8 +24,8 @@ from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP
 from app.core.redis import key
 from app.core.services import Services
 from app.events.bus import publish_chip_event
-from app.instances.service import record_instance
-from app.scheduler.base import Instance, user_id_from_job_id
+from app.instances.service import record_instances
+from app.scheduler.base import Instance
 from app.waha.client import WahaError
 from app.waha.sessions import chip_id_from_session
 from app.webhooks.service import WAHA_TO_CHIP_STATUS
@@ -183,14 +183,16 @@ class Reconciler:
             sessions_by_url[url] = {s.name: s for s in sessions}
             report.sessions += len(sessions)
 
+        observed = []
         for user_id, instance in running.items():
             sessions = sessions_by_url.get(instance.base_url)
             if sessions is None:
                 continue
-            mine = [c for c in tenants[user_id]]
-            await record_instance(instance, sessions=sum(1 for c in mine if c["session_name"] in sessions))
+            mine = tenants[user_id]
+            observed.append((instance, sum(1 for c in mine if c["session_name"] in sessions)))
             for chip in mine:
                 await self._reconcile_chip(chip, sessions.get(chip["session_name"]), report)
+        await record_instances(observed)
 
         # 4. Sessions without a chip, per WAHA URL (only WHAGO's own chip_* sessions).
         known = {c["session_name"] for c in chips}

@@ -281,9 +281,18 @@ class WahaClient:
         headers = {"X-Api-Key": self._api_key, "Accept": "application/json", **kwargs.pop("headers", {})}
         where = f"{method} {path}"
         try:
-            response = await self._http.request(
-                method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
-            )
+            try:
+                response = await self._http.request(
+                    method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+                )
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # A pooled keep-alive connection the server had already closed: a read-only call
+                # is safe to send once more on a fresh connection.
+                if method != "GET":
+                    raise
+                response = await self._http.request(
+                    method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+                )
         except httpx.TimeoutException:
             raise WahaUnavailable(f"WAHA {where}: timed out") from None
         except httpx.HTTPError as exc:

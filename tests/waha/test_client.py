@@ -65,6 +65,8 @@ async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> Non
 async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, exception, status) -> None:
     if exception is not None:
         httpx_mock.add_exception(exception)
+        if isinstance(exception, httpx.RemoteProtocolError):
+            httpx_mock.add_exception(exception)  # a read is retried once on a fresh connection
     else:
         httpx_mock.add_response(status_code=status, json={"statusCode": status, "message": "boom"})
     with pytest.raises(WahaUnavailable) as caught:
@@ -215,3 +217,17 @@ def test_session_config_without_optional_parts() -> None:
                       "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8}}],
     }
     assert PROXY_PASSWORD not in repr(ProxyConfig(server="h:1", password=PROXY_PASSWORD))
+
+
+async def test_a_stale_keep_alive_connection_is_retried_once_for_reads(waha: WahaClient, httpx_mock) -> None:
+    httpx_mock.add_exception(httpx.RemoteProtocolError("Server disconnected without sending a response."))
+    httpx_mock.add_response(url=f"{BASE}/api/sessions?all=true", json=[])
+    assert await waha.list_sessions(all=True) == []
+    assert len(httpx_mock.get_requests()) == 2
+
+
+async def test_writes_are_never_resent(waha: WahaClient, httpx_mock) -> None:
+    httpx_mock.add_exception(httpx.RemoteProtocolError("Server disconnected without sending a response."))
+    with pytest.raises(WahaUnavailable):
+        await waha.restart_session("chip_x")
+    assert len(httpx_mock.get_requests()) == 1
