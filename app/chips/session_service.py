@@ -15,9 +15,10 @@ from app.chips.service import ChipService, record_transition, utcnow
 from app.core import db
 from app.core.errors import Conflict, DependencyUnavailable
 from app.core.services import Services
-from app.events.bus import publish_chip_event
+from app.events.bus import format_time
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
+_ANY = object()
 PAIRING_LIMIT = "pairing"
 MESSAGE_LIMIT = "messages"
 
@@ -75,6 +76,7 @@ class ChipSessionService:
         if chip.status in ("provisioning", "deleting"):
             raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
         await self._count_pairing_attempt(chip_id)
+        before = await db.fetchrow("SELECT last_status_event_at FROM chips WHERE id = $1", chip_id)
         try:
             await self._remote(user_id, lambda c: c.restart_session(chip.session_name))
         except WahaNotFound:
@@ -82,7 +84,13 @@ class ChipSessionService:
             await self._set_status(user_id, chip_id, "provisioning", "session missing in WAHA; re-provisioning")
             await self.chips.enqueue_provisioning(chip_id)
             return await self.chips.get(user_id, chip_id)
-        await self._set_status(user_id, chip_id, "starting", "restart requested")
+        # WAHA's webhooks for this restart race with this write. The restart's own STOPPED may land
+        # first (then "starting" is still right), but a fast SCAN_QR_CODE / WORKING must not be
+        # overwritten by our older guess: it would stay "starting" until the next event.
+        await self._set_status(
+            user_id, chip_id, "starting", "restart requested",
+            unless_webhook_since=before["last_status_event_at"] if before else None,
+        )
         return await self.chips.get(user_id, chip_id)
 
     async def logout(self, user_id: UUID, chip_id: UUID) -> ChipOut:
@@ -130,11 +138,27 @@ class ChipSessionService:
         )
 
     async def _set_status(
-        self, user_id: UUID, chip_id: UUID, status: str, detail: str, *, clear_phone: bool = False
+        self, user_id: UUID, chip_id: UUID, status: str, detail: str, *, clear_phone: bool = False,
+        unless_webhook_since: object = _ANY,
     ) -> None:
+        """Move the chip to ``status`` (history source ``api``) and publish it.
+
+        ``unless_webhook_since``: the chip's ``last_status_event_at`` before the remote call; if a
+        webhook has applied a status since then, and it is not a pre-restart state
+        (disconnected/failed), that newer report from WAHA wins and nothing is written.
+        """
         async with db.transaction():
-            row = await db.fetchrow("SELECT status FROM chips WHERE id = $1 AND user_id = $2 FOR UPDATE", chip_id, user_id)
+            row = await db.fetchrow(
+                "SELECT status, last_status_event_at FROM chips WHERE id = $1 AND user_id = $2 FOR UPDATE",
+                chip_id, user_id,
+            )
             if row is None or row["status"] == "deleting":
+                return
+            if (
+                unless_webhook_since is not _ANY
+                and row["last_status_event_at"] != unless_webhook_since
+                and row["status"] not in ("disconnected", "failed")
+            ):
                 return
             if row["status"] == status:
                 # already there (WAHA's own webhook won the race): no transition, but a logout
@@ -148,9 +172,9 @@ class ChipSessionService:
                 chip_id, status, clear_phone,
             )
             await record_transition(chip_id, row["status"], status, "api", detail)
-        await publish_chip_event(
-            self.s.redis, user_id, "chip.status",
-            {"chip_id": str(chip_id), "status": status, "previous": row["status"], "at": utcnow().isoformat()},
+        await self.s.events.publish(
+            user_id, "chip.status",
+            {"chip_id": str(chip_id), "status": status, "previous": row["status"], "at": format_time(utcnow())},
         )
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from uuid import UUID
 
 import msgspec
@@ -19,6 +20,11 @@ from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 logger = logging.getLogger("whago.events")
 
 CHANNEL_PATTERN = key("user", "*", "events")
+
+
+def format_time(at: datetime) -> str:
+    """RFC 3339 in UTC, as every REST response writes times (``…Z``)."""
+    return msgspec.json.encode(at.astimezone(timezone.utc)).decode()[1:-1]
 
 
 def user_channel(user_id: UUID | str) -> str:
@@ -34,23 +40,93 @@ async def publish_chip_event(redis: aioredis.Redis, user_id: UUID | str, event: 
 
 
 class EventHub:
-    """One pattern subscription per process, fanned out to the SSE streams of that process."""
+    """The process's end of live events.
 
-    def __init__(self, redis: aioredis.Redis, queue_size: int = 256) -> None:
+    Receiving: one pattern subscription per process, fanned out to the SSE streams of that process.
+    Sending (``publish``): one FIFO per process, drained by a background task that sends whatever
+    has queued up in one pipelined round trip. Callers (the webhook hot path) never wait on Redis,
+    events leave in the order they were published, and a Redis outage costs only log lines; the
+    queue is bounded so an outage cannot grow memory.
+    """
+
+    PUBLISH_BATCH = 512
+
+    def __init__(self, redis: aioredis.Redis, queue_size: int = 256, max_pending: int = 10_000) -> None:
         self._redis = redis
         self._queue_size = queue_size
         self._listeners: dict[str, set[asyncio.Queue]] = defaultdict(set)
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._max_pending = max_pending
+        self._dropped = 0
+        self._wakeup: asyncio.Event | None = None
+        self._sending = False
+        self._publisher: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="whago-event-hub")
+        self._wakeup = asyncio.Event()
+        self._publisher = asyncio.create_task(self._publish_loop(), name="whago-event-publisher")
 
-    async def stop(self) -> None:
+    async def stop(self, flush_timeout: float = 2.0) -> None:
+        if self._publisher is not None:
+            # hand over what is queued before going away (bounded: Redis may be the reason we stop)
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._drained(), flush_timeout)
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._publisher
+            self._publisher = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def publish(self, user_id: UUID | str, event: str, data: dict) -> None:
+        """Queue a chip event for the user's channel; returns at once while the hub runs."""
+        message = msgspec.json.encode({"event": event, "data": data})
+        if self._publisher is None or self._publisher.done():
+            # not started (a worker process, a script): publish directly, still best effort
+            await publish_chip_event(self._redis, user_id, event, data)
+            return
+        if len(self._pending) >= self._max_pending:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                logger.warning("live event queue full (Redis slow or down): %d events dropped", self._dropped)
+            return
+        self._pending.append((user_channel(user_id), message))
+        self._wakeup.set()
+
+    async def _drained(self) -> None:
+        while self._pending or self._sending:
+            await asyncio.sleep(0.01)
+
+    async def _publish_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.PUBLISH_BATCH))]
+                self._sending = True
+                try:
+                    pipe = self._redis.pipeline(transaction=False)
+                    for channel, message in batch:
+                        pipe.publish(channel, message)
+                    await pipe.execute()
+                except asyncio.CancelledError:
+                    raise
+                except REDIS_UNAVAILABLE_ERRORS as exc:
+                    logger.warning("%d live events not published: %s", len(batch), type(exc).__name__)
+                except Exception:
+                    logger.exception("%d live events not published", len(batch))
+                finally:
+                    self._sending = False
+
+    # --- receiving ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def listen(self, user_id: UUID | str) -> AsyncIterator[asyncio.Queue]:

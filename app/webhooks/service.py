@@ -4,7 +4,9 @@ apply status changes in order, keep history, publish live events.
 Each event is applied with ONE SQL statement (an implicit transaction): the envelope id is
 inserted (the unique key makes redelivery a no-op, across restarts), the chip row is locked,
 and the decision (apply / same / stale / deleting) is made on the locked, latest row. That keeps
-concurrent deliveries of one event, and concurrent events for one chip, race-free.
+concurrent deliveries of one event, and concurrent events for one chip, race-free. Times written
+use clock_timestamp() (taken after the row lock), not now() (the statement's start, possibly
+before waiting on the lock), so history order is apply order.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import msgspec
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
 from app.core.services import Services
-from app.events.bus import publish_chip_event
+from app.events.bus import format_time
 from app.webhooks.schemas import Envelope, StatusPayload
 
 logger = logging.getLogger("whago.webhooks")
@@ -64,17 +66,17 @@ WITH ev AS (
 ), changed AS (
     UPDATE chips c SET
         status = $6,
-        status_changed_at = CASE WHEN d.action = 'apply' THEN now() ELSE c.status_changed_at END,
+        status_changed_at = CASE WHEN d.action = 'apply' THEN clock_timestamp() ELSE c.status_changed_at END,
         last_status_event_at = $7,
         phone_number = coalesce($8, c.phone_number),
         error = CASE WHEN d.action = 'apply' THEN $9 ELSE c.error END,
-        updated_at = now()
+        updated_at = clock_timestamp()
     FROM decision d
     WHERE c.id = d.id AND d.action IN ('apply', 'same')
     RETURNING c.id
 ), history AS (
     INSERT INTO chip_events (chip_id, at, from_status, to_status, source, detail)
-    SELECT d.id, now(), d.status, coalesce($6, d.status), 'webhook',
+    SELECT d.id, clock_timestamp(), d.status, coalesce($6, d.status), 'webhook',
         CASE d.action
             WHEN 'apply' THEN $10
             WHEN 'stale' THEN 'ignored: older than the last applied status event (' || $10 || ')'
@@ -133,9 +135,11 @@ def _metadata_uuid(metadata: dict | None, name: str) -> UUID | None | object:
 
 
 def _phone_number(jid: str) -> str | None:
-    """Digits of ``<digits>@c.us`` (or a device jid ``<digits>:<device>@s.whatsapp.net``)."""
-    user = jid.split("@", 1)[0].split(":", 1)[0]
-    return user[:32] if user.isdigit() else None
+    """Digits of ``<digits>@c.us`` (or a device jid ``<digits>:<device>@s.whatsapp.net``); None for
+    anything else (a hidden ``@lid`` id is not a phone number)."""
+    user, _, server = jid.partition("@")
+    user = user.split(":", 1)[0]
+    return user[:32] if server in ("c.us", "s.whatsapp.net") and user.isdigit() else None
 
 
 def _event_time(envelope: Envelope) -> datetime:
@@ -157,7 +161,7 @@ class WebhookService:
         verify_signature(body, signature, self.s.settings.webhook_hmac_key)
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
             raise ValidationFailed(f"Not a WAHA event envelope: {exc}") from None
         if envelope.event not in HANDLED_EVENTS:
             return "ignored"
@@ -201,17 +205,14 @@ class WebhookService:
             return "ignored"
         action = row["action"]
         if action == "apply":
-            await publish_chip_event(
-                self.s.redis,
+            await self.s.events.publish(
                 row["user_id"],
                 "chip.status",
-                {"chip_id": str(row["id"]), "status": new_status, "previous": row["previous"], "at": at.isoformat()},
+                {"chip_id": str(row["id"]), "status": new_status, "previous": row["previous"], "at": format_time(at)},
             )
         if new_status == "waiting_qr" and action in ("apply", "same"):
             # every QR rotation re-sends SCAN_QR_CODE: tell the browser to fetch the new code
-            await publish_chip_event(
-                self.s.redis, row["user_id"], "chip.qr", {"chip_id": str(row["id"]), "at": at.isoformat()}
-            )
+            await self.s.events.publish(row["user_id"], "chip.qr", {"chip_id": str(row["id"]), "at": format_time(at)})
         return "ignored" if action == "deleting" else "ok"
 
     async def _message(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
