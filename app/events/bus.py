@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -18,9 +19,6 @@ import redis.asyncio as aioredis
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 
 logger = logging.getLogger("whago.events")
-
-CHANNEL_PATTERN = key("user", "*", "events")
-
 
 def format_time(at: datetime) -> str:
     """RFC 3339 in UTC, as every REST response writes times (``…Z``)."""
@@ -42,7 +40,9 @@ async def publish_chip_event(redis: aioredis.Redis, user_id: UUID | str, event: 
 class EventHub:
     """The process's end of live events.
 
-    Receiving: one pattern subscription per process, fanned out to the SSE streams of that process.
+    Receiving: one pub/sub connection per process, subscribed only to the channels of users with
+    an open stream in this process (so N API processes do not each parse every event), fanned
+    out to those streams.
     Sending (``publish``): one FIFO per process, drained by a background task that sends whatever
     has queued up in one pipelined round trip. Callers (the webhook hot path) never wait on Redis,
     events leave in the order they were published, and a Redis outage costs only log lines; the
@@ -63,6 +63,9 @@ class EventHub:
         self._wakeup: asyncio.Event | None = None
         self._sending = False
         self._publisher: asyncio.Task | None = None
+        self._pubsub = None  # the live PubSub while connected
+        # keeps the connection in subscribed mode while no user is listening
+        self._own_channel = key("hub", uuid.uuid4().hex)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="whago-event-hub")
@@ -132,20 +135,28 @@ class EventHub:
     async def listen(self, user_id: UUID | str) -> AsyncIterator[asyncio.Queue]:
         queue: asyncio.Queue = asyncio.Queue(self._queue_size)
         channel = user_channel(user_id)
+        first = not self._listeners.get(channel)
         self._listeners[channel].add(queue)
         try:
+            if first and self._pubsub is not None:
+                # (if not connected, the reconnect loop subscribes to every listened channel)
+                await self._pubsub.subscribe(channel)
             yield queue
         finally:
             self._listeners[channel].discard(queue)
             if not self._listeners[channel]:
                 del self._listeners[channel]
+                if self._pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await self._pubsub.unsubscribe(channel)
 
     async def _run(self) -> None:
         backoff = 0.2
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(CHANNEL_PATTERN)
+                await pubsub.subscribe(self._own_channel, *self._listeners)
+                self._pubsub = pubsub
                 self.connected.set()
                 backoff = 0.2
                 while True:
@@ -170,6 +181,7 @@ class EventHub:
                 self.connected.clear()
                 logger.exception("event hub failed; resubscribing in %.1fs", backoff)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(backoff)
