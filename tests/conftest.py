@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 TEST_DATABASE_URL = os.environ.get("WHAGO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/whago_test")
 TEST_REDIS_URL = os.environ.get("WHAGO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -19,6 +20,8 @@ os.environ.update(
         "WHAGO_PUBLIC_URL": "http://127.0.0.1:8000",
         "WHAGO_SCHEDULER": "static",
         "WHAGO_WAHA_URL": "http://127.0.0.1:9",
+        # the local scheduler's emulator session files (and any dev state) stay out of the repo
+        "WHAGO_DEV_STATE_DIR": tempfile.mkdtemp(prefix="whago-test-state-"),
     }
 )
 

@@ -31,6 +31,14 @@ def _out(row) -> ProxyOut:
     return msgspec.convert(dict(row), ProxyOut)
 
 
+def _endpoint_changed(old, changes: dict) -> bool:
+    """Did an edit change what a WAHA session's proxy config is built from?"""
+    if any(name in changes and changes[name] != old[name] for name in ("scheme", "host", "port", "username")):
+        return True
+    # Fernet tokens differ on every encryption: any password set or cleared counts as a change.
+    return "password_encrypted" in changes and (changes["password_encrypted"] is not None or old["password_encrypted"] is not None)
+
+
 class ProxyService:
     def __init__(self, services: Services) -> None:
         self.s = services
@@ -68,28 +76,44 @@ class ProxyService:
             changes["password_encrypted"] = self.box.encrypt(password) if password else None
         if changes.get("country"):
             changes["country"] = changes["country"].lower()
+        if "username" in changes:
+            changes["username"] = changes["username"] or None  # "" means none, as on create
         if not changes:
             return await self.get(proxy_id)
         columns = list(changes)
         assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
         async with db.transaction():
+            old = await db.fetchrow(
+                "SELECT scheme, host, port, username, password_encrypted FROM proxies WHERE id = $1 FOR UPDATE", proxy_id
+            )
+            if old is None:
+                raise NotFound("Proxy not found.")
             row = await db.fetchrow(
                 f"UPDATE proxies SET {assignments}, updated_at = now() WHERE id = $1 RETURNING id, enabled, max_chips",
                 proxy_id,
                 *changes.values(),
             )
-            if row is None:
-                raise NotFound("Proxy not found.")
             moved = await self._release_chips(proxy_id, over_capacity_only=row["enabled"], max_chips=row["max_chips"])
+            if row["enabled"] and _endpoint_changed(old, changes):
+                # The chips staying on it run WAHA sessions configured with the old address or
+                # credentials: mark them so provisioning rewrites the session config.
+                moved += [
+                    r["id"]
+                    for r in await db.fetch(
+                        "UPDATE chips SET proxy_dirty = true WHERE proxy_id = $1 RETURNING id", proxy_id
+                    )
+                ]
         await self._enqueue_rotations(moved)
         return await self.get(proxy_id)
 
     async def delete(self, proxy_id: UUID) -> None:
         async with db.transaction():
-            moved = await self._release_chips(proxy_id, over_capacity_only=False)
-            rows = await db.fetch("DELETE FROM proxies WHERE id = $1 RETURNING id", proxy_id)
-            if not rows:
+            # Lock the row first: an assignment in flight either finishes before (its chip is
+            # released below) or sees the proxy gone, never lands on it between the two steps.
+            if await db.fetchrow("SELECT id FROM proxies WHERE id = $1 FOR UPDATE", proxy_id) is None:
                 raise NotFound("Proxy not found.")
+            moved = await self._release_chips(proxy_id, over_capacity_only=False)
+            await db.fetch("DELETE FROM proxies WHERE id = $1", proxy_id)
         await self._enqueue_rotations(moved)
 
     # --- assignment ------------------------------------------------------------------------
@@ -100,14 +124,18 @@ class ProxyService:
         Candidate proxies are locked in id order, then counted with a fresh statement, so
         concurrent assignments from several workers serialise instead of over-filling a proxy.
         Keeps the chip's current proxy while it is still usable. None = no proxy (direct).
+
+        Lock order, everywhere in this module: proxies (by id) before chips. Admin edits, deletes
+        and health checks lock a proxy and then update its chips; locking the chip first here
+        would deadlock with them.
         """
         async with db.transaction():
-            chip = await db.fetchrow("SELECT proxy_id, proxy_country FROM chips WHERE id = $1 FOR UPDATE", chip_id)
-            if chip is None:
-                return None
             candidates = await db.fetch(
                 "SELECT id, country, max_chips FROM proxies WHERE enabled AND healthy ORDER BY id FOR UPDATE"
             )
+            chip = await db.fetchrow("SELECT proxy_id, proxy_country FROM chips WHERE id = $1 FOR UPDATE", chip_id)
+            if chip is None:
+                return None
             if not candidates:
                 chosen = None
             else:
@@ -158,11 +186,15 @@ class ProxyService:
 
     async def _release_chips(self, proxy_id: UUID, *, over_capacity_only: bool, max_chips: int = 0) -> list[UUID]:
         """Detach chips from a proxy (all of them, or those above its capacity) and mark them
-        for rotation; call inside a transaction. 'proxy_dirty' is the durable to-do."""
+        for rotation; call inside a transaction. 'proxy_dirty' is the durable to-do.
+
+        Above capacity, the oldest ``max_chips`` chips stay and the newer ones move: a long-running
+        number keeps the IP WhatsApp knows it by (a changed IP is a classic cause of forced logouts).
+        """
         if over_capacity_only:
             rows = await db.fetch(
                 "UPDATE chips SET proxy_id = NULL, proxy_dirty = true WHERE id IN ("
-                " SELECT id FROM chips WHERE proxy_id = $1 ORDER BY created_at DESC OFFSET $2) RETURNING id",
+                " SELECT id FROM chips WHERE proxy_id = $1 ORDER BY created_at, id OFFSET $2) RETURNING id",
                 proxy_id,
                 max_chips,
             )

@@ -2,8 +2,11 @@
 own free loopback port (an asyncio task on the running loop), so per-tenant isolation and address
 discovery are exercised without Nomad while ``whago dev`` stays a single process.
 
-Emulator state lives in memory: stopping a tenant's instance forgets its sessions, like a WAHA
-container without persistent storage.
+Each emulator keeps its sessions in a file store under ``<WHAGO_DEV_STATE_DIR>/emulators/<job
+id>/`` (WAHA's ``/app/.sessions`` volume): stopping and starting an instance, or restarting
+``whago dev`` itself, restarts the sessions it was running, and linked chips come back WORKING
+without a new QR. ``remove_instance`` deletes that directory: here the tenant's WAHA storage goes
+with the instance (in production it is a database that outlives a Nomad purge).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,6 +55,14 @@ class LocalScheduler:
         self.settings = settings
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
         self.emulator_config = dict(emulator_config or {})
+        # One store for every tenant, keyed by worker id = job id: <state dir>/emulators/<job id>/.
+        # emulator_config={"store": None} turns persistence off; another store object replaces it.
+        if "store" in self.emulator_config:
+            self.store: Any = self.emulator_config.pop("store")
+        else:
+            from app.waha.emulator.store import FileSessionStore
+
+            self.store = FileSessionStore(Path(settings.dev_state_dir) / "emulators")
         self._running: dict[str, _Running] = {}
         self._stopped: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -68,6 +80,7 @@ class LocalScheduler:
             "boot_delay_seconds": self.settings.local_emulator_boot_delay_seconds,
             "worker_id": job_id_for(user_id),  # same WAHA_WORKER_ID as the Nomad job would get
             "engine": self.settings.waha_engine,
+            "store": self.store,
         }
         options.update(self.emulator_config)
         config = EmulatorConfig(**options)
@@ -169,6 +182,9 @@ class LocalScheduler:
             self._stopped.discard(user_id)
             if running is not None:
                 await self._shutdown(running)
+            if self.store is not None:
+                # after the shutdown: the emulator must not write again behind us
+                self.store.clear(job_id_for(user_id))
 
     async def list_instances(self) -> list[Instance]:
         out = [

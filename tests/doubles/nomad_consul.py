@@ -28,6 +28,14 @@ allocation becomes ``lost`` and is rescheduled to a new port).
 
 ACL: pass ``nomad_token`` / ``consul_token`` to require ``X-Nomad-Token`` / ``X-Consul-Token``.
 
+WAHA's session storage: every emulator the double starts shares ``session_store`` (a
+``MemorySessionStore``, records keyed by ``WAHA_WORKER_ID`` = the job id), the way every
+allocation of the real job points at the same ``WHATSAPP_SESSIONS_POSTGRESQL_URL`` database. So a
+rescheduled or replaced allocation, a stop and start, and even a purge followed by a new
+registration restart the sessions the job was running: purging a Nomad job does not drop WAHA's
+databases. ``forget_sessions(job_id)`` wipes one job's storage (an operator dropping them). Pass
+``emulator_options={"store": None}`` for emulators without storage.
+
 Use ``with NomadConsulDouble() as double:`` (or ``serve_double()``); everything it started stops
 on exit.
 """
@@ -51,6 +59,7 @@ from urllib.parse import parse_qs, unquote
 import httpx
 import msgspec
 
+from app.waha.emulator.store import MemorySessionStore
 from tests.doubles.nomad_schema import validate_register_body
 from tests.support.asgi_server import ServedApp
 
@@ -225,6 +234,7 @@ class NomadConsulDouble:
         self.check_interval = check_interval
         self.registration_gap = registration_gap
         self.emulator_options = dict(emulator_options or {})
+        self.session_store = MemorySessionStore()  # kept across purges: see the module docstring
         # fault switches
         self.nomad_status: int | None = None
         self.consul_status: int | None = None
@@ -319,6 +329,16 @@ class NomadConsulDouble:
     def reset_counts(self) -> None:
         with self._lock:
             self.request_counts.clear()
+
+    def forget_sessions(self, job_id: str) -> None:
+        """Wipe the job's WAHA storage (its sessions and links), as dropping its databases would."""
+        self.session_store.clear(job_id)
+
+    def emulator_of(self, job_id: str, namespace: str = "default") -> Any:
+        """The live ``Emulator`` behind the job's current allocation, or None."""
+        alloc = self.current_alloc(job_id, namespace)
+        served = alloc.server if alloc is not None else None
+        return served.app.state.emulator if served is not None else None
 
     def running_emulators(self) -> int:
         with self._lock:
@@ -482,7 +502,8 @@ class NomadConsulDouble:
                                      "DriverError": "manifest unknown", "Time": time.time_ns()})
             return
         options = {"api_key": env.get("WAHA_API_KEY", ""), "worker_id": env.get("WAHA_WORKER_ID", alloc.job_id),
-                   "engine": env.get("WHATSAPP_DEFAULT_ENGINE", "GOWS"), "boot_delay_seconds": 0.05}
+                   "engine": env.get("WHATSAPP_DEFAULT_ENGINE", "GOWS"), "boot_delay_seconds": 0.05,
+                   "store": self.session_store}
         options.update(self.emulator_options)
         try:
             served = ServedApp(create_emulator_app(EmulatorConfig(**options))).start()

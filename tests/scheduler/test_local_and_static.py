@@ -30,8 +30,9 @@ def port_open(url: str) -> bool:
 
 
 @pytest.fixture
-async def local(base_settings):
-    scheduler = LocalScheduler(msgspec.structs.replace(base_settings, scheduler="local", instance_ready_timeout_seconds=10))
+async def local(base_settings, tmp_path):
+    scheduler = LocalScheduler(msgspec.structs.replace(
+        base_settings, scheduler="local", instance_ready_timeout_seconds=10, dev_state_dir=str(tmp_path)))
     yield scheduler
     await scheduler.close()
 
@@ -80,8 +81,8 @@ async def test_local_stop_restart_remove(local):
         await local.restart_instance(t.id)
 
 
-async def test_local_close_stops_every_emulator(base_settings):
-    scheduler = LocalScheduler(base_settings)
+async def test_local_close_stops_every_emulator(base_settings, tmp_path):
+    scheduler = LocalScheduler(msgspec.structs.replace(base_settings, dev_state_dir=str(tmp_path)))
     urls = [(await scheduler.ensure_instance(tenant())).base_url for _ in range(3)]
     assert all(port_open(u) for u in urls)
     await scheduler.close()

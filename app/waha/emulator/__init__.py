@@ -27,6 +27,16 @@ rotation (first lasts ``qr_first_seconds``, the rest ``qr_next_seconds``), each 
 logged out) goes STARTING -> WORKING on start. PUT replaces the config and restarts a running
 session. Logout forgets the link; a running session goes back to QR.
 
+Persistence (WAHA's session storage, waha.md §1.5): ``EmulatorConfig(store=...)`` with a
+``MemorySessionStore()`` (a shared object: hand the same one to the next emulator) or a
+``FileSessionStore(directory)`` (JSON files under ``<directory>/<worker_id>/``). The store keeps
+each session's name, config, whether it was running and its auth (the link). On start-up (ASGI
+lifespan) the emulator loads its worker's sessions and starts the ones that were running: linked
+ones go STARTING -> WORKING with no new QR, unlinked ones STARTING -> SCAN_QR_CODE, each change
+emitting ``session.status`` as WAHA does; stopped ones stay STOPPED. Logout forgets the stored
+auth, delete removes the record, ``POST /_emulator/reset`` wipes the worker's storage; a shutdown
+keeps it. Without a store (the default) a restart forgets everything.
+
 Control endpoints (no key, immune to faults):
 
 - ``POST /_emulator/sessions/{name}/scan`` ``{phone?, pushName?}``: SCAN_QR_CODE -> WORKING, ``me``
@@ -57,22 +67,38 @@ from typing import Any
 
 from app.waha.emulator.asgi import EmulatorApp
 from app.waha.emulator.core import EmulatedSession, Emulator, EmulatorConfig
+from app.waha.emulator.store import FileSessionStore, MemorySessionStore, SessionStore, StoredSession
 
-__all__ = ["EmulatedSession", "Emulator", "EmulatorApp", "EmulatorConfig", "create_emulator_app", "serve_emulator"]
+__all__ = [
+    "EmulatedSession",
+    "Emulator",
+    "EmulatorApp",
+    "EmulatorConfig",
+    "FileSessionStore",
+    "MemorySessionStore",
+    "SessionStore",
+    "StoredSession",
+    "create_emulator_app",
+    "serve_emulator",
+]
 
 
 def create_emulator_app(config: EmulatorConfig) -> EmulatorApp:
     return EmulatorApp(config)
 
 
-def serve_emulator(host: str = "127.0.0.1", port: int = 3000, api_key: str = "", **timings: Any) -> None:
+def serve_emulator(
+    host: str = "127.0.0.1", port: int = 3000, api_key: str = "", state_dir: str | None = None, **timings: Any
+) -> None:
     """Run the emulator with uvicorn until interrupted (``whago emulator``).
 
     ``timings`` are other ``EmulatorConfig`` fields (``boot_delay_seconds``, ``qr_first_seconds``,
-    ``worker_id``, ...).
+    ``worker_id``, ...). ``state_dir`` keeps sessions in JSON files there across restarts.
     """
     import uvicorn
 
+    if state_dir:
+        timings["store"] = FileSessionStore(state_dir)
     app = create_emulator_app(EmulatorConfig(api_key=api_key, **timings))
     # No access log: it would print `?x-api-key=` query strings.
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", access_log=False)

@@ -142,6 +142,11 @@ class EmulatorApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    self.emulator.restore()  # WAHA restarts the sessions this worker was running
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": f"session store: {exc}"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.emulator.aclose()

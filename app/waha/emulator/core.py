@@ -24,6 +24,8 @@ import httpx
 import msgspec
 import segno
 
+from app.waha.emulator.store import SessionStore, StoredSession
+
 logger = logging.getLogger("whago.waha.emulator")
 
 RUNNING = ("STARTING", "SCAN_QR_CODE", "WORKING")
@@ -45,6 +47,10 @@ class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
     engine: str = "GOWS"
     version: str = "2026.7.1"
     tier: str = "CORE"
+    # Session storage (WAHA's /app/.sessions or PostgreSQL, waha.md §1.5). None = no persistence:
+    # a restart forgets every session, like a container without a volume.
+    store: SessionStore | None = None
+    restart_sessions: bool = True  # WAHA_WORKER_RESTART_SESSIONS
 
 
 def now_ms() -> int:
@@ -129,6 +135,8 @@ class Emulator:
         self._queues: dict[str, asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._http: httpx.AsyncClient | None = None
+        self._saved: dict[str, bytes] = {}  # last record written per session (skip no-op writes)
+        self._restored = False
 
     # --- lookups and views --------------------------------------------------------------------
 
@@ -172,6 +180,7 @@ class Emulator:
         session = self.sessions[name] = EmulatedSession(name=name, config=config)
         if start:
             self.start(session)
+        self._persist(session)
         return session
 
     def update(self, s: EmulatedSession, config: dict[str, Any]) -> None:
@@ -180,6 +189,7 @@ class Emulator:
         if running:  # WAHA stops and starts a running session with the new config
             self.stop(s)
             self.start(s)
+        self._persist(s)
 
     def start(self, s: EmulatedSession) -> None:
         if s.status in RUNNING:
@@ -202,11 +212,64 @@ class Emulator:
         s.auth = None
         if running:  # a running session comes back fresh, waiting for a new QR
             self.restart(s)
+        self._persist(s)
 
     def delete(self, s: EmulatedSession) -> None:
         self.stop(s)
         s.auth = None
         self.sessions.pop(s.name, None)
+        self._unpersist(s.name)
+
+    # --- storage ------------------------------------------------------------------------------
+
+    def restore(self) -> list[str]:
+        """Start-up: load the stored sessions and start the ones this worker was running.
+
+        A linked one goes STARTING -> WORKING without a QR, an unlinked one STARTING -> QR; stopped
+        ones stay STOPPED (WHATSAPP_RESTART_ALL_SESSIONS is off). Every status change emits
+        ``session.status`` to the session's webhooks, as WAHA does. Runs once, on the serving loop.
+        Returns the names of the sessions started.
+        """
+        store = self.config.store
+        if store is None or self._restored:
+            return []
+        self._restored = True
+        started = []
+        for record in sorted(store.load(self.config.worker_id), key=lambda r: r.name):
+            if record.name in self.sessions:
+                continue
+            s = self.sessions[record.name] = EmulatedSession(name=record.name, config=record.config, auth=record.auth)
+            self._saved[s.name] = msgspec.json.encode(record)
+            if record.running and self.config.restart_sessions:
+                self.start(s)
+                started.append(s.name)
+        if started:
+            logger.info("worker %s restarted %d stored session(s)", self.config.worker_id, len(started))
+        return started
+
+    def _persist(self, s: EmulatedSession) -> None:
+        store = self.config.store
+        if store is None or s.name not in self.sessions:
+            return
+        # "running" = started and not stopped by a user: FAILED counts (WAHA restarts it too).
+        record = StoredSession(name=s.name, config=s.config, running=s.status != "STOPPED", auth=s.auth)
+        blob = msgspec.json.encode(record)
+        if self._saved.get(s.name) == blob:
+            return  # e.g. a QR rotation: nothing WAHA stores changed
+        try:
+            store.save(self.config.worker_id, record)
+        except Exception:  # storage trouble must not take the API down with it
+            logger.exception("could not store session %s", s.name)
+            return
+        self._saved[s.name] = blob
+
+    def _unpersist(self, name: str) -> None:
+        self._saved.pop(name, None)
+        if self.config.store is not None:
+            try:
+                self.config.store.remove(self.config.worker_id, name)
+            except Exception:
+                logger.exception("could not remove stored session %s", name)
 
     async def _run(self, s: EmulatedSession) -> None:
         c = self.config
@@ -232,6 +295,7 @@ class Emulator:
     def _set_status(self, s: EmulatedSession, status: str) -> None:
         s.status = status
         s.activity_ms = now_ms()
+        self._persist(s)
         s.statuses = [*s.statuses, {"status": status, "timestamp": s.activity_ms}][-3:]
         self.emit(s, "session.status", {"name": s.name, "status": status, "statuses": list(s.statuses), "data": None})
 
@@ -396,11 +460,19 @@ class Emulator:
     # --- housekeeping -------------------------------------------------------------------------
 
     def reset(self) -> None:
+        """Forget everything, stored sessions included (the control endpoint)."""
+        self._forget()
+        if self.config.store is not None:
+            self.config.store.clear(self.config.worker_id)
+
+    def _forget(self) -> None:
+        """Drop in-memory state only; the store keeps what WAHA's storage would (shutdown)."""
         for s in self.sessions.values():
             self._cancel_runner(s)
         for task in self._workers.values():
             task.cancel()
         self.sessions.clear()
+        self._saved.clear()
         self._queues.clear()
         self._workers.clear()
         self.events.clear()
@@ -410,7 +482,8 @@ class Emulator:
 
     async def aclose(self) -> None:
         tasks = [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values())
-        self.reset()
+        self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
+        self._restored = False
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

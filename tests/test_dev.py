@@ -1,0 +1,210 @@
+"""``whago dev`` end to end, as a new developer uses it: the real command in a subprocess, on a
+scratch database, Redis db 12 and a temporary state dir, driven over HTTP only.
+
+register -> create chip -> waiting_qr by itself -> QR -> scan on the tenant's emulator (its URL
+from GET /api/v1/admin/instances after ``whago create-admin`` promotes the user) -> connected ->
+send a message -> restart ``whago dev`` -> the chip comes back connected with no new QR (the
+emulators keep sessions under WHAGO_DEV_STATE_DIR) -> message again -> logout -> disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis as sync_redis
+
+from tests.support.asgi_server import free_port
+
+pytestmark = pytest.mark.slow
+
+DEV_DATABASE = "whago_devcheck"
+DEV_DATABASE_URL = os.environ.get("WHAGO_DEVCHECK_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{DEV_DATABASE}")
+DEV_REDIS_URL = os.environ.get("WHAGO_DEVCHECK_REDIS_URL", "redis://127.0.0.1:6379/12")
+EMAIL, PASSWORD = "dev@example.com", "devpassword"
+PHONE = "5511988887777"
+
+
+def poll(what: str, fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            value = fetch()
+            if done(value):
+                return value
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+
+
+def drop_database(url: str) -> None:
+    async def run() -> None:
+        name = url.rsplit("/", 1)[1]
+        conn = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+class Dev:
+    """One ``whago dev`` process at a time on a fixed port; logs appended to ``log``."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
+                              timeout=60)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "dev", "--port", str(self.port)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        poll("whago dev to be ready", lambda: self.alive_and(httpx.get(self.url + "/health/ready", timeout=2)),
+             lambda r: r.status_code == 200, timeout=30)
+
+    def alive_and(self, value: Any) -> Any:
+        assert self.process is not None and self.process.poll() is None, f"whago dev exited:\n{self.tail()}"
+        return value
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)  # Ctrl+C, as a developer stops it
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise AssertionError(f"whago dev did not stop on SIGINT:\n{self.tail()}") from None
+        assert self.process.returncode == 0, f"whago dev exited with {self.process.returncode}:\n{self.tail()}"
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture
+def dev(tmp_path) -> Iterator[Dev]:
+    drop_database(DEV_DATABASE_URL)
+    sync_redis.Redis.from_url(DEV_REDIS_URL).flushdb()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHAGO_")}  # not the test suite's settings
+    env.update({
+        "WHAGO_DATABASE_URL": DEV_DATABASE_URL,
+        "WHAGO_REDIS_URL": DEV_REDIS_URL,
+        "WHAGO_DEV_STATE_DIR": str(tmp_path / "state"),
+        "PYTHONUNBUFFERED": "1",
+    })
+    server = Dev(env, free_port(), tmp_path / "dev.log")
+    try:
+        yield server
+    finally:
+        server.kill()  # the graceful stop is checked in the test; here only speed matters
+
+
+def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
+    dev.start()
+    http = httpx.Client(base_url=dev.url, timeout=10)
+
+    registered = http.post("/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD})
+    assert registered.status_code == 201, registered.text
+    auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+    user_id = registered.json()["user"]["id"]
+
+    created = http.post("/api/v1/chips", json={"alias": "sales-1"}, headers=auth)
+    assert created.status_code == 202 and created.json()["status"] == "provisioning", created.text
+    chip_id, session = created.json()["id"], created.json()["session_name"]
+
+    def chip() -> dict:
+        return http.get(f"/api/v1/chips/{chip_id}", headers=auth).json()
+
+    poll("the chip to wait for a QR", chip, lambda c: c["status"] == "waiting_qr")
+    qr = http.get(f"/api/v1/chips/{chip_id}/qr", headers=auth).json()
+    assert qr["status"] == "waiting_qr" and qr["qr_code"].startswith("data:image/png;base64,")
+    png = http.get(f"/api/v1/chips/{chip_id}/qr", headers={**auth, "Accept": "image/png"})
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+    # the operator view gives the tenant's emulator URL; it takes an admin
+    assert http.get("/api/v1/admin/instances", headers=auth).status_code == 403
+    promoted = dev.cli("create-admin", EMAIL, "--password", PASSWORD)
+    assert promoted.returncode == 0 and f"promoted admin {EMAIL}" in promoted.stdout, promoted.stderr
+
+    def emulator_url() -> str | None:
+        rows = http.get("/api/v1/admin/instances", headers=auth).json()
+        mine = [r for r in rows if r["user_id"] == user_id and r["status"] == "running"]
+        return mine[0]["base_url"] if mine else None
+
+    emulator = poll("the tenant's instance in the admin list", emulator_url, bool)
+    scanned = httpx.post(f"{emulator}/_emulator/sessions/{session}/scan", json={"phone": PHONE}, timeout=5)
+    assert scanned.status_code == 200 and scanned.json()["status"] == "WORKING", scanned.text
+
+    connected = poll("the chip to connect", chip, lambda c: c["status"] == "connected")
+    assert connected["phone_number"] == PHONE
+    sent = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "hello"}, headers=auth)
+    assert sent.status_code == 202 and sent.json()["status"] == "sent", sent.text
+    sessions = httpx.get(f"{emulator}/_emulator/sessions", timeout=5).json()
+    assert [m["body"] for m in sessions[0]["sent"]] == ["hello"]
+
+    stored = tmp_path / "state" / "emulators" / f"whago-waha-{user_id}" / f"{session}.json"
+    assert json.loads(stored.read_text())["auth"]["id"] == f"{PHONE}@c.us"
+
+    # ---- restart whago dev: nothing survives in memory; the link is on disk
+    dev.stop()
+    dev.start()
+    # the same token still works: the generated secrets live in the state dir too
+    poll("the chip to come back connected",
+         lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
+         lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"])
+    back = chip()
+    assert back["status"] == "connected" and back["phone_number"] == PHONE
+    events = http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"]
+    after_link = events[: next(i for i, e in enumerate(events) if e["from_status"] == "waiting_qr") + 1]
+    # since the scan: connected -> starting -> connected, all from WAHA's webhooks, and no QR again
+    assert [(e["from_status"], e["to_status"], e["source"]) for e in reversed(after_link)] == [
+        ("waiting_qr", "connected", "webhook"), ("connected", "starting", "webhook"), ("starting", "connected", "webhook")]
+
+    new_emulator = poll("the tenant's instance after the restart", emulator_url, bool)
+    restored = httpx.get(f"{new_emulator}/_emulator/sessions", timeout=5).json()
+    assert [(s["name"], s["status"], s["qr_count"]) for s in restored] == [(session, "WORKING", 0)]
+
+    again = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "still here"}, headers=auth)
+    assert again.status_code == 202, again.text
+
+    logout = http.post(f"/api/v1/chips/{chip_id}/logout", headers=auth)
+    assert logout.status_code == 202, logout.text
+    gone = poll("the chip to be disconnected", chip, lambda c: c["status"] == "disconnected")
+    assert gone["phone_number"] is None
+    assert http.get(f"/api/v1/chips/{chip_id}/qr", headers=auth).json()["qr_code"] is None
+    assert json.loads(stored.read_text())["auth"] is None  # the link is forgotten on disk too
+
+    # nothing secret in what the developer sees scroll by
+    secrets = json.loads((tmp_path / "state" / "dev-secrets.json").read_text())
+    log = dev.log.read_text(errors="replace")
+    for name in ("webhook_hmac_key", "waha_api_key", "secret_key", "encryption_key"):
+        assert secrets[name] not in log, f"{name} leaked into the dev log"
+    assert PASSWORD not in log
+    http.close()
