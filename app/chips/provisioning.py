@@ -98,7 +98,9 @@ class ProvisioningService:
                     retry_delay_seconds=self.s.settings.webhook_retry_delay_seconds,
                 )
                 outcome = "created"
-            elif _differs(session, config):
+            elif chip["proxy_dirty"] or _differs(session, config):
+                # proxy_dirty: the proxy changed (possibly only its password, which WAHA may not
+                # echo back), so the session config is rewritten whatever it shows
                 await client.update_session(name, config)  # WAHA restarts a running session
                 if session.status == "STOPPED":
                     await client.start_session(name)

@@ -13,7 +13,7 @@ from uuid import UUID
 from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
 from app.chips.service import ChipService, record_transition, utcnow
 from app.core import db
-from app.core.errors import Conflict, DependencyUnavailable
+from app.core.errors import Conflict, DependencyUnavailable, NotFound
 from app.core.services import Services
 from app.events.bus import format_time
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
@@ -76,22 +76,29 @@ class ChipSessionService:
         if chip.status in ("provisioning", "deleting"):
             raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
         await self._count_pairing_attempt(chip_id)
+        instance = await self.s.scheduler.get_instance(str(user_id))
+        if instance is None or instance.status != "running" or not instance.base_url:
+            # No instance (removed by an operator, or never came back): provisioning brings it up
+            # and starts the session; the tenant sees provisioning -> starting -> waiting_qr.
+            await db.fetch("UPDATE instances SET status = 'pending', updated_at = now() WHERE user_id = $1", user_id)
+            chip = await self._set_status(user_id, chip_id, "provisioning", "restart requested; instance being started")
+            await self.chips.enqueue_provisioning(chip_id)
+            return chip
         before = await db.fetchrow("SELECT last_status_event_at FROM chips WHERE id = $1", chip_id)
         try:
             await self._remote(user_id, lambda c: c.restart_session(chip.session_name))
         except WahaNotFound:
             # the session vanished from WAHA: provisioning recreates it (and starts it)
-            await self._set_status(user_id, chip_id, "provisioning", "session missing in WAHA; re-provisioning")
+            chip = await self._set_status(user_id, chip_id, "provisioning", "session missing in WAHA; re-provisioning")
             await self.chips.enqueue_provisioning(chip_id)
-            return await self.chips.get(user_id, chip_id)
+            return chip
         # WAHA's webhooks for this restart race with this write. The restart's own STOPPED may land
         # first (then "starting" is still right), but a fast SCAN_QR_CODE / WORKING must not be
         # overwritten by our older guess: it would stay "starting" until the next event.
-        await self._set_status(
+        return await self._set_status(
             user_id, chip_id, "starting", "restart requested",
             unless_webhook_since=before["last_status_event_at"] if before else None,
         )
-        return await self.chips.get(user_id, chip_id)
 
     async def logout(self, user_id: UUID, chip_id: UUID) -> ChipOut:
         chip = await self.chips.get(user_id, chip_id)
@@ -108,8 +115,7 @@ class ChipSessionService:
             await self._remote(user_id, stop_and_logout)
         except WahaNotFound:
             pass  # nothing linked any more: the outcome the tenant asked for
-        await self._set_status(user_id, chip_id, "disconnected", "logout requested", clear_phone=True)
-        return await self.chips.get(user_id, chip_id)
+        return await self._set_status(user_id, chip_id, "disconnected", "logout requested", clear_phone=True)
 
     async def send_message(self, user_id: UUID, chip_id: UUID, data: MessageIn) -> MessageOut:
         chip = await self.chips.get(user_id, chip_id)
@@ -140,43 +146,47 @@ class ChipSessionService:
     async def _set_status(
         self, user_id: UUID, chip_id: UUID, status: str, detail: str, *, clear_phone: bool = False,
         unless_webhook_since: object = _ANY,
-    ) -> None:
-        """Move the chip to ``status`` (history source ``api``) and publish it.
+    ) -> ChipOut:
+        """Move the chip to ``status`` (history source ``api``), publish it, and return the chip
+        as this write left it (read under the row lock, so a racing webhook cannot show through).
 
         ``unless_webhook_since``: the chip's ``last_status_event_at`` before the remote call; if a
         webhook has applied a status since then, and it is not a pre-restart state
         (disconnected/failed), that newer report from WAHA wins and nothing is written.
         """
+        changed_from = None
         async with db.transaction():
             row = await db.fetchrow(
                 "SELECT status, last_status_event_at FROM chips WHERE id = $1 AND user_id = $2 FOR UPDATE",
                 chip_id, user_id,
             )
-            if row is None or row["status"] == "deleting":
-                return
-            if (
+            if row is None:
+                raise NotFound("Chip not found.")
+            skip = row["status"] == "deleting" or (
                 unless_webhook_since is not _ANY
                 and row["last_status_event_at"] != unless_webhook_since
                 and row["status"] not in ("disconnected", "failed")
-            ):
-                return
-            if row["status"] == status:
+            )
+            if not skip and row["status"] == status:
                 # already there (WAHA's own webhook won the race): no transition, but a logout
                 # still unlinks the number
                 if clear_phone:
                     await db.fetch("UPDATE chips SET phone_number = NULL, updated_at = now() WHERE id = $1", chip_id)
-                return
-            await db.fetch(
-                "UPDATE chips SET status = $2, status_changed_at = now(), updated_at = now(), error = NULL,"
-                " phone_number = CASE WHEN $3 THEN NULL ELSE phone_number END WHERE id = $1",
-                chip_id, status, clear_phone,
+            elif not skip:
+                await db.fetch(
+                    "UPDATE chips SET status = $2, status_changed_at = now(), updated_at = now(), error = NULL,"
+                    " phone_number = CASE WHEN $3 THEN NULL ELSE phone_number END WHERE id = $1",
+                    chip_id, status, clear_phone,
+                )
+                await record_transition(chip_id, row["status"], status, "api", detail)
+                changed_from = row["status"]
+            chip = await self.chips.get(user_id, chip_id)
+        if changed_from is not None:
+            await self.s.events.publish(
+                user_id, "chip.status",
+                {"chip_id": str(chip_id), "status": status, "previous": changed_from, "at": format_time(utcnow())},
             )
-            await record_transition(chip_id, row["status"], status, "api", detail)
-        await self.s.events.publish(
-            user_id, "chip.status",
-            {"chip_id": str(chip_id), "status": status, "previous": row["status"], "at": format_time(utcnow())},
-        )
-
+        return chip
 
 def _qr_message(status: str) -> str:
     return {

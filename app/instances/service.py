@@ -12,11 +12,14 @@ from app.core.queue import PROVISION_CHIP
 from app.core.services import Services
 from app.chips.service import record_transition, utcnow
 from app.events.bus import publish_chip_event
-from app.scheduler.base import Instance, TenantRef
+from app.scheduler.base import Instance, TenantRef, job_id_for
 
 logger = logging.getLogger("whago.instances")
 
 IDLE = "idle"  # stopped by reap_idle; brought back by the tenant's next activity
+REMOVED = "removed"  # removed by an operator; back only when the tenant re-links a chip
+# statuses the reconciler leaves alone: they were decided, not drifted into
+PARKED = (IDLE, REMOVED)
 
 
 async def record_instance(instance: Instance, *, sessions: int | None = None) -> None:
@@ -27,7 +30,7 @@ async def record_instance(instance: Instance, *, sessions: int | None = None) ->
         VALUES ($1, $2, $3, $4, coalesce($5, 0), now())
         ON CONFLICT (user_id) DO UPDATE SET
             job_id = EXCLUDED.job_id,
-            status = CASE WHEN instances.status = 'idle' AND EXCLUDED.status <> 'running'
+            status = CASE WHEN instances.status IN ('idle', 'removed') AND EXCLUDED.status <> 'running'
                           THEN instances.status ELSE EXCLUDED.status END,
             base_url = EXCLUDED.base_url,
             sessions = coalesce($5, instances.sessions),
@@ -55,7 +58,7 @@ async def record_instances(observed: list[tuple[Instance, int]]) -> None:
         WHERE EXISTS (SELECT 1 FROM users WHERE users.id = t.u)
         ON CONFLICT (user_id) DO UPDATE SET
             job_id = EXCLUDED.job_id,
-            status = CASE WHEN instances.status = 'idle' AND EXCLUDED.status <> 'running'
+            status = CASE WHEN instances.status IN ('idle', 'removed') AND EXCLUDED.status <> 'running'
                           THEN instances.status ELSE EXCLUDED.status END,
             base_url = EXCLUDED.base_url,
             sessions = EXCLUDED.sessions,
@@ -152,7 +155,15 @@ class InstanceService:
         await self._require_tenant(user_id)
         await self.s.scheduler.remove_instance(str(user_id))
         async with db.transaction():
-            await db.fetch("DELETE FROM instances WHERE user_id = $1", user_id)
+            # Kept as 'removed' (not deleted) so the reconciler does not bring it straight back;
+            # the tenant's next restart of a chip provisions it again.
+            await db.fetch(
+                "INSERT INTO instances (user_id, job_id, status) VALUES ($1, $2, 'removed')"
+                " ON CONFLICT (user_id) DO UPDATE SET status = 'removed', base_url = NULL, sessions = 0,"
+                " updated_at = now()",
+                user_id,
+                job_id_for(str(user_id)),
+            )
             rows = await db.fetch(
                 """
                 WITH old AS (

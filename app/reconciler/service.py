@@ -24,7 +24,7 @@ from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP
 from app.core.redis import key
 from app.core.services import Services
 from app.events.bus import publish_chip_event
-from app.instances.service import record_instances
+from app.instances.service import PARKED, record_instances
 from app.scheduler.base import Instance
 from app.waha.client import WahaError
 from app.waha.sessions import chip_id_from_session
@@ -143,8 +143,8 @@ class Reconciler:
 
         async def locate(user_id: UUID) -> None:
             record = records.get(user_id)
-            if record is not None and record["status"] == "idle":
-                return  # reaped for inactivity: the tenant's next activity wakes it
+            if record is not None and record["status"] in PARKED:
+                return  # reaped for inactivity or removed by an operator: not drift
             instance = listed.get(str(user_id))
             if instance is not None and instance.status == "running" and instance.base_url is None:
                 async with semaphore:

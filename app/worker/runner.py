@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 
 from saq import CronJob, Worker
@@ -68,6 +69,12 @@ async def running_worker(settings: Settings, services: Services, *, with_cron: b
     try:
         yield worker
     finally:
+        # Let running jobs finish (up to the grace period), then stop without waiting out SAQ's
+        # idle timer loops, which would hold a Ctrl+C for up to the full grace period.
+        deadline = time.monotonic() + settings.worker_shutdown_grace_seconds
+        while worker.job_task_contexts and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker._shutdown_grace_period_s = 0  # noqa: SLF001 - SAQ has no public knob for this
         await worker.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

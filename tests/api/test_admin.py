@@ -137,7 +137,8 @@ async def test_remove_instance_disconnects_the_tenants_chips(client, admin, conn
     assert await conn.fetchval("SELECT count(*) FROM chip_events WHERE chip_id = ANY($1::uuid[])",
                                [chips["deleting"], chips["disconnected"]]) == 0
     assert statuses[untouched] == "connected"
-    assert await conn.fetchval("SELECT count(*) FROM instances WHERE user_id = $1", tid) == 0
+    # kept as 'removed' so the reconciler does not bring it straight back
+    assert await conn.fetchval("SELECT status FROM instances WHERE user_id = $1", tid) == "removed"
 
     # the tenant's live stream hears about each chip
     events, deadline = [], time.monotonic() + 5

