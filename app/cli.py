@@ -109,6 +109,14 @@ def _nomad_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_encryption_key(_: argparse.Namespace) -> int:
+    from app.proxies.rotation import reencrypt_proxy_secrets
+
+    count = asyncio.run(reencrypt_proxy_secrets(get_settings()))
+    print(f"re-encrypted {count} proxy password(s) with the newest WHAGO_ENCRYPTION_KEY")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whago", description="WHAGO: WhatsApp sessions on WAHA, per tenant.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--user-id", required=True)
     render.add_argument("--plan", required=True)
     render.set_defaults(func=_nomad_render)
+
+    sub.add_parser(
+        "rotate-encryption-key",
+        help="re-encrypt proxy passwords with the first key of WHAGO_ENCRYPTION_KEY (then drop the old key)",
+    ).set_defaults(func=_rotate_encryption_key)
 
     admin = sub.add_parser("create-admin", help="create an admin, or promote an existing user")
     admin.add_argument("email")

@@ -33,8 +33,7 @@ class HealthController(Controller):
             "database": (lambda: db.ping(settings.database_timeout_seconds), settings.database_timeout_seconds),
             "redis": (services.redis.ping, settings.redis_timeout_seconds),
         }
-        if hasattr(services.scheduler, "ping"):
-            probes["scheduler"] = (services.scheduler.ping, settings.nomad_timeout_seconds)
+        probes["scheduler"] = (services.scheduler.ping, settings.nomad_timeout_seconds)
         names = list(probes)
         results = await asyncio.gather(*(_check(probe, timeout + 0.5) for probe, timeout in probes.values()))
         checks = dict(zip(names, results, strict=True))

@@ -81,6 +81,10 @@ class Scheduler(Protocol):
 
     async def list_instances(self) -> list[Instance]: ...
 
+    async def ping(self) -> None:
+        """Raise SchedulerUnavailable unless the scheduler answers (for /health/ready)."""
+        ...
+
     async def invalidate(self, user_id: str) -> None:
         """Drop any cached address (call after a connection failure to the instance)."""
         ...

@@ -199,6 +199,9 @@ class LocalScheduler:
         out += [Instance(user_id=u, job_id=job_id_for(u), status="stopped", base_url=None) for u in sorted(self._stopped)]
         return out
 
+    async def ping(self) -> None:
+        """Nothing remote to ask: the configuration is the whole scheduler."""
+
     async def invalidate(self, user_id: str) -> None:
         return None  # addresses live in memory and are always current
 

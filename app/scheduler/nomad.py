@@ -358,9 +358,19 @@ class NomadScheduler:
             delay = min(delay * 2, _BACKOFF_MAX)
 
     # ------------------------------------------------------------------ interface
+    async def ping(self) -> None:
+        """Readiness: Nomad and Consul both answer (their leader endpoints)."""
+        await self._nomad("reading the Nomad leader", lambda c: c.status.leader.get_leader())
+        try:
+            resp = await self._consul.get("/v1/status/leader")
+        except httpx.HTTPError:
+            raise SchedulerUnavailable(f"Consul unreachable at {self._consul_origin}") from None
+        if resp.status_code != 200:
+            raise SchedulerUnavailable(f"Consul answered HTTP {resp.status_code} to a leader check")
+
     def _flight(self, user_id: str) -> asyncio.Lock:
-        # One ensure per tenant per process at a time: concurrent callers share the result
-        # instead of registering the same job twice.
+        # Coalesces concurrent ensures of one tenant within this process (saves Nomad calls).
+        # Not what keeps one job per tenant: that is Nomad's (registration is idempotent by id).
         lock = self._flights.get(user_id)
         if lock is None:
             lock = self._flights[user_id] = asyncio.Lock()

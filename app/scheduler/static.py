@@ -43,6 +43,9 @@ class StaticScheduler:
     async def list_instances(self) -> list[Instance]:
         return []  # no per-tenant instances exist; the shared one belongs to nobody
 
+    async def ping(self) -> None:
+        """Nothing remote to ask: the configuration is the whole scheduler."""
+
     async def invalidate(self, user_id: str) -> None:
         return None
 

@@ -284,8 +284,12 @@ class NomadConsulDouble:
             _Route("GET", "/v1/allocation/:alloc_id", self._read_allocation),
             _Route("POST|PUT", "/v1/allocation/:alloc_id/stop", self._stop_allocation),
             _Route("GET", "/v1/evaluation/:eval_id", self._read_evaluation),
+            _Route("GET", "/v1/status/leader", self._leader),
         ]
-        consul_routes = [_Route("GET", "/v1/health/service/:name", self._health_service)]
+        consul_routes = [
+            _Route("GET", "/v1/health/service/:name", self._health_service),
+            _Route("GET", "/v1/status/leader", self._leader),
+        ]
         self._nomad = ServedApp(_AsgiApp(self, "nomad", nomad_routes)).start()
         self._consul = ServedApp(_AsgiApp(self, "consul", consul_routes)).start()
         self._checker = threading.Thread(target=self._check_loop, name="double-consul-checker", daemon=True)
@@ -795,6 +799,10 @@ class NomadConsulDouble:
             return _json_response(200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"], "JobModifyIndex": index})
 
     # ------------------------------------------------------------------ Consul handler
+    def _leader(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        # both APIs answer the leader's RPC address as a JSON string
+        return _json_response(200, "127.0.0.1:4647")
+
     def _health_service(self, request: _Request, name: str) -> tuple[int, bytes, dict[str, str]]:
         passing_only = request.flag("passing")
         now = time.monotonic()

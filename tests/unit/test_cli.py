@@ -28,3 +28,56 @@ def test_nomad_render_prints_the_registration_body_without_a_database():
 def test_nomad_render_rejects_bad_input():
     assert run("nomad", "render", "--user-id", "not-a-uuid", "--plan", "free").returncode == 2
     assert run("nomad", "render", "--user-id", str(uuid.uuid4()), "--plan", "platinum").returncode == 2
+
+
+def test_create_admin_is_idempotent_and_promotes(migrated_db):
+    import asyncio
+
+    import asyncpg
+
+    email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    first = run("create-admin", email.upper(), "--password", "operator-pw-1")
+    assert first.returncode == 0, first.stderr
+    assert f"created admin {email}" in first.stdout
+    second = run("create-admin", email, "--password", "operator-pw-2")
+    assert second.returncode == 0 and f"promoted admin {email}" in second.stdout
+    assert run("create-admin", email, "--password", "short").returncode != 0
+
+    async def row():
+        conn = await asyncpg.connect(migrated_db)
+        try:
+            return await conn.fetch("SELECT is_admin FROM users WHERE email = $1", email)
+        finally:
+            await conn.close()
+
+    assert [r["is_admin"] for r in asyncio.run(row())] == [True]
+
+
+def test_rotate_encryption_key(migrated_db):
+    import asyncio
+
+    import asyncpg
+    from cryptography.fernet import Fernet
+
+    old_key = os.environ["WHAGO_ENCRYPTION_KEY"]
+    new_key = Fernet.generate_key().decode()
+    token = Fernet(old_key).encrypt(b"proxy-secret").decode()
+
+    async def setup_and_read(action):
+        conn = await asyncpg.connect(migrated_db)
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    proxy_id = asyncio.run(setup_and_read(lambda c: c.fetchval(
+        "INSERT INTO proxies (scheme, host, port, password_encrypted) VALUES ('http', 'p.example', 8080, $1) RETURNING id",
+        token,
+    )))
+    env = {**os.environ, "WHAGO_ENCRYPTION_KEY": f"{new_key},{old_key}"}
+    result = subprocess.run([sys.executable, "-m", "app.cli", "rotate-encryption-key"], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stored = asyncio.run(setup_and_read(lambda c: c.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", proxy_id)))
+    assert Fernet(new_key).decrypt(stored.encode()) == b"proxy-secret"  # readable with the new key alone
+    asyncio.run(setup_and_read(lambda c: c.execute("DELETE FROM proxies WHERE id = $1", proxy_id)))

@@ -118,3 +118,18 @@ async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatc
                 break
             await asyncio.sleep(0.2)
         assert not report.drift and not report.errors, report.as_dict()
+
+
+async def test_nomad_down_during_provisioning_then_back(double):
+    double.nomad_status = 503  # Nomad answers nothing useful
+    async with platform({**nomad_env(double), "WHAGO_JOB_ATTEMPTS": "40"}) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await asyncio.sleep(1.5)
+        assert (await p.chip(tenant, chip["id"]))["status"] == "provisioning"
+        assert double.job(job_id_for(tenant["user"]["id"])) is None  # nothing half-made
+        ready = await p.http.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["extra"]["scheduler"] != "ok"
+        double.nomad_status = None  # back: no manual action needed
+        await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=40)
+        assert (await p.http.get("/health/ready")).json()["checks"]["scheduler"] == "ok"

@@ -1,0 +1,17 @@
+"""``whago rotate-encryption-key``: re-encrypt stored proxy passwords with the newest key."""
+
+from __future__ import annotations
+
+from app.core import db
+from app.core.services import Services
+from app.proxies.service import ProxyService
+from app.settings import Settings
+
+
+async def reencrypt_proxy_secrets(settings: Settings) -> int:
+    services = Services.build(settings)
+    try:
+        return await ProxyService(services).reencrypt_all()
+    finally:
+        await services.aclose()
+        await db.close_pool()
