@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -32,7 +31,6 @@ class Services:
     waha: WahaClientPool
     events: EventHub
     activity: ActivityTracker
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, *, scheduler: Scheduler | None = None) -> Services:
