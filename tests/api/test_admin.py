@@ -11,28 +11,13 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import pytest
 import redis as sync_redis
 
 from tests.api.test_errors import assert_error
-from tests.conftest import TEST_REDIS_URL, register, set_plan
+from tests.conftest import TEST_REDIS_URL, register
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def admin(client, migrated_db) -> dict:
-    user = await register(client)
-    await set_plan(migrated_db, user["user"]["id"], "free", is_admin=True)
-    return user
-
-
-@pytest.fixture
-async def conn(migrated_db, clean_state):
-    connection = await asyncpg.connect(migrated_db)
-    yield connection
-    await connection.close()
 
 
 async def add_chip(conn, user_id, status: str, *, alias: str | None = None, phone: str | None = None,

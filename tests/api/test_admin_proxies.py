@@ -15,14 +15,13 @@ import socket
 import uuid
 from collections import Counter
 
-import asyncpg
 import msgspec
 import pytest
 import redis as sync_redis
 from cryptography.fernet import Fernet, InvalidToken
 
 from tests.api.test_errors import assert_error
-from tests.conftest import TEST_REDIS_URL, register, set_plan
+from tests.conftest import TEST_REDIS_URL, register
 
 pytestmark = pytest.mark.anyio
 
@@ -32,20 +31,6 @@ USERNAME = "proxy-user-7d2e"
 
 
 # ---------------------------------------------------------------------------- fixtures / helpers
-@pytest.fixture
-async def admin(client, migrated_db) -> dict:
-    user = await register(client)
-    await set_plan(migrated_db, user["user"]["id"], "free", is_admin=True)
-    return user
-
-
-@pytest.fixture
-async def conn(migrated_db, clean_state):
-    connection = await asyncpg.connect(migrated_db)
-    yield connection
-    await connection.close()
-
-
 @pytest.fixture
 async def proxies(settings, clean_state):
     """A ProxyService on the test loop (db.fetch uses the running loop's pool)."""

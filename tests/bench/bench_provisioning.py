@@ -25,7 +25,7 @@ import time
 import asyncpg
 import httpx
 
-from tests.bench.server import BENCH_ENV
+from tests.bench.server import BENCH_ENV, reset_state, wait_until_live
 from tests.support.asgi_server import free_port
 
 
@@ -95,21 +95,12 @@ async def main(tenants: int, chips: int, mode: str) -> None:
     env = {**os.environ, **BENCH_ENV, "WHAGO_LOCAL_EMULATOR_BOOT_DELAY_SECONDS": "0", "WHAGO_SCHEDULER": "local",
            "WHAGO_DEV_STATE_DIR": state, "WHAGO_LOG_LEVEL": "WARNING"}
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, capture_output=True)
-    sql = "TRUNCATE chip_events, webhook_events, instances, chips, proxies, users CASCADE"
-    subprocess.run(["psql", "-q", env["WHAGO_DATABASE_URL"], "-c", sql], check=True, capture_output=True)
-    import redis
-
-    redis.Redis.from_url(env["WHAGO_REDIS_URL"]).flushdb()
+    reset_state(env)
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "dev", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/health/live", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_live(url)
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             if mode == "sequential":
                 results = [await tenant_flow(http, url, i, chips, env["WHAGO_DATABASE_URL"], True) for i in range(tenants)]

@@ -42,20 +42,6 @@ MAX_IN_FLIGHT_PER_CHIP = 4  # < len(CYCLE): see the module docstring
 HOOK = "/api/v1/webhooks/waha"
 
 
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    status_line = await reader.readline()
-    status = int(status_line.split()[1])
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return status, (await reader.readexactly(length) if length else b"")
-
-
 class WebhookLoad:
     def __init__(self, chips: list[dict], key: str) -> None:
         self.chips = chips
@@ -113,7 +99,7 @@ class WebhookLoad:
                     started = time.perf_counter()
                     try:
                         writer.write(request)
-                        code, body = await read_response(reader)
+                        code, body = await loadgen.read_response(reader)
                     finally:
                         self.in_flight[index] -= 1
                     if code == 200 and body == b'{"status":"ok"}':

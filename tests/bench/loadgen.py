@@ -37,7 +37,8 @@ class Result:
         )
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length body: (status, body)."""
     status_line = await reader.readline()
     status = int(status_line.split()[1])
     length = 0
@@ -48,9 +49,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return status
+    return status, (await reader.readexactly(length) if length else b"")
 
 
 async def run(
@@ -79,7 +78,7 @@ async def run(
                 request = make_request(counter)
                 started = time.perf_counter()
                 writer.write(request)
-                status = await _read_response(reader)
+                status, _ = await read_response(reader)
                 if status == expect_status:
                     latencies.append((time.perf_counter() - started) * 1000)
                 else:
@@ -112,4 +111,4 @@ def summary(result: Result, baseline: Result) -> str:
     return f"{result.name} / {baseline.name} throughput ratio: {result.rps / baseline.rps:.2f}"
 
 
-__all__ = ["Result", "run", "get_request", "post_request", "summary", "statistics"]
+__all__ = ["Result", "run", "get_request", "post_request", "read_response", "summary", "statistics"]

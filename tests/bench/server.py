@@ -31,7 +31,7 @@ BENCH_ENV = {
 def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
     env = {**os.environ, **BENCH_ENV, **(extra_env or {})}
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, capture_output=True)
-    _reset(env)
+    reset_state(env)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -41,19 +41,26 @@ def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] 
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/health/live", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_live(url)
         yield url, port, env
     finally:
         proc.terminate()
         proc.wait(15)
 
 
-def _reset(env: dict[str, str]) -> None:
+def wait_until_live(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/health/live", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up")
+
+
+def reset_state(env: dict[str, str]) -> None:
+    """Empty the benchmark database and Redis db."""
     import redis
 
     sql = "TRUNCATE chip_events, webhook_events, instances, chips, proxies, users CASCADE"
