@@ -24,10 +24,19 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_local_scheduler(command: str) -> None:
+    if get_settings().scheduler == "local":
+        logging.getLogger("whago").warning(
+            "WHAGO_SCHEDULER=local keeps tenant emulators inside one process: it suits `whago dev`, "
+            "not a separate `whago %s`; use nomad or static", command
+        )
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     get_settings()  # fail fast on bad settings, before forking workers
+    _warn_local_scheduler("serve")
     uvicorn.run(
         "app.factory:asgi_app",
         factory=True,
@@ -63,6 +72,7 @@ def _dev(args: argparse.Namespace) -> int:
 def _worker(_: argparse.Namespace) -> int:
     from app.worker.runner import run_worker
 
+    _warn_local_scheduler("worker")
     asyncio.run(run_worker(get_settings()))
     return 0
 
