@@ -22,3 +22,11 @@ async def conn(migrated_db, clean_state):
     connection = await asyncpg.connect(migrated_db)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+async def pg(migrated_db):
+    """A direct database connection that leaves the tables as they are (no cleaning)."""
+    connection = await asyncpg.connect(migrated_db)
+    yield connection
+    await connection.close()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.api.test_events import open_stream
-from tests.api.test_webhooks import (  # noqa: F401 - pg is a fixture
+from tests.api.test_webhooks import (
     HOOK,
     assert_error,
     deliver_ok,
@@ -27,7 +27,6 @@ from tests.api.test_webhooks import (  # noqa: F401 - pg is a fixture
     get_chip,
     history,
     new_chip,
-    pg,
     status_event,
 )
 from tests.conftest import register, set_plan

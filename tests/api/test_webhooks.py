@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis as sync_redis
@@ -147,15 +146,6 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-async def pg(migrated_db) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture()
