@@ -112,6 +112,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return parse_plans(self.plans)
 
     @property
+    def webhook_hmac_keys(self) -> list[str]:
+        """Every key a webhook may be signed with; the first signs new session configs.
+
+        ``WHAGO_WEBHOOK_HMAC_KEY=new,old`` rotates without downtime: both verify while the
+        reconciler moves every session to the new key, then the old one is dropped.
+        """
+        return [k.strip() for k in self.webhook_hmac_key.split(",") if k.strip()]
+
+    @property
+    def webhook_signing_key(self) -> str:
+        return self.webhook_hmac_keys[0]
+
+    @property
     def webhook_url(self) -> str:
         return self.public_url.rstrip("/") + "/api/v1/webhooks/waha"
 

@@ -28,24 +28,38 @@ logger = logging.getLogger("whago.provisioning")
 _CHIP_SQL = "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1"
 
 
+def reports_to_us(session: SessionInfo, metadata: dict[str, str], webhook_url: str, signing_key: str) -> bool:
+    """Does the session carry our metadata and a webhook to our URL signed with our current key?
+
+    False after a webhook key rotation or a public URL change: the session must be updated, or
+    its events would be rejected (or go nowhere). Unknown (no config echoed) counts as fine.
+    """
+    current = session.config
+    if current is None:
+        return True
+    if dict(current.metadata or {}) != metadata:
+        return False
+    return any(
+        h.url == webhook_url and h.hmac is not None and h.hmac.key in (None, signing_key)  # None: WAHA hid it
+        for h in current.webhooks or []
+    )
+
+
 def _differs(session: SessionInfo, desired: dict[str, Any]) -> bool:
     """Does WAHA's session config differ from what we want in what matters to us?"""
     current = session.config
     if current is None:
         return True
-    if dict(current.metadata or {}) != desired["metadata"]:
+    want_hook = desired["webhooks"][0]
+    if not reports_to_us(session, desired["metadata"], want_hook["url"], (want_hook.get("hmac") or {}).get("key")):
         return True
     want_proxy = desired.get("proxy") or {}
     have_proxy = current.proxy
     if bool(want_proxy) != bool(have_proxy):
         return True
-    if have_proxy and (have_proxy.server, have_proxy.username) != (want_proxy.get("server"), want_proxy.get("username")):
-        return True
-    want_hook = desired["webhooks"][0]
-    want_key = (want_hook.get("hmac") or {}).get("key")
-    return not any(
-        h.url == want_hook["url"] and h.hmac is not None and h.hmac.key in (None, want_key)  # None: WAHA hid it
-        for h in current.webhooks or []
+    return bool(have_proxy) and (have_proxy.server, have_proxy.username) != (
+        want_proxy.get("server"),
+        want_proxy.get("username"),
     )
 
 
@@ -60,7 +74,7 @@ class ProvisioningService:
         return build_session_config(
             metadata=chip_metadata(user_id, chip_id),
             webhook_url=settings.webhook_url,
-            hmac_key=settings.webhook_hmac_key,
+            hmac_key=settings.webhook_signing_key,
             proxy=proxy,
             retry_attempts=settings.webhook_retry_attempts,
             retry_delay_seconds=settings.webhook_retry_delay_seconds,
@@ -81,6 +95,8 @@ class ProvisioningService:
         proxy = await self.proxies.waha_config(proxy_id)
         config = self._desired_config(user_id, chip_id, proxy)
         name = chip["session_name"]
+        # A chip the tenant logged out stays stopped: fixing its config must not start pairing.
+        should_run = chip["status"] != "disconnected"
         try:
             try:
                 session = await client.get_session(name)
@@ -89,11 +105,11 @@ class ProvisioningService:
             if session is None:
                 await client.create_session(
                     name,
-                    start=True,
+                    start=should_run,
                     metadata=config["metadata"],
                     proxy=proxy,
                     webhook_url=self.s.settings.webhook_url,
-                    hmac_key=self.s.settings.webhook_hmac_key,
+                    hmac_key=self.s.settings.webhook_signing_key,
                     retry_attempts=self.s.settings.webhook_retry_attempts,
                     retry_delay_seconds=self.s.settings.webhook_retry_delay_seconds,
                 )
@@ -102,10 +118,10 @@ class ProvisioningService:
                 # proxy_dirty: the proxy changed (possibly only its password, which WAHA may not
                 # echo back), so the session config is rewritten whatever it shows
                 await client.update_session(name, config)  # WAHA restarts a running session
-                if session.status == "STOPPED":
+                if session.status == "STOPPED" and should_run:
                     await client.start_session(name)
                 outcome = "updated"
-            elif session.status == "STOPPED":
+            elif session.status == "STOPPED" and should_run:
                 await client.start_session(name)
                 outcome = "started"
             else:
@@ -113,7 +129,13 @@ class ProvisioningService:
         except WahaUnavailable:
             await self.s.scheduler.invalidate(str(user_id))
             raise
-        await db.fetch("UPDATE chips SET proxy_dirty = false, error = NULL WHERE id = $1 AND proxy_id IS NOT DISTINCT FROM $2", chip_id, proxy_id)
+        await db.fetch(
+            "UPDATE chips SET proxy_dirty = false,"
+            " error = CASE WHEN status = 'provisioning' THEN NULL ELSE error END"
+            " WHERE id = $1 AND proxy_id IS NOT DISTINCT FROM $2",
+            chip_id,
+            proxy_id,
+        )
         logger.info("chip %s provisioned (%s)", chip_id, outcome)
         return outcome
 

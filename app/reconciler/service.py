@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from app.chips.provisioning import reports_to_us
 from app.chips.service import record_transition, utcnow
 from app.core import db
 from app.core.errors import DependencyUnavailable, WhagoError
@@ -27,7 +28,7 @@ from app.events.bus import publish_chip_event
 from app.instances.service import PARKED, record_instances
 from app.scheduler.base import Instance
 from app.waha.client import WahaError
-from app.waha.sessions import chip_id_from_session
+from app.waha.sessions import chip_id_from_session, chip_metadata
 from app.webhooks.service import WAHA_TO_CHIP_STATUS
 
 logger = logging.getLogger("whago.reconciler")
@@ -234,6 +235,12 @@ class Reconciler:
             report.drift["session_missing"] += 1
             await self._enqueue(PROVISION_CHIP, chip["id"], report, "chip_reprovisioned")
             return
+        settings = self.s.settings
+        metadata = chip_metadata(chip["user_id"], chip["id"])
+        if not reports_to_us(session, metadata, settings.webhook_url, settings.webhook_signing_key):
+            # webhook key rotated, public URL moved, or the config was edited behind our back
+            report.drift["session_config_stale"] += 1
+            await self._enqueue(PROVISION_CHIP, chip["id"], report, "session_config_requeued")
         observed = WAHA_TO_CHIP_STATUS.get(session.status)
         if observed is None or observed == status or not chip["settled"]:
             return

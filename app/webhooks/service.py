@@ -112,14 +112,20 @@ _NO_METADATA = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def verify_signature(body: bytes, signature: str | None, key: str) -> None:
-    """Constant-time HMAC-SHA512 check over the exact bytes received, before any parsing."""
+def verify_signature(body: bytes, signature: str | None, keys: list[str]) -> None:
+    """Constant-time HMAC-SHA512 check over the exact bytes received, before any parsing.
+
+    Any of ``keys`` may have signed it (key rotation: the new key first, the old one until every
+    session carries the new one)."""
     if not signature:
         raise NotAuthenticated("Missing X-Webhook-Hmac signature.", code="invalid_signature")
-    expected = hmac.new(key.encode(), body, hashlib.sha512).hexdigest().encode()
     # bytes, not str: compare_digest refuses non-ASCII str (a forged header would be a 500)
     provided = signature.strip().lower().encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(expected, provided):
+    matches = False
+    for key in keys:  # every key is tried, so timing does not tell which one matched
+        expected = hmac.new(key.encode(), body, hashlib.sha512).hexdigest().encode()
+        matches |= hmac.compare_digest(expected, provided)
+    if not matches:
         raise NotAuthenticated("Webhook signature does not match.", code="invalid_signature")
 
 
@@ -158,7 +164,7 @@ class WebhookService:
         self.s = services
 
     async def receive(self, body: bytes, signature: str | None) -> str:
-        verify_signature(body, signature, self.s.settings.webhook_hmac_key)
+        verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8

@@ -659,3 +659,15 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
     assert [(r["from_status"], r["to_status"]) for r in reversed(rows)] == [
         ("provisioning", "starting"), ("starting", "waiting_qr"), ("waiting_qr", "connected"),
     ]
+
+
+def test_signature_accepts_any_configured_key_and_nothing_else():
+    from app.core.errors import NotAuthenticated
+    from app.webhooks.service import verify_signature
+
+    body = b'{"event":"session.status"}'
+    old = hmac.new(b"old-key", body, hashlib.sha512).hexdigest()
+    verify_signature(body, old, ["new-key", "old-key"])
+    verify_signature(body, hmac.new(b"new-key", body, hashlib.sha512).hexdigest(), ["new-key", "old-key"])
+    with pytest.raises(NotAuthenticated):
+        verify_signature(body, old, ["new-key"])

@@ -123,3 +123,53 @@ async def test_durable_to_dos_are_requeued(static_emulator):
         assert report.drift["provision_requeued"] == 1 and report.drift["teardown_requeued"] == 1, report.as_dict()
         assert await p.services.redis.exists(f"saq:job:whago:provision:{chip['id']}")
         assert await p.services.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
+
+
+async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_emulator):
+    """WHAGO_WEBHOOK_HMAC_KEY=new,old: events signed with either verify; the reconciler moves
+    sessions still configured with the old key to the new one."""
+    served, emulator = static_emulator
+    env = {"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url,
+           "WHAGO_WEBHOOK_HMAC_KEY": "new-webhook-key-2,old-webhook-key-1"}
+    async with platform(env, worker=False) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        # provisioned before the rotation: the session signs with the old key
+        from app.waha import WahaClient
+        from app.waha.sessions import chip_metadata
+
+        async with WahaClient(served.url, p.settings.waha_api_key) as waha:
+            await waha.create_session(
+                chip["session_name"], start=True, metadata=chip_metadata(tenant["user"]["id"], chip["id"]),
+                proxy=None, webhook_url=p.settings.webhook_url, hmac_key="old-webhook-key-1",
+            )
+        await p.wait_status(tenant, chip["id"], "waiting_qr")  # old-key webhooks still verify
+        report = await Reconciler(p.services).run()
+        assert report.drift["session_config_stale"] == 1, report.as_dict()
+        from app.chips.provisioning import ProvisioningService
+
+        assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
+        hook = emulator.sessions[chip["session_name"]].config["webhooks"][0]
+        assert hook["hmac"]["key"] == "new-webhook-key-2"
+        await _scan(served.url, chip["session_name"])
+        connected = await p.wait_status(tenant, chip["id"], "connected")  # new-key webhooks verify
+        assert connected["phone_number"] == "5511988887777"
+        again = await Reconciler(p.services).run()
+        assert not again.drift.get("session_config_stale"), again.as_dict()
+
+
+async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulator):
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
+        await p.wait_status(tenant, chip["id"], "disconnected")
+        await db.fetch("UPDATE chips SET proxy_dirty = true WHERE id = $1", uuid.UUID(chip["id"]))
+        from app.chips.provisioning import ProvisioningService
+
+        assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
+        await asyncio.sleep(0.3)
+        assert emulator.sessions[chip["session_name"]].status == "STOPPED"
+        assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
