@@ -29,6 +29,7 @@ from app.core.services import Services
 from app.events.controller import EventsController
 from app.health.controller import HealthController
 from app.plans.controller import PlansController
+from app.webhooks.batcher import GroupCommitter
 from app.webhooks.controller import WebhooksController
 from app.settings import Settings, get_settings
 
@@ -53,6 +54,7 @@ def create_app(
         app.state.services = services
         await db.start_pool(settings)
         await services.events.start()
+        services.webhook_commits = GroupCommitter()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for hook in lifespan_hooks:

@@ -17,6 +17,7 @@ from app.scheduler.base import Scheduler
 from app.settings import Settings
 from app.users.activity import ActivityTracker
 from app.waha.client import WahaClientPool
+from app.webhooks.batcher import GroupCommitter
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     waha: WahaClientPool
     events: EventHub
     activity: ActivityTracker
+    webhook_commits: GroupCommitter | None = None  # set by the API's lifespan
 
     @classmethod
     def build(cls, settings: Settings, *, scheduler: Scheduler | None = None) -> Services:
@@ -51,6 +53,8 @@ class Services:
         return services
 
     async def aclose(self) -> None:
+        if self.webhook_commits is not None:
+            await self.webhook_commits.stop()
         await self.events.stop()
         with contextlib.suppress(Exception):
             await self.scheduler.close()

@@ -163,6 +163,12 @@ class WebhookService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
+    async def _apply(self, sql: str, args: tuple, order: tuple):
+        committer = self.s.webhook_commits
+        if committer is None:
+            return await db.fetchrow(sql, *args)
+        return await committer.fetchrow(sql, args, order)
+
     async def receive(self, body: bytes, signature: str | None) -> str:
         verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
         try:
@@ -192,18 +198,21 @@ class WebhookService:
         error = "WAHA reported the session FAILED (QR expired or device unlinked); restart it." if (
             new_status == "failed"
         ) else None
-        row = await db.fetchrow(
+        row = await self._apply(
             _APPLY_STATUS_SQL,
-            _event_id(envelope, body),
-            envelope.session,
-            waha_status[:64],
-            chip_id,
-            user_id,
-            new_status,
-            at,
-            phone,
-            error,
-            f"WAHA {waha_status}",
+            (
+                _event_id(envelope, body),
+                envelope.session,
+                waha_status[:64],
+                chip_id,
+                user_id,
+                new_status,
+                at,
+                phone,
+                error,
+                f"WAHA {waha_status}",
+            ),
+            (envelope.session, at),
         )
         if not row["fresh"]:
             return "duplicate"
@@ -222,8 +231,9 @@ class WebhookService:
         return "ignored" if action == "deleting" else "ok"
 
     async def _message(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
-        row = await db.fetchrow(
-            _APPLY_MESSAGE_SQL, _event_id(envelope, body), envelope.session, chip_id, user_id, _event_time(envelope)
+        at = _event_time(envelope)
+        row = await self._apply(
+            _APPLY_MESSAGE_SQL, (_event_id(envelope, body), envelope.session, chip_id, user_id, at), (envelope.session, at)
         )
         if not row["fresh"]:
             return "duplicate"

@@ -671,3 +671,28 @@ def test_signature_accepts_any_configured_key_and_nothing_else():
     verify_signature(body, hmac.new(b"new-key", body, hashlib.sha512).hexdigest(), ["new-key", "old-key"])
     with pytest.raises(NotAuthenticated):
         verify_signature(body, old, ["new-key"])
+
+
+async def test_group_commit_falls_back_to_one_transaction_per_event(settings, migrated_db, monkeypatch):
+    """A batch whose transaction fails is re-run event by event: each request gets its own answer."""
+    from app.core import db
+    from app.webhooks.batcher import GroupCommitter
+
+    await db.start_pool(settings)
+    committer = GroupCommitter(max_batch=8, max_wait_seconds=0.05, concurrency=1)
+
+    async def failing_run(batch):
+        raise RuntimeError("batch transaction failed")
+
+    monkeypatch.setattr(GroupCommitter, "_run", staticmethod(failing_run))
+    try:
+        results = await asyncio.gather(
+            committer.fetchrow("SELECT $1::int AS n", (1,), ("a",)),
+            committer.fetchrow("SELECT $1::int AS n", (2,), ("b",)),
+            committer.fetchrow("SELECT 1/$1::int AS n", (0,), ("c",)),
+            return_exceptions=True,
+        )
+    finally:
+        await committer.stop()
+    assert [r["n"] for r in results[:2]] == [1, 2]
+    assert isinstance(results[2], Exception)  # only the bad one fails
