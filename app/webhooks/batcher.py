@@ -20,8 +20,14 @@ from typing import Any
 import asyncpg
 
 from app.core import db
+from app.core.errors import DependencyUnavailable
 
 logger = logging.getLogger("whago.webhooks")
+
+
+def _fail(item: _Item) -> None:
+    if not item.future.done():
+        item.future.set_exception(DependencyUnavailable("Webhook not applied (shutting down); retry."))
 
 
 @dataclass(order=True)
@@ -54,6 +60,9 @@ class GroupCommitter:
         for task in self._workers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # whatever was still waiting is answered 503 (WAHA retries it), never left hanging
+        while self._queue is not None and not self._queue.empty():
+            _fail(self._queue.get_nowait())
         self._workers, self._queue = [], None
 
     async def fetchrow(self, sql: str, args: tuple, sort_key: tuple) -> asyncpg.Record | None:
@@ -84,13 +93,17 @@ class GroupCommitter:
         while True:
             batch = await self._collect()
             try:
-                results = await self._run(batch)
-            except Exception:  # noqa: BLE001 - isolate: each event in its own transaction
-                await self._run_each(batch)
-                continue
-            for item, row in zip(batch, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(row)
+                try:
+                    results = await self._run(batch)
+                except Exception:  # noqa: BLE001 - isolate: each event in its own transaction
+                    await self._run_each(batch)
+                    continue
+                for item, row in zip(batch, results, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(row)
+            finally:
+                for item in batch:  # stopped mid-batch: nobody waits forever
+                    _fail(item)
 
     @staticmethod
     async def _run(batch: list[_Item]) -> list[Any]:

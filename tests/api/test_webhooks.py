@@ -696,3 +696,24 @@ async def test_group_commit_falls_back_to_one_transaction_per_event(settings, mi
         await committer.stop()
     assert [r["n"] for r in results[:2]] == [1, 2]
     assert isinstance(results[2], Exception)  # only the bad one fails
+
+
+async def test_group_commit_stopping_answers_every_waiting_event(settings, migrated_db, monkeypatch):
+    from app.core import db
+    from app.core.errors import DependencyUnavailable
+    from app.webhooks.batcher import GroupCommitter
+
+    await db.start_pool(settings)
+    committer = GroupCommitter(max_batch=8, max_wait_seconds=0.05, concurrency=1)
+    started = asyncio.Event()
+
+    async def stuck_run(batch):
+        started.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(GroupCommitter, "_run", staticmethod(stuck_run))
+    waiting = [asyncio.create_task(committer.fetchrow("SELECT 1", (), (str(i),))) for i in range(3)]
+    await asyncio.wait_for(started.wait(), 5)
+    await committer.stop()
+    results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+    assert all(isinstance(r, DependencyUnavailable) for r in results)
