@@ -7,7 +7,6 @@ from uuid import UUID
 import msgspec
 
 ChipStatus = Literal["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"]
-EventSource = Literal["api", "webhook", "worker", "reconciler", "admin"]
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]

@@ -126,20 +126,6 @@ class ChipService:
         await db.fetch("UPDATE chips SET provision_enqueued_at = now() WHERE id = $1", chip_id)
         return True
 
-    async def enqueue_pending_provisioning(self, limit: int = 500) -> int:
-        """Drain the outbox: chips recorded while Redis was down get their job now."""
-        rows = await db.fetch(
-            "SELECT id FROM chips WHERE status = 'provisioning' AND provision_enqueued_at IS NULL"
-            " ORDER BY created_at LIMIT $1",
-            limit,
-        )
-        done = 0
-        for row in rows:
-            if not await self.enqueue_provisioning(row["id"]):
-                break
-            done += 1
-        return done
-
     async def rename(self, user_id: UUID, chip_id: UUID, alias: str) -> ChipOut:
         rows = await db.fetch(
             "UPDATE chips SET alias = $3, updated_at = now() WHERE id = $1 AND user_id = $2 RETURNING id",

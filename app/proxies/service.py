@@ -181,9 +181,6 @@ class ProxyService:
         server = host if row["scheme"] == "http" else f"{row['scheme']}://{host}"
         return ProxyConfig(server=server, username=row["username"], password=password)
 
-    async def release(self, chip_id: UUID) -> None:
-        await db.fetch("UPDATE chips SET proxy_id = NULL WHERE id = $1", chip_id)
-
     async def _release_chips(self, proxy_id: UUID, *, over_capacity_only: bool, max_chips: int = 0) -> list[UUID]:
         """Detach chips from a proxy (all of them, or those above its capacity) and mark them
         for rotation; call inside a transaction. 'proxy_dirty' is the durable to-do.

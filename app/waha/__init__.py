@@ -10,7 +10,7 @@ from app.waha.client import (
     WahaSessionExists,
     WahaUnavailable,
 )
-from app.waha.schemas import DEFAULT_EVENTS, MeInfo, ProxyConfig, SessionDTO, SessionInfo, WebhookEnvelope
+from app.waha.schemas import DEFAULT_EVENTS, MeInfo, ProxyConfig, SessionDTO, SessionInfo
 from app.waha.sessions import build_session_config, chip_id_from_session, chip_metadata, session_name
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "WahaRejected",
     "WahaSessionExists",
     "WahaUnavailable",
-    "WebhookEnvelope",
     "build_session_config",
     "chip_id_from_session",
     "chip_metadata",

@@ -138,31 +138,3 @@ class ServerVersion(_Body):
     browser: str | None = None
     platform: str | None = None
     worker: WorkerInfo | None = None
-
-
-class StatusPoint(_Body):
-    status: str  # a SessionStatus; plain str so a status added by a newer WAHA still decodes
-    timestamp: float
-
-
-class SessionStatusPayload(_Body):
-    """``session.status`` payload. ``statuses`` exists since 2025.9.4, hence the default."""
-
-    name: str
-    status: str  # a SessionStatus; plain str so a status added by a newer WAHA still decodes
-    statuses: list[StatusPoint] = []
-    data: Any = None
-
-
-class WebhookEnvelope(_Body):
-    """Every WAHA event body. ``id``/``timestamp`` are absent on WAHA older than 2025.3."""
-
-    event: str
-    session: str
-    payload: Any = None
-    id: str | None = None
-    timestamp: int | None = None
-    metadata: dict[str, Any] | None = None
-    me: MeInfo | None = None
-    engine: str | None = None
-    environment: ServerVersion | None = None

@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, unquote
 import httpx
 import msgspec
 
+from app.waha.emulator.asgi import read_body
 from app.waha.emulator.store import MemorySessionStore
 from tests.doubles.nomad_schema import validate_register_body
 from tests.support.asgi_server import ServedApp
@@ -171,12 +172,7 @@ class _AsgiApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         request = _Request(
             method=scope["method"],
             path=scope["path"],

@@ -13,6 +13,7 @@ import pytest
 
 from app.waha import WahaClient
 from app.waha.emulator import EmulatorApp, EmulatorConfig, create_emulator_app
+from app.waha.emulator.asgi import read_body
 from tests.support.asgi_server import ServedApp, serve
 
 API_KEY = "emulator-test-api-key"
@@ -80,16 +81,11 @@ class Receiver:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         with self._lock:
             status = self.fail_status if len(self.requests) < self.fail_first else 200

@@ -12,7 +12,8 @@ import httpx
 import msgspec
 import pytest
 
-from app.waha import WahaClient, WebhookEnvelope
+from app.waha import WahaClient
+from app.webhooks.schemas import Envelope, StatusPayload
 from app.waha.sessions import build_session_config
 from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
 
@@ -68,8 +69,12 @@ async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, rece
     assert message["me"]["id"] == "5511912345678@c.us"
     assert not any(e["event"] == "message.any" for e in events)  # not subscribed
     # the envelope decodes with the struct the webhook receiver will use
-    decoded = msgspec.json.decode(requests[-1][1], type=WebhookEnvelope)
-    assert decoded.me is not None and decoded.metadata == METADATA
+    for _, body in requests:
+        decoded = msgspec.json.decode(body, type=Envelope)
+        assert decoded.metadata == METADATA and decoded.id and decoded.timestamp
+        if decoded.event == "session.status":
+            assert msgspec.convert(decoded.payload, StatusPayload).status in ("STARTING", "SCAN_QR_CODE", "WORKING")
+    assert msgspec.json.decode(requests[-1][1], type=Envelope).me is not None
 
 
 async def test_no_hmac_header_without_key(emulator: Emu, client: WahaClient, receiver_factory) -> None:

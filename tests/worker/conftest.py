@@ -67,6 +67,13 @@ class Platform:
         assert response.status_code == 202, response.text
         return response.json()
 
+    async def waiting_chip(self, plan: str = "free") -> tuple[dict, dict]:
+        """A new tenant with one chip provisioned up to ``waiting_qr``."""
+        tenant = await self.tenant(plan)
+        chip = await self.create_chip(tenant)
+        await self.wait_status(tenant, chip["id"], "waiting_qr")
+        return tenant, chip
+
     async def chip(self, tenant: dict, chip_id: str) -> dict:
         return (await self.http.get(f"/api/v1/chips/{chip_id}", headers=tenant["headers"])).json()
 

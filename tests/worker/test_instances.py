@@ -74,8 +74,10 @@ async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_st
         report = await Reconciler(p.services).run()
         assert not report.drift.get("instance_missing"), report.as_dict()  # idle is not drift
 
-        # the tenant comes back (the API calls this on their first request): the instance returns
-        assert await InstanceService(p.services).wake_if_idle(user_id)
+        # the tenant comes back: their next API request wakes the instance (the API process
+        # records activity at most every `interval` seconds; 0 here so this request counts)
+        p.api.app.state.services.activity.interval = 0
+        assert (await p.http.get("/api/v1/chips", headers=tenant["headers"])).status_code == 200
         deadline = time.monotonic() + 20
         while True:
             instance = await p.services.scheduler.get_instance(str(user_id))

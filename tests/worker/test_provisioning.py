@@ -24,9 +24,7 @@ pytestmark = pytest.mark.anyio
 async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(static_emulator):
     served, emulator = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         session = emulator.sessions[chip["session_name"]]
         assert session.config["metadata"] == {"user_id": tenant["user"]["id"], "chip_id": chip["id"]}
         hook = session.config["webhooks"][0]
@@ -88,9 +86,7 @@ async def test_teardown_deletes_session_releases_proxy_and_limits(static_emulato
         proxy = await db.fetchrow(
             "INSERT INTO proxies (scheme, host, port, max_chips) VALUES ('http', '127.0.0.1', 3128, 5) RETURNING id"
         )
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         assert emulator.sessions[chip["session_name"]].config["proxy"]["server"] == "127.0.0.1:3128"
         await p.services.redis.set(f"whago:ratelimit:pairing:{chip['id']}", "x")
         response = await p.http.delete(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])

@@ -31,9 +31,7 @@ async def _scan(url: str, name: str) -> None:
 async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
     served, emulator = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False  # WAHA's WORKING webhook never arrives
         await _scan(served.url, chip["session_name"])
         await asyncio.sleep(0.3)
@@ -53,9 +51,7 @@ async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator,
     served, emulator = static_emulator
     monkeypatch.setattr(reconciler_module, "SETTLE_SECONDS", 3600)
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False
         await _scan(served.url, chip["session_name"])
         report = await Reconciler(p.services).run()
@@ -66,9 +62,7 @@ async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator,
 async def test_two_reconcilers_at_once_one_does_the_work(static_emulator):
     served, emulator = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False
         await _scan(served.url, chip["session_name"])
         reports = await asyncio.gather(*(Reconciler(p.services).run() for _ in range(5)))
@@ -161,9 +155,7 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
 async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulator):
     served, emulator = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant = await p.tenant()
-        chip = await p.create_chip(tenant)
-        await p.wait_status(tenant, chip["id"], "waiting_qr")
+        tenant, chip = await p.waiting_chip()
         await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
         await p.wait_status(tenant, chip["id"], "disconnected")
         await db.fetch("UPDATE chips SET proxy_dirty = true WHERE id = $1", uuid.UUID(chip["id"]))

@@ -78,6 +78,16 @@ def _error(status: int, message: str | list[str]) -> Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of a raw ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class EmulatorApp:
     """The ASGI callable. ``.state.emulator`` (and ``.emulator``) is the live ``Emulator``."""
 
@@ -124,13 +134,7 @@ class EmulatorApp:
             return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        response = await self._dispatch(scope, body)
+        response = await self._dispatch(scope, await read_body(receive))
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
         if response.content_type:
             headers.append((b"content-type", response.content_type.encode()))
