@@ -11,6 +11,7 @@ from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, Adm
 from app.admin.service import AdminService
 from app.auth.dependencies import requires_admin
 from app.chips.schemas import ChipStatus
+from app.chips.session_service import ChipSessionService
 from app.core.services import Services
 from app.instances.service import InstanceService
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
@@ -54,7 +55,7 @@ class AdminInstancesController(Controller):
 
     @delete("/{target_user_id:uuid}", status_code=202, operation_id="AdminRemoveInstance")
     async def remove_instance(self, target_user_id: FromPath[UUID], services: NamedDependency[Services]) -> Response:
-        disconnected = await InstanceService(services).remove(target_user_id)
+        disconnected = await ChipSessionService(services).remove_instance(target_user_id)
         return Response({"status": "removed", "chips_disconnected": disconnected}, status_code=202)
 
 

@@ -12,11 +12,13 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from app.chips.service import record_transition, utcnow
-from app.core import db
+from app.chips import queries
+from app.chips.status import ChipStatus, Source
+from app.chips.transitions import ChipTransitions
+from app.core.errors import DependencyUnavailable
+from app.core.queue import PROVISION_CHIP
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 from app.core.services import Services
-from app.events.bus import publish_chip_event
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
@@ -24,9 +26,6 @@ from app.waha.schemas import ProxyConfig, SessionInfo
 from app.waha.sessions import build_session_config, chip_metadata
 
 logger = logging.getLogger("whago.provisioning")
-
-_CHIP_SQL = "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1"
-
 
 def reports_to_us(session: SessionInfo, metadata: dict[str, str], webhook_url: str, signing_key: str) -> bool:
     """Does the session carry our metadata and a webhook to our URL signed with our current key?
@@ -68,6 +67,7 @@ class ProvisioningService:
         self.s = services
         self.proxies = ProxyService(services)
         self.instances = InstanceService(services)
+        self.transitions = ChipTransitions(services.events)
 
     def _desired_config(self, user_id: UUID, chip_id: UUID, proxy: ProxyConfig | None) -> dict[str, Any]:
         settings = self.s.settings
@@ -86,35 +86,25 @@ class ProvisioningService:
 
     async def provision(self, chip_id: UUID) -> str:
         """ensure instance → proxy → create-or-update the session → start it."""
-        chip = await db.fetchrow(_CHIP_SQL, chip_id)
-        if chip is None or chip["status"] == "deleting":
+        chip = await queries.for_work(chip_id)
+        if chip is None or chip.status == ChipStatus.DELETING:
             return "skipped"
-        user_id = chip["user_id"]
-        client = await self._client(user_id)
+        client = await self._client(chip.user_id)
         proxy_id = await self.proxies.assign(chip_id)
         proxy = await self.proxies.waha_config(proxy_id)
-        config = self._desired_config(user_id, chip_id, proxy)
-        name = chip["session_name"]
+        config = self._desired_config(chip.user_id, chip_id, proxy)
+        name = chip.session_name
         # A chip the tenant logged out stays stopped: fixing its config must not start pairing.
-        should_run = chip["status"] != "disconnected"
+        should_run = chip.status != ChipStatus.DISCONNECTED
         try:
             try:
                 session = await client.get_session(name)
             except WahaNotFound:
                 session = None
             if session is None:
-                await client.create_session(
-                    name,
-                    start=should_run,
-                    metadata=config["metadata"],
-                    proxy=proxy,
-                    webhook_url=self.s.settings.webhook_url,
-                    hmac_key=self.s.settings.webhook_signing_key,
-                    retry_attempts=self.s.settings.webhook_retry_attempts,
-                    retry_delay_seconds=self.s.settings.webhook_retry_delay_seconds,
-                )
+                await client.create_session_with_config(name, config, start=should_run)
                 outcome = "created"
-            elif chip["proxy_dirty"] or _differs(session, config):
+            elif chip.proxy_dirty or _differs(session, config):
                 # proxy_dirty: the proxy changed (possibly only its password, which WAHA may not
                 # echo back), so the session config is rewritten whatever it shows
                 await client.update_session(name, config)  # WAHA restarts a running session
@@ -127,45 +117,40 @@ class ProvisioningService:
             else:
                 outcome = "unchanged"
         except WahaUnavailable:
-            await self.s.scheduler.invalidate(str(user_id))
+            await self.s.scheduler.invalidate(str(chip.user_id))
             raise
-        await db.fetch(
-            "UPDATE chips SET proxy_dirty = false,"
-            " error = CASE WHEN status = 'provisioning' THEN NULL ELSE error END"
-            " WHERE id = $1 AND proxy_id IS NOT DISTINCT FROM $2",
-            chip_id,
-            proxy_id,
-        )
+        await queries.provisioned(chip_id, proxy_id)
+        if outcome == "created":
+            await self.instances.set_sessions(chip.user_id, await queries.count_live(chip.user_id))
         logger.info("chip %s provisioned (%s)", chip_id, outcome)
         return outcome
 
     async def rotate_proxy(self, chip_id: UUID) -> str:
         """Move the chip to another usable proxy and make its WAHA session follow."""
-        chip = await db.fetchrow(_CHIP_SQL, chip_id)
-        if chip is None or chip["status"] == "deleting":
-            return "skipped"
-        if chip["status"] == "provisioning":
-            return "skipped"  # provisioning applies the current assignment itself
+        chip = await queries.for_work(chip_id)
+        if chip is None or chip.status in (ChipStatus.DELETING, ChipStatus.PROVISIONING):
+            return "skipped"  # (provisioning applies the current assignment itself)
         return await self.provision(chip_id)
 
     async def teardown(self, chip_id: UUID) -> str:
         """Delete the WAHA session (404 = done), release the proxy, remove the chip and its limits."""
-        chip = await db.fetchrow(_CHIP_SQL, chip_id)
+        chip = await queries.for_work(chip_id)
         if chip is None:
             return "gone"
-        if chip["status"] != "deleting":
+        if chip.status != ChipStatus.DELETING:
             return "skipped"
-        user_id = chip["user_id"]
+        user_id = chip.user_id
         instance = await self.s.scheduler.get_instance(str(user_id))
         if instance is not None and instance.base_url and instance.status == "running":
             try:
-                await self.s.waha.get(instance.base_url).delete_session(chip["session_name"])
+                await self.s.waha.get(instance.base_url).delete_session(chip.session_name)
             except WahaUnavailable:
                 await self.s.scheduler.invalidate(str(user_id))
                 raise
         # An instance that is not running keeps the session in its storage; the reconciler
         # deletes sessions that have no chip once the instance is back.
-        await db.fetch("DELETE FROM chips WHERE id = $1 AND status = 'deleting'", chip_id)
+        if await self.transitions.remove(chip_id):
+            await self.instances.set_sessions(user_id, await queries.count_live(user_id))
         try:
             await self.s.redis.delete(key("ratelimit", "pairing", chip_id), key("ratelimit", "messages", chip_id))
         except REDIS_UNAVAILABLE_ERRORS:
@@ -175,17 +160,23 @@ class ProvisioningService:
 
     async def mark_failed(self, chip_id: UUID, reason: str) -> None:
         """After the last retry: the chip needs attention, and says why."""
-        async with db.transaction():
-            row = await db.fetchrow("SELECT user_id, status FROM chips WHERE id = $1 FOR UPDATE", chip_id)
-            if row is None or row["status"] in ("deleting", "failed"):
-                return
-            await db.fetch(
-                "UPDATE chips SET status = 'failed', error = $2, status_changed_at = now(), updated_at = now() WHERE id = $1",
-                chip_id,
-                reason[:500],
-            )
-            await record_transition(chip_id, row["status"], "failed", "worker", reason[:500])
-        await publish_chip_event(
-            self.s.redis, row["user_id"], "chip.status",
-            {"chip_id": str(chip_id), "status": "failed", "previous": row["status"], "at": utcnow().isoformat()},
+        await self.transitions.move(
+            chip_id,
+            ChipStatus.FAILED,
+            Source.WORKER,
+            reason[:500],
+            never_from=(ChipStatus.DELETING, ChipStatus.FAILED),
+            error=reason[:500],
         )
+
+    async def wake_tenant(self, user_id: UUID) -> bool:
+        """Tenant activity after idling: provisioning brings the instance (and its persisted
+        sessions, no new QR) back. Returns True when this call started the wake-up."""
+        if not await self.instances.unpark_idle(user_id):
+            return False
+        for chip_id in await queries.live_chip_ids(user_id):
+            try:
+                await self.s.queue.enqueue(PROVISION_CHIP, chip_id, chip_id=str(chip_id))
+            except DependencyUnavailable:
+                break  # the reconciler ensures instances of non-idle tenants with chips
+        return True

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
 
-ChipStatus = Literal["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"]
+from app.chips.status import ChipStatus
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]

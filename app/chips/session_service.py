@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime
 from uuid import UUID
 
 from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
-from app.chips.service import ChipService, record_transition, utcnow
-from app.core import db
+from app.chips import queries
+from app.chips.service import ChipService
+from app.chips.status import ChipStatus, Source
+from app.chips.transitions import KEEP
 from app.core.errors import Conflict, DependencyUnavailable, NotFound
 from app.core.services import Services
-from app.events.bus import format_time
+from app.instances.service import InstanceService
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
-_ANY = object()
 PAIRING_LIMIT = "pairing"
 MESSAGE_LIMIT = "messages"
 
@@ -27,6 +29,7 @@ class ChipSessionService:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.chips = ChipService(services)
+        self.instances = InstanceService(services)
 
     async def _waha(self, user_id: UUID) -> WahaClient:
         instance = await self.s.scheduler.get_instance(str(user_id))
@@ -45,7 +48,7 @@ class ChipSessionService:
 
     async def qr(self, user_id: UUID, chip_id: UUID, *, as_png: bool) -> QrOut | bytes:
         chip = await self.chips.get(user_id, chip_id)
-        if chip.status == "waiting_qr":
+        if chip.status == ChipStatus.WAITING_QR:
             try:
                 png = await self._remote(user_id, lambda c: c.get_qr_png(chip.session_name))
             except (WahaConflict, WahaNotFound):
@@ -63,7 +66,7 @@ class ChipSessionService:
 
     async def pairing_code(self, user_id: UUID, chip_id: UUID, phone_number: str) -> str:
         chip = await self.chips.get(user_id, chip_id)
-        if chip.status != "waiting_qr":
+        if chip.status != ChipStatus.WAITING_QR:
             raise Conflict("A pairing code can only be requested while the chip waits for pairing.", code="chip_not_waiting_qr")
         await self._count_pairing_attempt(chip_id)
         try:
@@ -73,36 +76,39 @@ class ChipSessionService:
 
     async def restart(self, user_id: UUID, chip_id: UUID) -> ChipOut:
         chip = await self.chips.get(user_id, chip_id)
-        if chip.status in ("provisioning", "deleting"):
+        if chip.status in (ChipStatus.PROVISIONING, ChipStatus.DELETING):
             raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
         await self._count_pairing_attempt(chip_id)
         instance = await self.s.scheduler.get_instance(str(user_id))
         if instance is None or instance.status != "running" or not instance.base_url:
             # No instance (removed by an operator, or never came back): provisioning brings it up
             # and starts the session; the tenant sees provisioning -> starting -> waiting_qr.
-            await db.fetch("UPDATE instances SET status = 'pending', updated_at = now() WHERE user_id = $1", user_id)
-            chip = await self._set_status(user_id, chip_id, "provisioning", "restart requested; instance being started")
+            await self.instances.mark_pending(user_id)
+            chip = await self._set_status(
+                user_id, chip_id, ChipStatus.PROVISIONING, "restart requested; instance being started"
+            )
             await self.chips.enqueue_provisioning(chip_id)
             return chip
-        before = await db.fetchrow("SELECT last_status_event_at FROM chips WHERE id = $1", chip_id)
+        before = await queries.last_status_event_at(chip_id)
         try:
             await self._remote(user_id, lambda c: c.restart_session(chip.session_name))
         except WahaNotFound:
             # the session vanished from WAHA: provisioning recreates it (and starts it)
-            chip = await self._set_status(user_id, chip_id, "provisioning", "session missing in WAHA; re-provisioning")
+            chip = await self._set_status(
+                user_id, chip_id, ChipStatus.PROVISIONING, "session missing in WAHA; re-provisioning"
+            )
             await self.chips.enqueue_provisioning(chip_id)
             return chip
         # WAHA's webhooks for this restart race with this write. The restart's own STOPPED may land
         # first (then "starting" is still right), but a fast SCAN_QR_CODE / WORKING must not be
         # overwritten by our older guess: it would stay "starting" until the next event.
         return await self._set_status(
-            user_id, chip_id, "starting", "restart requested",
-            unless_webhook_since=before["last_status_event_at"] if before else None,
+            user_id, chip_id, ChipStatus.STARTING, "restart requested", unless_webhook_since=before
         )
 
     async def logout(self, user_id: UUID, chip_id: UUID) -> ChipOut:
         chip = await self.chips.get(user_id, chip_id)
-        if chip.status in ("provisioning", "deleting"):
+        if chip.status in (ChipStatus.PROVISIONING, ChipStatus.DELETING):
             raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
 
         async def stop_and_logout(client: WahaClient) -> None:
@@ -115,11 +121,13 @@ class ChipSessionService:
             await self._remote(user_id, stop_and_logout)
         except WahaNotFound:
             pass  # nothing linked any more: the outcome the tenant asked for
-        return await self._set_status(user_id, chip_id, "disconnected", "logout requested", clear_phone=True)
+        return await self._set_status(
+            user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True
+        )
 
     async def send_message(self, user_id: UUID, chip_id: UUID, data: MessageIn) -> MessageOut:
         chip = await self.chips.get(user_id, chip_id)
-        if chip.status != "connected":
+        if chip.status != ChipStatus.CONNECTED:
             raise Conflict("The chip is not connected.", code="chip_not_connected")
         await self.s.limiter.hit(
             MESSAGE_LIMIT,
@@ -133,8 +141,23 @@ class ChipSessionService:
             sent = await self._remote(user_id, lambda c: c.send_text(chip.session_name, to, data.text))
         except WahaConflict:
             raise Conflict("WhatsApp refused the message: the chip is not connected.", code="chip_not_connected") from None
-        await db.fetch("UPDATE chips SET last_activity_at = now() WHERE id = $1", chip_id)
-        return MessageOut(id=sent.get("id") or uuid.uuid4().hex, chip_id=chip_id, to=to, status="sent", created_at=utcnow())
+        await queries.touch_activity(chip_id)
+        return MessageOut(
+            id=sent.get("id") or uuid.uuid4().hex, chip_id=chip_id, to=to, status="sent", created_at=datetime.now(UTC)
+        )
+
+    async def remove_instance(self, user_id: UUID) -> int:
+        """An operator removes a tenant's instance: it stays removed until the tenant restarts a
+        chip, and every chip of theirs goes ``disconnected``. Returns how many chips moved."""
+        await self.instances.remove(user_id)
+        moved = await self.chips.transitions.move_all(
+            user_id,
+            ChipStatus.DISCONNECTED,
+            Source.ADMIN,
+            "instance removed by an operator",
+            never_from=(ChipStatus.DELETING,),
+        )
+        return len(moved)
 
     async def _count_pairing_attempt(self, chip_id: UUID) -> None:
         limit = self.s.settings.pairing_attempts_per_hour
@@ -144,49 +167,30 @@ class ChipSessionService:
         )
 
     async def _set_status(
-        self, user_id: UUID, chip_id: UUID, status: str, detail: str, *, clear_phone: bool = False,
-        unless_webhook_since: object = _ANY,
+        self,
+        user_id: UUID,
+        chip_id: UUID,
+        status: ChipStatus,
+        detail: str,
+        *,
+        clear_phone: bool = False,
+        unless_webhook_since: object = KEEP,
     ) -> ChipOut:
-        """Move the chip to ``status`` (history source ``api``), publish it, and return the chip
-        as this write left it (read under the row lock, so a racing webhook cannot show through).
+        """Move the chip to ``status`` (history source ``api``) and return the chip as this write
+        left it (see ``ChipTransitions.move`` for ``unless_webhook_since``)."""
+        moved = await self.chips.transitions.move(
+            chip_id,
+            status,
+            Source.API,
+            detail,
+            user_id=user_id,
+            unless_webhook_since=unless_webhook_since,
+            phone=None if clear_phone else KEEP,
+            then=lambda: self.chips.get(user_id, chip_id),
+        )
+        assert moved.result is not None
+        return moved.result
 
-        ``unless_webhook_since``: the chip's ``last_status_event_at`` before the remote call; if a
-        webhook has applied a status since then, and it is not a pre-restart state
-        (disconnected/failed), that newer report from WAHA wins and nothing is written.
-        """
-        changed_from = None
-        async with db.transaction():
-            row = await db.fetchrow(
-                "SELECT status, last_status_event_at FROM chips WHERE id = $1 AND user_id = $2 FOR UPDATE",
-                chip_id, user_id,
-            )
-            if row is None:
-                raise NotFound("Chip not found.")
-            skip = row["status"] == "deleting" or (
-                unless_webhook_since is not _ANY
-                and row["last_status_event_at"] != unless_webhook_since
-                and row["status"] not in ("disconnected", "failed")
-            )
-            if not skip and row["status"] == status:
-                # already there (WAHA's own webhook won the race): no transition, but a logout
-                # still unlinks the number
-                if clear_phone:
-                    await db.fetch("UPDATE chips SET phone_number = NULL, updated_at = now() WHERE id = $1", chip_id)
-            elif not skip:
-                await db.fetch(
-                    "UPDATE chips SET status = $2, status_changed_at = now(), updated_at = now(), error = NULL,"
-                    " phone_number = CASE WHEN $3 THEN NULL ELSE phone_number END WHERE id = $1",
-                    chip_id, status, clear_phone,
-                )
-                await record_transition(chip_id, row["status"], status, "api", detail)
-                changed_from = row["status"]
-            chip = await self.chips.get(user_id, chip_id)
-        if changed_from is not None:
-            await self.s.events.publish(
-                user_id, "chip.status",
-                {"chip_id": str(chip_id), "status": status, "previous": changed_from, "at": format_time(utcnow())},
-            )
-        return chip
 
 def _qr_message(status: str) -> str:
     return {

@@ -3,8 +3,11 @@
 One run at a time cluster-wide (a Redis lock with expiry). Desired state comes from the
 database; actual state from ONE paged instance listing plus one session listing per running
 instance (per distinct WAHA URL). It heals in both directions and never fights the main path:
-chips changed in the last seconds are left alone, and status fixes are conditional updates
-that lose to any concurrent change.
+chips changed in the last seconds are left alone, and status fixes lose to any concurrent change.
+
+A pass runs in named phases over one ``_Pass`` (what was read, what was found, the report):
+load desired → list instances → remove unneeded instances → locate tenants' instances → list
+sessions → reconcile chips → delete orphan sessions → re-drive lost jobs.
 """
 
 from __future__ import annotations
@@ -14,22 +17,26 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from uuid import UUID
 
+from app.chips import queries as chip_queries
 from app.chips.provisioning import reports_to_us
-from app.chips.service import record_transition, utcnow
-from app.core import db
+from app.chips.queries import ReconcileRow
+from app.chips.status import OURS, WAHA_TO_CHIP_STATUS, ChipStatus, Source
+from app.chips.transitions import KEEP, ChipTransitions
 from app.core.errors import DependencyUnavailable, WhagoError
-from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP
+from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
 from app.core.services import Services
-from app.events.bus import publish_chip_event
-from app.instances.service import PARKED, record_instances
+from app.instances import queries as instance_queries
+from app.instances.queries import PARKED, InstanceRecord
 from app.scheduler.base import Instance
 from app.waha.client import WahaError
+from app.waha.schemas import SessionInfo
 from app.waha.sessions import chip_id_from_session, chip_metadata
-from app.webhooks.service import WAHA_TO_CHIP_STATUS
 
 logger = logging.getLogger("whago.reconciler")
 
@@ -42,6 +49,8 @@ PROVISION_STALL_SECONDS = 120
 
 _RELEASE_LOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 
+T = TypeVar("T")
+
 
 @dataclass
 class ReconcileReport:
@@ -53,7 +62,7 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ran": self.ran,
             "tenants": self.tenants,
@@ -65,10 +74,25 @@ class ReconcileReport:
         }
 
 
+@dataclass
+class _Pass:
+    """One pass's state, filled phase by phase."""
+
+    report: ReconcileReport
+    chips: list[ReconcileRow] = field(default_factory=list)
+    tenants: dict[UUID, list[ReconcileRow]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[UUID, InstanceRecord] = field(default_factory=dict)
+    listed: dict[str, Instance] = field(default_factory=dict)  # by user id string
+    running: dict[UUID, Instance] = field(default_factory=dict)
+    sessions_by_url: dict[str, dict[str, SessionInfo]] = field(default_factory=dict)
+
+
 class Reconciler:
     def __init__(self, services: Services, *, concurrency: int = 32) -> None:
         self.s = services
         self.concurrency = concurrency
+        self.transitions = ChipTransitions(services.events)
+        self._semaphore = asyncio.Semaphore(concurrency)
 
     async def run(self) -> ReconcileReport:
         token = uuid.uuid4().hex
@@ -79,146 +103,146 @@ class Reconciler:
             return await self._run()
         finally:
             try:
-                await self.s.redis.eval(_RELEASE_LOCK, 1, LOCK_KEY, token)
+                await self.s.redis.eval(_RELEASE_LOCK, 1, LOCK_KEY, token)  # type: ignore[misc]
             except Exception:  # the lock expires by itself
                 logger.warning("could not release the reconcile lock")
 
-    async def _enqueue(self, spec, chip_id: UUID, report: ReconcileReport, drift: str) -> None:
-        try:
-            if await self.s.queue.enqueue(spec, chip_id, chip_id=str(chip_id)):
-                report.drift[drift] += 1
-                if spec is PROVISION_CHIP:
-                    await db.fetch("UPDATE chips SET provision_enqueued_at = now() WHERE id = $1", chip_id)
-        except DependencyUnavailable:
-            report.errors.append(f"queue unavailable for {spec.name} {chip_id}")
-
     async def _run(self) -> ReconcileReport:
         started = time.perf_counter()
-        report = ReconcileReport()
-        settings = self.s.settings
+        p = _Pass(report=ReconcileReport())
+        await self._load_desired(p)
+        await self._list_instances(p)
+        await self._remove_unneeded_instances(p)
+        await self._locate_instances(p)
+        await self._list_sessions(p)
+        await self._reconcile_chips(p)
+        await self._delete_orphan_sessions(p)
+        await self._redrive_lost_jobs(p)
+        p.report.seconds = time.perf_counter() - started
+        if p.report.drift or p.report.errors:
+            logger.info("reconcile: %s", p.report.as_dict())
+        return p.report
 
-        chips = await db.fetch(
-            """
-            SELECT c.id, c.user_id, c.status, c.session_name, c.proxy_dirty, c.phone_number,
-                   c.provision_enqueued_at, c.status_changed_at,
-                   c.status_changed_at < now() - make_interval(secs => $1) AS settled,
-                   coalesce(c.provision_enqueued_at, c.created_at) < now() - make_interval(secs => $2) AS stalled
-            FROM chips c
-            """,
-            SETTLE_SECONDS,
-            PROVISION_STALL_SECONDS,
-        )
-        tenants: dict[UUID, list] = defaultdict(list)
-        for chip in chips:
-            tenants[chip["user_id"]].append(chip)
-        report.tenants = len(tenants)
-        records = {r["user_id"]: r for r in await db.fetch("SELECT user_id, status, created_at FROM instances")}
+    # --- phases -------------------------------------------------------------------------------
 
-        listed = {}
-        for instance in await self.s.scheduler.list_instances():
-            listed[instance.user_id] = instance
-        report.instances = len(listed)
+    async def _load_desired(self, p: _Pass) -> None:
+        p.chips = await chip_queries.for_reconcile(SETTLE_SECONDS, PROVISION_STALL_SECONDS)
+        for chip in p.chips:
+            p.tenants[chip.user_id].append(chip)
+        p.report.tenants = len(p.tenants)
+        p.records = await instance_queries.all_records()
 
-        # 1. Instances nobody needs: unknown tenant, or a tenant without chips past the grace period.
-        grace = settings.instance_grace_seconds
-        for user_key, instance in listed.items():
-            try:
-                owner = UUID(user_key)
-            except ValueError:
-                owner = None
-            if owner is not None and tenants.get(owner):
+    async def _list_instances(self, p: _Pass) -> None:
+        p.listed = {instance.user_id: instance for instance in await self.s.scheduler.list_instances()}
+        p.report.instances = len(p.listed)
+
+    async def _remove_unneeded_instances(self, p: _Pass) -> None:
+        """Unknown tenant, or a tenant without chips past the grace period."""
+        grace = self.s.settings.instance_grace_seconds
+        for user_key, instance in p.listed.items():
+            owner = _uuid_or_none(user_key)
+            if owner is not None and p.tenants.get(owner):
                 continue
             if not await self._past_grace(instance, grace):
                 continue
             try:
                 await self.s.scheduler.remove_instance(instance.user_id)
                 if owner is not None:
-                    await db.fetch("DELETE FROM instances WHERE user_id = $1", owner)
-                report.drift["instance_removed"] += 1
+                    await instance_queries.forget(owner)
+                p.report.drift["instance_removed"] += 1
             except WhagoError as exc:
-                report.errors.append(f"remove {instance.job_id}: {exc.detail}")
+                p.report.errors.append(f"remove {instance.job_id}: {exc.detail}")
 
-        # 2. Tenants with chips: find (or bring back) their instance, skipping idle-reaped ones.
-        semaphore = asyncio.Semaphore(self.concurrency)
-        running: dict[UUID, Instance] = {}
+    async def _locate_instances(self, p: _Pass) -> None:
+        """Tenants with chips: find (or bring back) their instance, skipping parked ones."""
 
         async def locate(user_id: UUID) -> None:
-            record = records.get(user_id)
-            if record is not None and record["status"] in PARKED:
+            record = p.records.get(user_id)
+            if record is not None and record.status in PARKED:
                 return  # reaped for inactivity or removed by an operator: not drift
-            instance = listed.get(str(user_id))
-            if instance is not None and instance.status == "running" and instance.base_url is None:
-                async with semaphore:
-                    instance = await self.s.scheduler.get_instance(str(user_id))
-            if instance is None and str(user_id) not in listed:
-                async with semaphore:
-                    instance = await self.s.scheduler.get_instance(str(user_id))
+            instance = p.listed.get(str(user_id))
+            if instance is None or (instance.status == "running" and instance.base_url is None):
+                # not in the listing, or listed without an address: ask for this one
+                instance = await self._bounded(lambda: self.s.scheduler.get_instance(str(user_id)))
             if instance is not None and instance.status == "running" and instance.base_url:
-                running[user_id] = instance
+                p.running[user_id] = instance
                 return
             # chips but no running instance: provisioning ensures it (deduplicated per chip)
-            report.drift["instance_missing"] += 1
-            for chip in tenants[user_id]:
-                if chip["status"] != "deleting":
-                    await self._enqueue(PROVISION_CHIP, chip["id"], report, "chip_reprovisioned")
+            p.report.drift["instance_missing"] += 1
+            for chip in p.tenants[user_id]:
+                if chip.status != ChipStatus.DELETING:
+                    await self._enqueue(PROVISION_CHIP, chip.id, p.report, "chip_reprovisioned")
 
-        results = await asyncio.gather(*(locate(u) for u in tenants), return_exceptions=True)
-        report.errors += [f"locate: {r}" for r in results if isinstance(r, Exception)]
+        results = await asyncio.gather(*(locate(u) for u in p.tenants), return_exceptions=True)
+        p.report.errors += [f"locate: {r}" for r in results if isinstance(r, Exception)]
 
-        # 3. One session listing per distinct WAHA URL (a static WAHA is shared by every tenant).
-        by_url: dict[str, list[UUID]] = defaultdict(list)
-        for user_id, instance in running.items():
-            by_url[instance.base_url].append(user_id)
+    async def _list_sessions(self, p: _Pass) -> None:
+        """One session listing per distinct WAHA URL (a static WAHA is shared by every tenant)."""
+        urls = sorted({instance.base_url for instance in p.running.values() if instance.base_url})
 
-        async def sessions_of(url: str):
-            async with semaphore:
-                return url, await self.s.waha.get(url).list_sessions(all=True)
+        async def sessions_of(url: str) -> tuple[str, list[SessionInfo]]:
+            return url, await self._bounded(lambda: self.s.waha.get(url).list_sessions(all=True))
 
-        listings = await asyncio.gather(*(sessions_of(u) for u in by_url), return_exceptions=True)
-        sessions_by_url = {}
-        for result in listings:
+        for result in await asyncio.gather(*(sessions_of(u) for u in urls), return_exceptions=True):
             if isinstance(result, BaseException):
-                report.errors.append(f"list sessions: {result}")
+                p.report.errors.append(f"list sessions: {result}")
                 continue
             url, sessions = result
-            sessions_by_url[url] = {s.name: s for s in sessions}
-            report.sessions += len(sessions)
+            p.sessions_by_url[url] = {s.name: s for s in sessions}
+            p.report.sessions += len(sessions)
 
+    async def _reconcile_chips(self, p: _Pass) -> None:
         observed = []
-        for user_id, instance in running.items():
-            sessions = sessions_by_url.get(instance.base_url)
+        for user_id, instance in p.running.items():
+            sessions = p.sessions_by_url.get(instance.base_url or "")
             if sessions is None:
-                continue
-            mine = tenants[user_id]
-            observed.append((instance, sum(1 for c in mine if c["session_name"] in sessions)))
+                continue  # its listing failed: nothing known, nothing changed
+            mine = p.tenants[user_id]
+            observed.append((instance, sum(1 for c in mine if c.session_name in sessions)))
             for chip in mine:
-                await self._reconcile_chip(chip, sessions.get(chip["session_name"]), report)
-        await record_instances(observed)
+                await self._reconcile_chip(chip, sessions.get(chip.session_name), p.report)
+        await instance_queries.record_many(observed)
 
-        # 4. Sessions without a chip, per WAHA URL (only WHAGO's own chip_* sessions).
-        known = {c["session_name"] for c in chips}
-        for url, sessions in sessions_by_url.items():
-            for name in sessions:
-                if chip_id_from_session(name) is not None and name not in known:
-                    try:
-                        await self.s.waha.get(url).delete_session(name)
-                        report.drift["session_orphan_deleted"] += 1
-                    except WahaError as exc:
-                        report.errors.append(f"delete {name}: {exc.detail}")
+    async def _delete_orphan_sessions(self, p: _Pass) -> None:
+        """Sessions without a chip, per WAHA URL (only WHAGO's own chip_* sessions)."""
+        known = {c.session_name for c in p.chips}
+        for url, sessions in p.sessions_by_url.items():
+            candidates = [n for n in sessions if chip_id_from_session(n) is not None and n not in known]
+            if not candidates:
+                continue
+            # re-read: a chip created after the pass loaded the chips has a brand-new session
+            candidates = [n for n in candidates if n not in await chip_queries.existing_session_names(candidates)]
+            for name in candidates:
+                try:
+                    await self.s.waha.get(url).delete_session(name)
+                    p.report.drift["session_orphan_deleted"] += 1
+                except WahaError as exc:
+                    p.report.errors.append(f"delete {name}: {exc.detail}")
 
-        # 5. Durable to-dos whose job may have been lost (Redis down, worker killed).
-        for chip in chips:
-            if chip["status"] == "deleting" and chip["settled"]:
-                await self._enqueue(TEARDOWN_CHIP, chip["id"], report, "teardown_requeued")
-            elif chip["status"] == "provisioning" and (chip["provision_enqueued_at"] is None or chip["stalled"]):
-                await self._enqueue(PROVISION_CHIP, chip["id"], report, "provision_requeued")
-            elif chip["proxy_dirty"] and chip["status"] not in ("provisioning", "deleting"):
-                await self._enqueue(ROTATE_PROXY, chip["id"], report, "proxy_rotation_requeued")
+    async def _redrive_lost_jobs(self, p: _Pass) -> None:
+        """Durable to-dos whose job may have been lost (Redis down, worker killed)."""
+        for chip in p.chips:
+            if chip.status == ChipStatus.DELETING and chip.settled:
+                await self._enqueue(TEARDOWN_CHIP, chip.id, p.report, "teardown_requeued")
+            elif chip.status == ChipStatus.PROVISIONING and (chip.provision_enqueued_at is None or chip.stalled):
+                await self._enqueue(PROVISION_CHIP, chip.id, p.report, "provision_requeued")
+            elif chip.proxy_dirty and chip.status not in OURS:
+                await self._enqueue(ROTATE_PROXY, chip.id, p.report, "proxy_rotation_requeued")
 
-        report.seconds = time.perf_counter() - started
-        if report.drift or report.errors:
-            logger.info("reconcile: %s", report.as_dict())
-        return report
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
+        async with self._semaphore:
+            return await call()
+
+    async def _enqueue(self, spec: JobSpec, chip_id: UUID, report: ReconcileReport, drift: str) -> None:
+        try:
+            if await self.s.queue.enqueue(spec, chip_id, chip_id=str(chip_id)):
+                report.drift[drift] += 1
+                if spec is PROVISION_CHIP:
+                    await chip_queries.mark_provision_enqueued(chip_id)
+        except DependencyUnavailable:
+            report.errors.append(f"queue unavailable for {spec.name} {chip_id}")
 
     async def _past_grace(self, instance: Instance, grace: int) -> bool:
         """First sighting starts the clock (kept in Redis: rebuilt harmlessly if lost)."""
@@ -227,43 +251,39 @@ class Reconciler:
         first = await self.s.redis.set(clock, now, nx=True, ex=grace * 4 + 3600, get=True)
         return first is not None and now - float(first) >= grace
 
-    async def _reconcile_chip(self, chip, session, report: ReconcileReport) -> None:
-        status = chip["status"]
-        if status in ("deleting", "provisioning"):
-            return  # teardown / provisioning own these; step 5 re-drives them if stuck
+    async def _reconcile_chip(self, chip: ReconcileRow, session: SessionInfo | None, report: ReconcileReport) -> None:
+        if chip.status in OURS:
+            return  # teardown / provisioning own these; the re-drive phase handles them if stuck
         if session is None:
             report.drift["session_missing"] += 1
-            await self._enqueue(PROVISION_CHIP, chip["id"], report, "chip_reprovisioned")
+            await self._enqueue(PROVISION_CHIP, chip.id, report, "chip_reprovisioned")
             return
         settings = self.s.settings
-        metadata = chip_metadata(chip["user_id"], chip["id"])
+        metadata = chip_metadata(chip.user_id, chip.id)
         if not reports_to_us(session, metadata, settings.webhook_url, settings.webhook_signing_key):
             # webhook key rotated, public URL moved, or the config was edited behind our back
             report.drift["session_config_stale"] += 1
-            await self._enqueue(PROVISION_CHIP, chip["id"], report, "session_config_requeued")
+            await self._enqueue(PROVISION_CHIP, chip.id, report, "session_config_requeued")
         observed = WAHA_TO_CHIP_STATUS.get(session.status)
-        if observed is None or observed == status or not chip["settled"]:
+        if observed is None or observed == chip.status or not chip.settled:
             return
-        phone = session.me.phone_number if (observed == "connected" and session.me is not None) else None
-        async with db.transaction():
-            rows = await db.fetch(
-                "UPDATE chips SET status = $3::varchar, status_changed_at = now(), updated_at = now(),"
-                " phone_number = coalesce($4, phone_number),"
-                " error = CASE WHEN $3::varchar = 'failed' THEN 'WAHA reports the session FAILED' ELSE NULL END"
-                " WHERE id = $1 AND status = $2 AND status_changed_at = $5 RETURNING id",
-                chip["id"],
-                status,
-                observed,
-                phone,
-                chip["status_changed_at"],
-            )
-            if not rows:
-                return  # changed under us: the main path wins
-            await record_transition(
-                chip["id"], status, observed, "reconciler", f"WAHA reports {session.status} (missed webhook)"
-            )
-        report.drift["status_fixed"] += 1
-        await publish_chip_event(
-            self.s.redis, chip["user_id"], "chip.status",
-            {"chip_id": str(chip["id"]), "status": observed, "previous": status, "at": utcnow().isoformat()},
+        phone = session.me.phone_number if (observed == ChipStatus.CONNECTED and session.me is not None) else None
+        moved = await self.transitions.move(
+            chip.id,
+            observed,
+            Source.RECONCILER,
+            f"WAHA reports {session.status} (missed webhook)",
+            never_from=OURS,
+            only_if_changed_at=chip.status_changed_at,  # changed under us: the main path wins
+            error="WAHA reports the session FAILED" if observed == ChipStatus.FAILED else None,
+            phone=phone if phone is not None else KEEP,
         )
+        if moved.transition is not None:
+            report.drift["status_fixed"] += 1
+
+
+def _uuid_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

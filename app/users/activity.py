@@ -39,9 +39,9 @@ class ActivityTracker:
         try:
             await db.fetch("UPDATE users SET last_active_at = now() WHERE id = $1", user_id)
             if self.services is not None:
-                from app.instances.service import InstanceService  # late: instances imports services
+                from app.chips.provisioning import ProvisioningService  # late: chips imports services
 
-                if await InstanceService(self.services).wake_if_idle(user_id):
+                if await ProvisioningService(self.services).wake_tenant(user_id):
                     logger.info("tenant %s is back: waking their instance", user_id)
         except Exception as exc:  # activity is best effort; the request already succeeded
             self._last.pop(user_id, None)

@@ -142,9 +142,15 @@ class WahaClient:
             retry_delay_seconds=retry_delay_seconds,
             retry_policy=retry_policy,
         )
-        self._remember_secrets(hmac_key, proxy.password if proxy else None)
+        return await self.create_session_with_config(name, config, start=start)
+
+    async def create_session_with_config(self, name: str, config: Mapping[str, Any], *, start: bool) -> SessionDTO:
+        """``create_session`` with a config already built by ``build_session_config``."""
+        self._remember_config_secrets(config)
         try:
-            return await self._call("POST", "/api/sessions", SessionDTO, json={"name": name, "start": start, "config": config})
+            return await self._call(
+                "POST", "/api/sessions", SessionDTO, json={"name": name, "start": start, "config": dict(config)}
+            )
         except WahaSessionExists:
             pass
         session = await self.update_session(name, config)
@@ -154,10 +160,13 @@ class WahaClient:
 
     async def update_session(self, name: str, config: Mapping[str, Any]) -> SessionDTO:
         """Replace the whole config (WAHA restarts the session if it runs)."""
+        self._remember_config_secrets(config)
+        return await self._call("PUT", f"/api/sessions/{_seg(name)}", SessionDTO, json={"config": dict(config)})
+
+    def _remember_config_secrets(self, config: Mapping[str, Any]) -> None:
         proxy = config.get("proxy") or {}
         hooks = config.get("webhooks") or []
         self._remember_secrets(proxy.get("password"), *((hook.get("hmac") or {}).get("key") for hook in hooks))
-        return await self._call("PUT", f"/api/sessions/{_seg(name)}", SessionDTO, json={"config": dict(config)})
 
     async def get_session(self, name: str) -> SessionInfo:
         return await self._call("GET", f"/api/sessions/{_seg(name)}", SessionInfo)

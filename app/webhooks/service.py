@@ -19,94 +19,18 @@ from uuid import UUID
 
 import msgspec
 
+from app.chips.status import WAHA_TO_CHIP_STATUS, ChipStatus
+from app.chips.transitions import ChipTransitions, Transition
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
 from app.core.services import Services
 from app.events.bus import format_time
+from app.webhooks.queries import APPLY_MESSAGE, APPLY_STATUS
 from app.webhooks.schemas import Envelope, StatusPayload
 
 logger = logging.getLogger("whago.webhooks")
 
-# The one mapping from WAHA session status to chip status. Anything else WAHA may report
-# (PASSKEY_* on GOWS) is recorded in history but does not move the chip.
-WAHA_TO_CHIP_STATUS: dict[str, str] = {
-    "STARTING": "starting",
-    "SCAN_QR_CODE": "waiting_qr",
-    "WORKING": "connected",
-    "STOPPED": "disconnected",
-    "FAILED": "failed",
-}
-
 HANDLED_EVENTS = ("session.status", "message")
-
-_APPLY_STATUS_SQL = """
-WITH ev AS (
-    INSERT INTO webhook_events (event_id, event, session_name, outcome)
-    VALUES ($1, 'session.status', $2, $3)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING 1
-), prev AS (
-    SELECT c.id, c.user_id, c.status, c.last_status_event_at
-    FROM chips c
-    WHERE c.session_name = $2
-      AND ($4::uuid IS NULL OR c.id = $4)
-      AND ($5::uuid IS NULL OR c.user_id = $5)
-      AND EXISTS (SELECT 1 FROM ev)
-    FOR UPDATE
-), decision AS (
-    SELECT p.*,
-        CASE
-            WHEN p.status = 'deleting' THEN 'deleting'
-            WHEN $6::varchar IS NULL THEN 'unmapped'
-            WHEN p.last_status_event_at IS NOT NULL AND $7 < p.last_status_event_at THEN 'stale'
-            WHEN p.status = $6 THEN 'same'
-            ELSE 'apply'
-        END AS action
-    FROM prev p
-), changed AS (
-    UPDATE chips c SET
-        status = $6,
-        status_changed_at = CASE WHEN d.action = 'apply' THEN clock_timestamp() ELSE c.status_changed_at END,
-        last_status_event_at = $7,
-        phone_number = coalesce($8, c.phone_number),
-        error = CASE WHEN d.action = 'apply' THEN $9 ELSE c.error END,
-        updated_at = clock_timestamp()
-    FROM decision d
-    WHERE c.id = d.id AND d.action IN ('apply', 'same')
-    RETURNING c.id
-), history AS (
-    INSERT INTO chip_events (chip_id, at, from_status, to_status, source, detail)
-    SELECT d.id, clock_timestamp(), d.status, coalesce($6, d.status), 'webhook',
-        CASE d.action
-            WHEN 'apply' THEN $10
-            WHEN 'stale' THEN 'ignored: older than the last applied status event (' || $10 || ')'
-            WHEN 'deleting' THEN 'ignored: chip is being deleted (' || $10 || ')'
-            ELSE 'ignored: unhandled WAHA status (' || $10 || ')'
-        END
-    FROM decision d
-    WHERE d.action IN ('apply', 'stale', 'deleting', 'unmapped')
-)
-SELECT (SELECT count(*) FROM ev) AS fresh, d.id, d.user_id, d.status AS previous, d.action
-FROM (SELECT 1) AS one LEFT JOIN decision d ON true
-"""
-
-_APPLY_MESSAGE_SQL = """
-WITH ev AS (
-    INSERT INTO webhook_events (event_id, event, session_name, outcome)
-    VALUES ($1, 'message', $2, 'activity')
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING 1
-), touched AS (
-    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $5), $5)
-    WHERE c.session_name = $2
-      AND ($3::uuid IS NULL OR c.id = $3)
-      AND ($4::uuid IS NULL OR c.user_id = $4)
-      AND c.status <> 'deleting'
-      AND EXISTS (SELECT 1 FROM ev)
-    RETURNING c.id
-)
-SELECT (SELECT count(*) FROM ev) AS fresh, (SELECT count(*) FROM touched) AS touched
-"""
 
 _NO_METADATA = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -162,6 +86,7 @@ def _event_id(envelope: Envelope, body: bytes) -> str:
 class WebhookService:
     def __init__(self, services: Services) -> None:
         self.s = services
+        self.transitions = ChipTransitions(services.events)
 
     async def _apply(self, sql: str, args: tuple, order: tuple):
         committer = self.s.webhook_commits
@@ -199,7 +124,7 @@ class WebhookService:
             new_status == "failed"
         ) else None
         row = await self._apply(
-            _APPLY_STATUS_SQL,
+            APPLY_STATUS,
             (
                 _event_id(envelope, body),
                 envelope.session,
@@ -220,12 +145,11 @@ class WebhookService:
             return "ignored"
         action = row["action"]
         if action == "apply":
-            await self.s.events.publish(
-                row["user_id"],
-                "chip.status",
-                {"chip_id": str(row["id"]), "status": new_status, "previous": row["previous"], "at": format_time(at)},
+            assert new_status is not None  # 'apply' needs a mapped status
+            await self.transitions.publish(
+                Transition(row["id"], row["user_id"], ChipStatus(row["previous"]), new_status, at)
             )
-        if new_status == "waiting_qr" and action in ("apply", "same"):
+        if new_status == ChipStatus.WAITING_QR and action in ("apply", "same"):
             # every QR rotation re-sends SCAN_QR_CODE: tell the browser to fetch the new code
             await self.s.events.publish(row["user_id"], "chip.qr", {"chip_id": str(row["id"]), "at": format_time(at)})
         return "ignored" if action == "deleting" else "ok"
@@ -233,7 +157,7 @@ class WebhookService:
     async def _message(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
         at = _event_time(envelope)
         row = await self._apply(
-            _APPLY_MESSAGE_SQL, (_event_id(envelope, body), envelope.session, chip_id, user_id, at), (envelope.session, at)
+            APPLY_MESSAGE, (_event_id(envelope, body), envelope.session, chip_id, user_id, at), (envelope.session, at)
         )
         if not row["fresh"]:
             return "duplicate"

@@ -1,0 +1,84 @@
+"""The webhook receiver's SQL: one statement per event (raw SQL: the hot path).
+
+Each statement inserts the envelope id (the unique key makes redelivery a no-op, across restarts),
+locks the chip row and decides on the locked, latest row (apply / same / stale / deleting), so
+concurrent deliveries of one event, and concurrent events for one chip, stay race-free. Times
+written use clock_timestamp() (taken after the row lock), not now() (the statement's start,
+possibly before waiting on the lock), so history order is apply order. Status values are spliced
+from the enum so the text stays one constant prepared statement.
+"""
+
+from __future__ import annotations
+
+from app.chips.status import ChipStatus, Source
+
+_DELETING = ChipStatus.DELETING.value
+
+APPLY_STATUS = f"""
+WITH ev AS (
+    INSERT INTO webhook_events (event_id, event, session_name, outcome)
+    VALUES ($1, 'session.status', $2, $3)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+), prev AS (
+    SELECT c.id, c.user_id, c.status, c.last_status_event_at
+    FROM chips c
+    WHERE c.session_name = $2
+      AND ($4::uuid IS NULL OR c.id = $4)
+      AND ($5::uuid IS NULL OR c.user_id = $5)
+      AND EXISTS (SELECT 1 FROM ev)
+    FOR UPDATE
+), decision AS (
+    SELECT p.*,
+        CASE
+            WHEN p.status = '{_DELETING}' THEN 'deleting'
+            WHEN $6::varchar IS NULL THEN 'unmapped'
+            WHEN p.last_status_event_at IS NOT NULL AND $7 < p.last_status_event_at THEN 'stale'
+            WHEN p.status = $6 THEN 'same'
+            ELSE 'apply'
+        END AS action
+    FROM prev p
+), changed AS (
+    UPDATE chips c SET
+        status = $6,
+        status_changed_at = CASE WHEN d.action = 'apply' THEN clock_timestamp() ELSE c.status_changed_at END,
+        last_status_event_at = $7,
+        phone_number = coalesce($8, c.phone_number),
+        error = CASE WHEN d.action = 'apply' THEN $9 ELSE c.error END,
+        updated_at = clock_timestamp()
+    FROM decision d
+    WHERE c.id = d.id AND d.action IN ('apply', 'same')
+    RETURNING c.id
+), history AS (
+    INSERT INTO chip_events (chip_id, at, from_status, to_status, source, detail)
+    SELECT d.id, clock_timestamp(), d.status, coalesce($6, d.status), '{Source.WEBHOOK.value}',
+        CASE d.action
+            WHEN 'apply' THEN $10
+            WHEN 'stale' THEN 'ignored: older than the last applied status event (' || $10 || ')'
+            WHEN 'deleting' THEN 'ignored: chip is being deleted (' || $10 || ')'
+            ELSE 'ignored: unhandled WAHA status (' || $10 || ')'
+        END
+    FROM decision d
+    WHERE d.action IN ('apply', 'stale', 'deleting', 'unmapped')
+)
+SELECT (SELECT count(*) FROM ev) AS fresh, d.id, d.user_id, d.status AS previous, d.action
+FROM (SELECT 1) AS one LEFT JOIN decision d ON true
+"""
+
+APPLY_MESSAGE = f"""
+WITH ev AS (
+    INSERT INTO webhook_events (event_id, event, session_name, outcome)
+    VALUES ($1, 'message', $2, 'activity')
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+), touched AS (
+    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $5), $5)
+    WHERE c.session_name = $2
+      AND ($3::uuid IS NULL OR c.id = $3)
+      AND ($4::uuid IS NULL OR c.user_id = $4)
+      AND c.status <> '{_DELETING}'
+      AND EXISTS (SELECT 1 FROM ev)
+    RETURNING c.id
+)
+SELECT (SELECT count(*) FROM ev) AS fresh, (SELECT count(*) FROM touched) AS touched
+"""
