@@ -12,7 +12,7 @@ from app.core.queue import PROVISION_CHIP
 from app.core.services import Services
 from app.chips.service import record_transition, utcnow
 from app.events.bus import publish_chip_event
-from app.scheduler.base import Instance, TenantRef, job_id_for
+from app.scheduler.base import InstanceState, TenantRef, job_id_for
 
 logger = logging.getLogger("whago.instances")
 
@@ -22,7 +22,7 @@ REMOVED = "removed"  # removed by an operator; back only when the tenant re-link
 PARKED = (IDLE, REMOVED)
 
 
-async def record_instance(instance: Instance, *, sessions: int | None = None) -> None:
+async def record_instance(instance: InstanceState, *, sessions: int | None = None) -> None:
     """Upsert what we last observed. 'idle' is ours: an observation never overrides it."""
     await db.fetch(
         """
@@ -46,7 +46,7 @@ async def record_instance(instance: Instance, *, sessions: int | None = None) ->
     )
 
 
-async def record_instances(observed: list[tuple[Instance, int]]) -> None:
+async def record_instances(observed: list[tuple[InstanceState, int]]) -> None:
     """Bulk form of record_instance for the reconciler: one statement per pass, not per tenant."""
     if not observed:
         return
@@ -89,7 +89,7 @@ class InstanceService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def ensure(self, user_id: UUID) -> Instance:
+    async def ensure(self, user_id: UUID) -> InstanceState:
         tenant = await tenant_ref(user_id)
         if tenant is None:
             raise NotFound("Tenant not found.")

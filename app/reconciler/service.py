@@ -26,7 +26,7 @@ from app.core.redis import key
 from app.core.services import Services
 from app.events.bus import publish_chip_event
 from app.instances.service import PARKED, record_instances
-from app.scheduler.base import Instance
+from app.scheduler.base import InstanceState
 from app.waha.client import WahaError
 from app.waha.sessions import chip_id_from_session, chip_metadata
 from app.webhooks.service import WAHA_TO_CHIP_STATUS
@@ -140,7 +140,7 @@ class Reconciler:
 
         # 2. Tenants with chips: find (or bring back) their instance, skipping idle-reaped ones.
         semaphore = asyncio.Semaphore(self.concurrency)
-        running: dict[UUID, Instance] = {}
+        running: dict[UUID, InstanceState] = {}
 
         async def locate(user_id: UUID) -> None:
             record = records.get(user_id)
@@ -220,7 +220,7 @@ class Reconciler:
             logger.info("reconcile: %s", report.as_dict())
         return report
 
-    async def _past_grace(self, instance: Instance, grace: int) -> bool:
+    async def _past_grace(self, instance: InstanceState, grace: int) -> bool:
         """First sighting starts the clock (kept in Redis: rebuilt harmlessly if lost)."""
         clock = key("reconcile", "unneeded", instance.job_id)
         now = time.time()

@@ -32,7 +32,7 @@ import requests
 
 from app.scheduler.base import (
     JOB_PREFIX,
-    Instance,
+    InstanceState,
     TenantRef,
     job_id_for,
     normalize_user_id,
@@ -376,17 +376,17 @@ class NomadScheduler:
             lock = self._flights[user_id] = asyncio.Lock()
         return lock
 
-    async def ensure_instance(self, tenant: TenantRef) -> Instance:
+    async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
         user_id = normalize_user_id(tenant.id)
         job_id = job_id_for(user_id)
         cached = await self.cache.get(user_id)
         if cached:
-            return Instance(user_id=user_id, job_id=job_id, status="running", base_url=cached)
+            return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
         body = build_job(self.settings, tenant)  # bad plan -> ValidationFailed before any call
         async with self._flight(user_id):
             cached = await self.cache.get(user_id)
             if cached:
-                return Instance(user_id=user_id, job_id=job_id, status="running", base_url=cached)
+                return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
             job = await self._read_job(job_id)
             wanted_hash = body["Job"]["Meta"][SPEC_HASH_META]
             if (
@@ -399,29 +399,29 @@ class NomadScheduler:
                 logger.info("registered Nomad job %s", job_id)
             url = await self._wait_ready(job_id, user_id)
             await self.cache.set(user_id, job_id, url)
-            return Instance(user_id=user_id, job_id=job_id, status="running", base_url=url)
+            return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=url)
 
-    async def get_instance(self, user_id: str) -> Instance | None:
+    async def get_instance(self, user_id: str) -> InstanceState | None:
         user_id = normalize_user_id(user_id)
         job_id = job_id_for(user_id)
         cached = await self.cache.get(user_id)
         if cached:
-            return Instance(user_id=user_id, job_id=job_id, status="running", base_url=cached)
+            return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
         job = await self._read_job(job_id)
         if job is None:
             return None
         if job.get("Stop"):
-            return Instance(user_id=user_id, job_id=job_id, status="stopped", base_url=None)
+            return InstanceState(user_id=user_id, job_id=job_id, status="stopped", base_url=None)
         status = job.get("Status")
         if status == "running":
             url, _, _ = await self._probe(job_id, user_id, {})
             if url:
                 await self.cache.set(user_id, job_id, url)
-                return Instance(user_id=user_id, job_id=job_id, status="running", base_url=url)
-            return Instance(user_id=user_id, job_id=job_id, status="pending", base_url=None)
+                return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=url)
+            return InstanceState(user_id=user_id, job_id=job_id, status="pending", base_url=None)
         if status in ("pending", "dead"):
-            return Instance(user_id=user_id, job_id=job_id, status=status, base_url=None)
-        return Instance(user_id=user_id, job_id=job_id, status="unknown", base_url=None)
+            return InstanceState(user_id=user_id, job_id=job_id, status=status, base_url=None)
+        return InstanceState(user_id=user_id, job_id=job_id, status="unknown", base_url=None)
 
     async def restart_instance(self, user_id: str) -> None:
         """Replace the running allocation(s) (Nomad places a fresh one, maybe on another node and
@@ -459,11 +459,11 @@ class NomadScheduler:
     async def invalidate(self, user_id: str) -> None:
         await self.cache.delete(normalize_user_id(user_id))
 
-    async def list_instances(self) -> list[Instance]:
+    async def list_instances(self) -> list[InstanceState]:
         """All tenant jobs, one Nomad request per page (prefix listing), plus one Redis MGET per page
         for addresses already known. Does not ask Consul per job: a running job without a cached
         address comes back with ``base_url=None``."""
-        instances: list[Instance] = []
+        instances: list[InstanceState] = []
         token: str | None = None
         while True:
             params: dict[str, Any] = {"prefix": JOB_PREFIX, "per_page": self.page_size}
@@ -475,7 +475,7 @@ class NomadScheduler:
                 return self._json(resp), resp.headers.get("X-Nomad-NextToken") or None
 
             stubs, token = await self._nomad("listing tenant jobs", page)
-            batch: list[Instance] = []
+            batch: list[InstanceState] = []
             for stub in stubs or []:
                 job_id = stub.get("ID") or ""
                 user_id = user_id_from_job_id(job_id)
@@ -487,7 +487,7 @@ class NomadScheduler:
                     status = stub.get("Status") or "unknown"
                     if status not in ("running", "pending", "dead"):
                         status = "unknown"
-                batch.append(Instance(user_id=user_id, job_id=job_id, status=status, base_url=None))
+                batch.append(InstanceState(user_id=user_id, job_id=job_id, status=status, base_url=None))
             urls = await self.cache.get_many([i.user_id for i in batch if i.status == "running"])
             for inst in batch:
                 inst.base_url = urls.get(inst.user_id)
