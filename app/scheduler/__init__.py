@@ -18,9 +18,10 @@ from app.scheduler.errors import (
     SchedulerError,
     SchedulerUnavailable,
 )
+from app.settings import Settings
 
 
-def build_scheduler(settings: Any, redis: Any) -> Scheduler:
+def build_scheduler(settings: Settings, redis: Any) -> Scheduler:
     kind = settings.scheduler
     if kind == "nomad":
         from app.scheduler.nomad import NomadScheduler

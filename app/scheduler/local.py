@@ -24,6 +24,7 @@ import uvicorn
 
 from app.scheduler.base import InstanceState, TenantRef, job_id_for, normalize_user_id
 from app.scheduler.errors import InstanceNotFound, InstanceNotReady, SchedulerUnavailable
+from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.local")
 
@@ -51,7 +52,7 @@ class _Running:
 
 
 class LocalScheduler:
-    def __init__(self, settings: Any, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
         self.emulator_config = dict(emulator_config or {})

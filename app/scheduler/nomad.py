@@ -47,6 +47,7 @@ from app.scheduler.errors import (
     SchedulerUnavailable,
 )
 from app.scheduler.nomad_job import CHECK_NAME, PORT_LABEL, SPEC_HASH_META, build_job
+from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.nomad")
 T = TypeVar("T")
@@ -100,7 +101,7 @@ def _describe_metric(group: str, metric: dict[str, Any]) -> str:
 
 
 class NomadScheduler:
-    def __init__(self, settings: Any, redis: Any | None) -> None:
+    def __init__(self, settings: Settings, redis: Any | None) -> None:
         self.settings = settings
         self.namespace = settings.nomad_namespace or "default"
         self.timeout = float(settings.nomad_timeout_seconds)

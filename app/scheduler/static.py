@@ -11,10 +11,11 @@ from typing import Any
 
 from app.core.errors import ValidationFailed
 from app.scheduler.base import InstanceState, TenantRef, job_id_for, normalize_user_id
+from app.settings import Settings
 
 
 class StaticScheduler:
-    def __init__(self, settings: Any, redis: Any | None = None) -> None:
+    def __init__(self, settings: Settings, redis: Any | None = None) -> None:
         url = (settings.waha_url or "").strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValidationFailed("WHAGO_WAHA_URL: an http(s) URL is required when WHAGO_SCHEDULER=static")
