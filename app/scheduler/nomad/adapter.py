@@ -27,6 +27,7 @@ from app.scheduler.base import (
 )
 from app.scheduler.cache import AddressCache
 from app.scheduler.errors import InstanceNotFound, InstanceNotReady, PlacementFailed
+from app.scheduler.locks import KeyedLocks
 from app.scheduler.nomad import diagnostics
 from app.scheduler.nomad.consul import ConsulDiscovery
 from app.scheduler.nomad.transport import NomadTransport
@@ -53,7 +54,7 @@ class NomadScheduler:
         self.consul = ConsulDiscovery(settings)
         # Coalesces concurrent ensures of one tenant within this process (saves Nomad calls).
         # Not what keeps one job per tenant: that is Nomad's (registration is idempotent by id).
-        self._flights: dict[str, asyncio.Lock] = {}
+        self._flights = KeyedLocks()
 
     # ------------------------------------------------------------------ Nomad reads and writes
     async def _read_job(self, job_id: str) -> dict[str, Any] | None:
@@ -128,12 +129,6 @@ class NomadScheduler:
         await self.nomad.request("reading the Nomad leader", "status.leader")
         await self.consul.ping()
 
-    def _flight(self, user_id: str) -> asyncio.Lock:
-        lock = self._flights.get(user_id)
-        if lock is None:
-            lock = self._flights[user_id] = asyncio.Lock()
-        return lock
-
     async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
         user_id = normalize_user_id(tenant.id)
         job_id = job_id_for(user_id)
@@ -141,7 +136,7 @@ class NomadScheduler:
         if cached:
             return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
         body = build_job(self.settings, tenant)  # bad plan -> ValidationFailed before any call
-        async with self._flight(user_id):
+        async with self._flights.hold(user_id):
             cached = await self.cache.get(user_id)
             if cached:
                 return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
