@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from app.core import db
-from app.scheduler.base import Instance, TenantRef
+from app.scheduler.base import InstanceState, TenantRef
 
 
 class RecordStatus(StrEnum):
@@ -47,7 +47,7 @@ _UPSERT_SET = f"""
     updated_at = now()
 """
 
-async def record(instance: Instance) -> None:
+async def record(instance: InstanceState) -> None:
     """Upsert what we last observed of one instance (raw SQL: ON CONFLICT with the parked rule)."""
     await db.fetch(
         f"""
@@ -62,7 +62,7 @@ async def record(instance: Instance) -> None:
     )
 
 
-async def record_many(observed: Sequence[tuple[Instance, int]]) -> None:
+async def record_many(observed: Sequence[tuple[InstanceState, int]]) -> None:
     """Bulk form for the reconciler: one statement per pass, with the sessions it counted."""
     if not observed:
         return

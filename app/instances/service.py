@@ -14,7 +14,7 @@ from app.core.errors import NotFound, WhagoError
 from app.core.services import Services
 from app.instances import queries
 from app.instances.queries import PARKED, RecordStatus
-from app.scheduler.base import Instance, job_id_for
+from app.scheduler.base import InstanceState, job_id_for
 
 logger = logging.getLogger("whago.instances")
 
@@ -25,7 +25,7 @@ class InstanceService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def ensure(self, user_id: UUID) -> Instance:
+    async def ensure(self, user_id: UUID) -> InstanceState:
         tenant = await queries.tenant(user_id)
         if tenant is None:
             raise NotFound("Tenant not found.")

@@ -33,7 +33,7 @@ from app.core.redis import key
 from app.core.services import Services
 from app.instances import queries as instance_queries
 from app.instances.queries import PARKED, InstanceRecord
-from app.scheduler.base import Instance
+from app.scheduler.base import InstanceState
 from app.waha.client import WahaError
 from app.waha.schemas import SessionInfo
 from app.waha.sessions import chip_id_from_session, chip_metadata
@@ -82,8 +82,8 @@ class _Pass:
     chips: list[ReconcileRow] = field(default_factory=list)
     tenants: dict[UUID, list[ReconcileRow]] = field(default_factory=lambda: defaultdict(list))
     records: dict[UUID, InstanceRecord] = field(default_factory=dict)
-    listed: dict[str, Instance] = field(default_factory=dict)  # by user id string
-    running: dict[UUID, Instance] = field(default_factory=dict)
+    listed: dict[str, InstanceState] = field(default_factory=dict)  # by user id string
+    running: dict[UUID, InstanceState] = field(default_factory=dict)
     sessions_by_url: dict[str, dict[str, SessionInfo]] = field(default_factory=dict)
 
 
@@ -244,7 +244,7 @@ class Reconciler:
         except DependencyUnavailable:
             report.errors.append(f"queue unavailable for {spec.name} {chip_id}")
 
-    async def _past_grace(self, instance: Instance, grace: int) -> bool:
+    async def _past_grace(self, instance: InstanceState, grace: int) -> bool:
         """First sighting starts the clock (kept in Redis: rebuilt harmlessly if lost)."""
         clock = key("reconcile", "unneeded", instance.job_id)
         now = time.time()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.scheduler.base import JOB_PREFIX, Instance, Scheduler, TenantRef, job_id_for, normalize_user_id
+from app.scheduler.base import JOB_PREFIX, InstanceState, Scheduler, TenantRef, job_id_for, normalize_user_id
 from app.scheduler.errors import (
     InstanceNotFound,
     InstanceNotReady,
@@ -18,9 +18,10 @@ from app.scheduler.errors import (
     SchedulerError,
     SchedulerUnavailable,
 )
+from app.settings import Settings
 
 
-def build_scheduler(settings: Any, redis: Any) -> Scheduler:
+def build_scheduler(settings: Settings, redis: Any) -> Scheduler:
     kind = settings.scheduler
     if kind == "nomad":
         from app.scheduler.nomad import NomadScheduler
@@ -39,7 +40,7 @@ def build_scheduler(settings: Any, redis: Any) -> Scheduler:
 
 __all__ = [
     "JOB_PREFIX",
-    "Instance",
+    "InstanceState",
     "InstanceNotFound",
     "InstanceNotReady",
     "JobRejected",

@@ -26,7 +26,10 @@ class TenantRef(msgspec.Struct, frozen=True):
     chip_count: int = 0
 
 
-class Instance(msgspec.Struct):
+class InstanceState(msgspec.Struct):
+    """What a scheduler reports about a tenant's WAHA instance right now. Not the ``instances``
+    table (``app.instances.tables.Instance``), which records what the platform last observed."""
+
     user_id: str
     job_id: str
     status: str  # InstanceStatus
@@ -60,12 +63,12 @@ def user_id_from_job_id(job_id: str) -> str | None:
 
 @runtime_checkable
 class Scheduler(Protocol):
-    async def ensure_instance(self, tenant: TenantRef) -> Instance:
+    async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
         """Create or update the tenant's instance if missing or stopped, wait until healthy and
         return it running with its base URL."""
         ...
 
-    async def get_instance(self, user_id: str) -> Instance | None:
+    async def get_instance(self, user_id: str) -> InstanceState | None:
         """Current state of the tenant's instance, or None if it has none. Never creates anything."""
         ...
 
@@ -79,7 +82,7 @@ class Scheduler(Protocol):
         """Stop and forget the instance. Idempotent."""
         ...
 
-    async def list_instances(self) -> list[Instance]: ...
+    async def list_instances(self) -> list[InstanceState]: ...
 
     async def ping(self) -> None:
         """Raise SchedulerUnavailable unless the scheduler answers (for /health/ready)."""

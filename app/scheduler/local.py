@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app.scheduler.base import Instance, TenantRef, job_id_for, normalize_user_id
+from app.scheduler.base import InstanceState, TenantRef, job_id_for, normalize_user_id
 from app.scheduler.errors import InstanceNotFound, InstanceNotReady, SchedulerUnavailable
+from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.local")
 
@@ -51,7 +52,7 @@ class _Running:
 
 
 class LocalScheduler:
-    def __init__(self, settings: Any, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
         self.emulator_config = dict(emulator_config or {})
@@ -135,7 +136,7 @@ class LocalScheduler:
             with contextlib.suppress(BaseException):
                 await running.task
 
-    async def ensure_instance(self, tenant: TenantRef) -> Instance:
+    async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
         user_id = normalize_user_id(tenant.id)
         async with self._lock(user_id):
             running = self._running.get(user_id)
@@ -143,17 +144,17 @@ class LocalScheduler:
                 running = await self._start(user_id)
                 self._running[user_id] = running
                 self._stopped.discard(user_id)
-            return Instance(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
+            return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
 
-    async def get_instance(self, user_id: str) -> Instance | None:
+    async def get_instance(self, user_id: str) -> InstanceState | None:
         user_id = normalize_user_id(user_id)
         running = self._running.get(user_id)
         if running is not None:
             if running.alive:
-                return Instance(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
-            return Instance(user_id=user_id, job_id=job_id_for(user_id), status="dead", base_url=None)
+                return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
+            return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="dead", base_url=None)
         if user_id in self._stopped:
-            return Instance(user_id=user_id, job_id=job_id_for(user_id), status="stopped", base_url=None)
+            return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="stopped", base_url=None)
         return None
 
     async def restart_instance(self, user_id: str) -> None:
@@ -186,9 +187,9 @@ class LocalScheduler:
                 # after the shutdown: the emulator must not write again behind us
                 self.store.clear(job_id_for(user_id))
 
-    async def list_instances(self) -> list[Instance]:
+    async def list_instances(self) -> list[InstanceState]:
         out = [
-            Instance(
+            InstanceState(
                 user_id=u,
                 job_id=job_id_for(u),
                 status="running" if r.alive else "dead",
@@ -196,7 +197,7 @@ class LocalScheduler:
             )
             for u, r in sorted(self._running.items())
         ]
-        out += [Instance(user_id=u, job_id=job_id_for(u), status="stopped", base_url=None) for u in sorted(self._stopped)]
+        out += [InstanceState(user_id=u, job_id=job_id_for(u), status="stopped", base_url=None) for u in sorted(self._stopped)]
         return out
 
     async def ping(self) -> None:

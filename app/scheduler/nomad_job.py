@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.errors import ValidationFailed
 from app.scheduler.base import TenantRef, job_id_for, normalize_user_id
+from app.settings import Settings
 
 SECOND = 1_000_000_000  # Nomad durations are integer nanoseconds
 MINUTE = 60 * SECOND
@@ -25,7 +26,7 @@ CHECK_NAME = "whago-waha-ping"  # readiness = this check passing in Consul
 SPEC_HASH_META = "whago_spec_hash"
 
 
-def resources_for_plan(settings: Any, plan: str) -> dict[str, int]:
+def resources_for_plan(settings: Settings, plan: str) -> dict[str, int]:
     """CPU (MHz) and memory (MB) for a plan: base + per-chip x plan's max chips.
 
     Sized by the plan's ceiling, not the current chip count, so adding a chip never forces a
@@ -52,7 +53,7 @@ def _email_label(email: str) -> str:
     return email.rpartition("@")[2].lower() if "@" in email else email.lower()
 
 
-def _constraints(settings: Any) -> list[dict[str, str]]:
+def _constraints(settings: Settings) -> list[dict[str, str]]:
     raw = (settings.nomad_constraints or "").strip()
     if not raw:
         return []
@@ -70,11 +71,11 @@ def _constraints(settings: Any) -> list[dict[str, str]]:
     return items
 
 
-def _datacenters(settings: Any) -> list[str]:
+def _datacenters(settings: Settings) -> list[str]:
     return [dc.strip() for dc in (settings.nomad_datacenters or "").split(",") if dc.strip()] or ["*"]
 
 
-def _env(settings: Any, job_id: str) -> dict[str, str]:
+def _env(settings: Settings, job_id: str) -> dict[str, str]:
     env = {
         "WAHA_API_KEY": api_key_env_value(settings.waha_api_key),
         "WHATSAPP_DEFAULT_ENGINE": settings.waha_engine,
@@ -97,7 +98,7 @@ def _spec_hash(job: dict[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def build_job(settings: Any, tenant: TenantRef) -> dict[str, Any]:
+def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
     """The registration body for ``POST /v1/jobs``: ``{"Job": {...}}``."""
     user_id = normalize_user_id(tenant.id)
     job_id = job_id_for(user_id)
@@ -196,7 +197,7 @@ def build_job(settings: Any, tenant: TenantRef) -> dict[str, Any]:
     return {"Job": job}
 
 
-def render(user_id: str, plan: str, settings: Any) -> str:
+def render(user_id: str, plan: str, settings: Settings) -> str:
     """Pretty JSON of the body ``build_job`` returns, for ``whago nomad render``."""
     body = build_job(settings, TenantRef(id=user_id, plan=plan))
     return json.dumps(body, indent=2, sort_keys=False)

@@ -10,25 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.errors import ValidationFailed
-from app.scheduler.base import Instance, TenantRef, job_id_for, normalize_user_id
+from app.scheduler.base import InstanceState, TenantRef, job_id_for, normalize_user_id
+from app.settings import Settings
 
 
 class StaticScheduler:
-    def __init__(self, settings: Any, redis: Any | None = None) -> None:
+    def __init__(self, settings: Settings, redis: Any | None = None) -> None:
         url = (settings.waha_url or "").strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValidationFailed("WHAGO_WAHA_URL: an http(s) URL is required when WHAGO_SCHEDULER=static")
         self.base_url = url
 
-    def _instance(self, user_id: str) -> Instance:
+    def _instance(self, user_id: str) -> InstanceState:
         user_id = normalize_user_id(user_id)
-        return Instance(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=self.base_url)
+        return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=self.base_url)
 
-    async def ensure_instance(self, tenant: TenantRef) -> Instance:
+    async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
         # No health probe here: reachability of the shared WAHA surfaces in the WAHA client.
         return self._instance(tenant.id)
 
-    async def get_instance(self, user_id: str) -> Instance | None:
+    async def get_instance(self, user_id: str) -> InstanceState | None:
         return self._instance(user_id)
 
     async def restart_instance(self, user_id: str) -> None:
@@ -40,7 +41,7 @@ class StaticScheduler:
     async def remove_instance(self, user_id: str) -> None:
         normalize_user_id(user_id)
 
-    async def list_instances(self) -> list[Instance]:
+    async def list_instances(self) -> list[InstanceState]:
         return []  # no per-tenant instances exist; the shared one belongs to nobody
 
     async def ping(self) -> None:

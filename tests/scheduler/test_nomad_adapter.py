@@ -354,3 +354,34 @@ async def test_close_leaves_no_threads(make_nomad):
     await scheduler.get_instance(str(uuid.uuid4()))
     await scheduler.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("whago-nomad")]
+
+
+# ---------------------------------------------------------------------------- bounded memory
+async def test_tenant_locks_are_dropped_when_unused(make_nomad, double):
+    # One coalescing lock per tenant must not outlive its users: a long-running worker sees every
+    # tenant eventually, and a dict that only grows is a leak.
+    scheduler = make_nomad()
+    tenants = [tenant() for _ in range(4)]
+    await asyncio.gather(*(scheduler.ensure_instance(t) for t in tenants))
+    assert len(scheduler._flights) == 0
+
+    # concurrent ensures of one tenant still share one lock while they run, and drop it after
+    same = tenant()
+    await asyncio.gather(*(scheduler.ensure_instance(same) for _ in range(3)))
+    assert len(double.submitted) == 5 and len(scheduler._flights) == 0
+
+    # a failed ensure and a cancelled waiter leave nothing behind either
+    double.placement_failure = "memory"
+    with pytest.raises(PlacementFailed):
+        await scheduler.ensure_instance(tenant())
+    double.placement_failure = None
+    slow = tenant()
+    first = asyncio.create_task(scheduler.ensure_instance(slow))
+    await asyncio.sleep(0.05)
+    waiter = asyncio.create_task(scheduler.ensure_instance(slow))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert len(scheduler._flights) == 0

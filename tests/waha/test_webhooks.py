@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 
+import anyio
 import httpx
 import msgspec
 import pytest
@@ -124,3 +125,22 @@ async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClien
         await http.post("/_emulator/sessions/chip_quiet/scan")
     await eventually(lambda: receiver.accepted(), what="delivery after re-enabling")
     assert statuses(receiver.accepted()) == ["WORKING"]
+
+
+async def test_deleting_a_session_ends_its_webhook_delivery(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    # A receiver that never accepts keeps the session's delivery task retrying: deleting the session
+    # must end that task and drop its queue, not leave them behind for the life of the process.
+    receiver, url = receiver_factory(fail_first=1_000_000)
+    await create(client, "chip_gone", url, retry_attempts=1000, retry_delay_seconds=0.02, retry_policy="constant")
+    await eventually(lambda: len(receiver.requests) >= 3, what="retried deliveries")
+    state = emulator.state
+    task = state._workers["chip_gone"]
+
+    await client.delete_session("chip_gone")
+
+    assert "chip_gone" not in state._queues and "chip_gone" not in state._workers
+    await eventually(task.done, what="the delivery task to end")
+    await anyio.sleep(0.1)  # a request already on the wire may still land
+    seen = len(receiver.requests)
+    await anyio.sleep(0.3)  # ~15 retries would land here if delivery went on
+    assert len(receiver.requests) == seen

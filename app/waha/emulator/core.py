@@ -134,6 +134,7 @@ class Emulator:
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=5000)  # every delivery attempt
         self._queues: dict[str, asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # workers of deleted sessions, cancelled
         self._http: httpx.AsyncClient | None = None
         self._saved: dict[str, bytes] = {}  # last record written per session (skip no-op writes)
         self._restored = False
@@ -219,6 +220,7 @@ class Emulator:
         s.auth = None
         self.sessions.pop(s.name, None)
         self._unpersist(s.name)
+        self._drop_delivery(s.name)
 
     # --- storage ------------------------------------------------------------------------------
 
@@ -411,6 +413,17 @@ class Emulator:
             )
         return self._queues[name]
 
+    def _drop_delivery(self, name: str) -> None:
+        # A deleted session sends nothing more (pending events and retries included); without this
+        # its queue and worker task would live as long as the process.
+        self._queues.pop(name, None)
+        task = self._workers.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+            # held until it has really ended, so a shutdown right after can still await it
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
     async def _deliver_loop(self, queue: asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]) -> None:
         while True:
             envelope, body, hook = await queue.get()
@@ -481,7 +494,7 @@ class Emulator:
         self.deliver_webhooks = True
 
     async def aclose(self) -> None:
-        tasks = [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values())
+        tasks = [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values()) + list(self._ending)
         self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
         self._restored = False
         for task in tasks:
