@@ -11,6 +11,7 @@ from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, Adm
 from app.admin.service import AdminService
 from app.auth.dependencies import requires_admin
 from app.chips.schemas import ChipStatus
+from app.core.pagination import MAX_LIMIT, Limit, Offset
 from app.core.services import Services
 from app.instances.service import InstanceService
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
@@ -64,8 +65,12 @@ class AdminProxiesController(Controller):
     guards = [requires_admin]
 
     @get("/", operation_id="AdminListProxies")
-    async def list_proxies(self, services: NamedDependency[Services]) -> list[ProxyOut]:
-        return await ProxyService(services).list()
+    async def list_proxies(
+        self, services: NamedDependency[Services], limit: Limit = MAX_LIMIT, offset: Offset = 0
+    ) -> Response[list[ProxyOut]]:
+        # The body stays the bare array clients already read; the page's total rides in X-Total-Count.
+        page = await ProxyService(services).list(limit, offset)
+        return Response(page.items, headers=page.headers())
 
     @post("/", status_code=201, operation_id="AdminCreateProxy")
     async def create_proxy(self, data: JSONBody[ProxyCreate], services: NamedDependency[Services]) -> ProxyOut:
