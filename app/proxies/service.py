@@ -74,7 +74,8 @@ class ProxyService:
             if old is None:
                 raise NotFound("Proxy not found.")
             proxy = await queries.update(proxy_id, changes)
-            assert proxy is not None  # locked above: it cannot have gone
+            if proxy is None:  # cannot happen while the row is locked; never a 500 if it does
+                raise NotFound("Proxy not found.")
             if proxy.enabled:
                 moved = await queries.release_chips_above(proxy_id, proxy.max_chips)
             else:

@@ -71,5 +71,5 @@ async def upsert_admin(*, email: str, password_hash: str, plan: str) -> bool:
         password_hash,
         plan,
     )
-    assert row is not None  # INSERT … ON CONFLICT DO UPDATE always returns the row
-    return bool(row["created"])
+    # INSERT … ON CONFLICT DO UPDATE returns the row either way
+    return bool(row and row["created"])
