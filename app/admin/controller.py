@@ -12,6 +12,7 @@ from app.admin.service import AdminService
 from app.auth.dependencies import requires_admin
 from app.chips.schemas import ChipStatus
 from app.chips.session_service import ChipSessionService
+from app.core.pagination import MAX_LIMIT, Limit, Offset
 from app.core.services import Services
 from app.instances.service import InstanceService
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
@@ -27,8 +28,8 @@ class AdminUsersController(Controller):
     async def list_users(
         self,
         services: NamedDependency[Services],
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> AdminUserPage:
         return await AdminService(services).list_users(limit, offset)
 
@@ -45,8 +46,12 @@ class AdminInstancesController(Controller):
     guards = [requires_admin]
 
     @get("/", operation_id="AdminListInstances")
-    async def list_instances(self, services: NamedDependency[Services]) -> list[AdminInstanceOut]:
-        return await AdminService(services).list_instances()
+    async def list_instances(
+        self, services: NamedDependency[Services], limit: Limit = MAX_LIMIT, offset: Offset = 0
+    ) -> Response[list[AdminInstanceOut]]:
+        # The body stays the bare array clients already read; the page's total rides in X-Total-Count.
+        page = await AdminService(services).list_instances(limit, offset)
+        return Response(page.items, headers=page.headers())
 
     @post("/{target_user_id:uuid}/restart", status_code=202, operation_id="AdminRestartInstance")
     async def restart_instance(self, target_user_id: FromPath[UUID], services: NamedDependency[Services]) -> Response:
@@ -65,8 +70,12 @@ class AdminProxiesController(Controller):
     guards = [requires_admin]
 
     @get("/", operation_id="AdminListProxies")
-    async def list_proxies(self, services: NamedDependency[Services]) -> list[ProxyOut]:
-        return await ProxyService(services).list()
+    async def list_proxies(
+        self, services: NamedDependency[Services], limit: Limit = MAX_LIMIT, offset: Offset = 0
+    ) -> Response[list[ProxyOut]]:
+        # The body stays the bare array clients already read; the page's total rides in X-Total-Count.
+        page = await ProxyService(services).list(limit, offset)
+        return Response(page.items, headers=page.headers())
 
     @post("/", status_code=201, operation_id="AdminCreateProxy")
     async def create_proxy(self, data: JSONBody[ProxyCreate], services: NamedDependency[Services]) -> ProxyOut:
@@ -94,7 +103,7 @@ class AdminChipsController(Controller):
         services: NamedDependency[Services],
         owner: Annotated[UUID | None, QueryParameter(name="user_id")] = None,
         status: Annotated[ChipStatus | None, QueryParameter()] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Limit = 100,
+        offset: Offset = 0,
     ) -> AdminChipPage:
         return await AdminService(services).list_chips(owner, status, limit, offset)

@@ -6,6 +6,8 @@ from uuid import UUID
 
 import msgspec
 
+from app.core.pagination import Page
+
 
 class AdminUserOut(msgspec.Struct):
     id: UUID
@@ -17,11 +19,6 @@ class AdminUserOut(msgspec.Struct):
     chips: int
     created_at: datetime
     last_active_at: datetime
-
-
-class AdminUserPage(msgspec.Struct):
-    items: list[AdminUserOut]
-    total: int
 
 
 class AdminUserUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,6 +48,9 @@ class AdminChipOut(msgspec.Struct):
     created_at: datetime
 
 
-class AdminChipPage(msgspec.Struct):
-    items: list[AdminChipOut]
-    total: int
+class AdminUserPage(Page[AdminUserOut]):
+    """{items, total, limit, offset}"""
+
+
+class AdminChipPage(Page[AdminChipOut]):
+    """{items, total, limit, offset}"""

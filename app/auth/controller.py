@@ -11,7 +11,7 @@ from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
 from app.auth.service import AuthService
 from app.core.services import Services
 from app.users.schemas import UserOut
-from app.users.service import to_user_out
+from app.users.service import UserRow, to_user_out
 
 
 class AuthController(Controller):
@@ -27,7 +27,7 @@ class AuthController(Controller):
         return await AuthService(services).login(data)
 
     @get("/me", operation_id="Me", dependencies={"current_user": Provide(provide_current_user)})
-    async def me(self, current_user: NamedDependency[dict], services: NamedDependency[Services]) -> UserOut:
+    async def me(self, current_user: NamedDependency[UserRow], services: NamedDependency[Services]) -> UserOut:
         return to_user_out(current_user, services.settings.plan_limits)
 
     @post("/stream-token", status_code=200, operation_id="StreamToken")

@@ -12,7 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 from app.core.errors import Forbidden, NotAuthenticated
 from app.core.security import ACCESS
 from app.core.services import Services
-from app.users.service import require_user_row
+from app.users.service import UserRow, require_user_row
 
 
 def provide_services(state: State) -> Services:
@@ -36,11 +36,11 @@ def provide_user_id(request: ASGIConnection, services: NamedDependency[Services]
     return user_id
 
 
-async def provide_current_user(request: ASGIConnection, services: NamedDependency[Services]) -> dict:
+async def provide_current_user(request: ASGIConnection, services: NamedDependency[Services]) -> UserRow:
     return await require_user_row(provide_user_id(request, services))
 
 
 async def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     user = await provide_current_user(connection, connection.app.state.services)
-    if not user["is_admin"]:
+    if not user.is_admin:
         raise Forbidden("Administrators only.")

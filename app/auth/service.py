@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-
-import asyncpg
+from uuid import UUID
 
 from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
-from app.core.errors import Conflict, NotAuthenticated, RateLimited
+from app.core.errors import NotAuthenticated, RateLimited
 from app.core.security import ACCESS, STREAM
 from app.core.services import Services
-from app.users.service import require_user_row, to_user_out
-from app.users.tables import User
+from app.users.service import UserRow, create_user, find_user_by_email, require_user_row, to_user_out
 
 _LOGIN_LIMIT = "login"
 
@@ -25,20 +23,15 @@ class AuthService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    def _auth_out(self, row: dict) -> AuthOut:
-        token, ttl = self.s.tokens.issue(row["id"], ACCESS)
+    def _auth_out(self, row: UserRow) -> AuthOut:
+        token, ttl = self.s.tokens.issue(row.id, ACCESS)
         return AuthOut(user=to_user_out(row, self.s.settings.plan_limits), access_token=token, expires_in=ttl)
 
     async def register(self, data: RegisterIn) -> AuthOut:
-        email = data.email.strip().lower()
         password_hash = await self.s.passwords.hash(data.password)
-        try:
-            rows = await User.insert(
-                User(email=email, name=data.name.strip(), password_hash=password_hash, plan="free", is_admin=False)
-            ).returning(*User.all_columns())
-        except asyncpg.exceptions.UniqueViolationError:
-            raise Conflict("An account with this email already exists.", code="email_taken") from None
-        return self._auth_out(rows[0])
+        # self-registered users start on the free plan and are never admins
+        row = await create_user(email=data.email, name=data.name, password_hash=password_hash, plan="free", is_admin=False)
+        return self._auth_out(row)
 
     async def login(self, data: LoginIn) -> AuthOut:
         email = data.email.strip().lower()
@@ -50,15 +43,15 @@ class AuthService:
         )
         if retry_after:
             raise RateLimited("Too many failed logins for this account; try again later.", retry_after=retry_after)
-        row = await User.select().where(User.email == email).first()
-        if not await self.s.passwords.verify(row["password_hash"] if row else None, data.password):
+        row = await find_user_by_email(email)
+        if not await self.s.passwords.verify(row.password_hash if row else None, data.password):
             await self.s.limiter.record(_LOGIN_LIMIT, subject, window_seconds=window)
             # same answer whether or not the email exists
             raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")
         await self.s.limiter.reset(_LOGIN_LIMIT, subject)
         return self._auth_out(row)
 
-    async def stream_token(self, user_id) -> StreamTokenOut:
+    async def stream_token(self, user_id: UUID) -> StreamTokenOut:
         await require_user_row(user_id)
         token, ttl = self.s.tokens.issue(user_id, STREAM)
         return StreamTokenOut(token=token, expires_in=ttl)

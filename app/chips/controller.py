@@ -22,7 +22,10 @@ from app.chips.schemas import (
 )
 from app.chips.service import ChipService
 from app.chips.session_service import ChipSessionService
+from app.core.pagination import Limit, Offset, limit_type
 from app.core.services import Services
+
+ChipLimit = limit_type(100)
 
 
 class ChipsController(Controller):
@@ -34,8 +37,8 @@ class ChipsController(Controller):
         self,
         user_id: NamedDependency[UUID],
         services: NamedDependency[Services],
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: ChipLimit = 50,
+        offset: Offset = 0,
         status: Annotated[ChipStatus | None, QueryParameter()] = None,
     ) -> ChipPage:
         return await ChipService(services).list(user_id, limit=limit, offset=offset, status=status)
@@ -75,7 +78,7 @@ class ChipsController(Controller):
         chip_id: FromPath[UUID],
         user_id: NamedDependency[UUID],
         services: NamedDependency[Services],
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        limit: Limit = 100,
     ) -> ChipEventPage:
         return await ChipService(services).events(user_id, chip_id, limit)
 

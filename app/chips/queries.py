@@ -8,30 +8,17 @@ for the prepared-statement cache).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 from uuid import UUID
 
 import msgspec
-from asyncpg import Record
 
 from app.chips.status import ChipStatus, Source
 from app.core import db
+from app.core.rows import maybe_struct, to_structs
 
 D = ChipStatus.DELETING.value
-
-T = TypeVar("T", bound=msgspec.Struct)
-
-
-def as_rows(cls: type[T], records: Iterable[Record]) -> list[T]:
-    """asyncpg records into structs, columns named after the fields (validated, so a status
-    column comes out as a ``ChipStatus``; as fast as plain construction)."""
-    return [msgspec.convert(dict(record), cls) for record in records]
-
-
-def as_row(cls: type[T], record: Record | None) -> T | None:
-    return None if record is None else msgspec.convert(dict(record), cls)
 
 
 class ChipRow(msgspec.Struct, frozen=True):
@@ -48,10 +35,6 @@ class ChipRow(msgspec.Struct, frozen=True):
     status_changed_at: datetime
     created_at: datetime
     updated_at: datetime
-
-
-class ListedChipRow(ChipRow, frozen=True):
-    total: int
 
 
 class WorkRow(msgspec.Struct, frozen=True):
@@ -108,22 +91,15 @@ SELECT c.id, c.alias, c.status, c.session_name, c.phone_number, c.proxy_id, p.co
 FROM chips c LEFT JOIN proxies p ON p.id = c.proxy_id
 """
 
-# The hot listing: one round trip for the page and its total (window count over the filter).
-_LIST = f"""
-SELECT q.*, count(*) OVER () AS total FROM ({_SELECT}
-    WHERE c.user_id = $1 AND ($2::varchar IS NULL OR c.status = $2)) q
-ORDER BY q.created_at DESC, q.id LIMIT $3 OFFSET $4
+# The hot listing (the total comes from the page itself unless the page is full or past the end).
+_LIST = f"""{_SELECT}
+WHERE c.user_id = $1 AND ($2::varchar IS NULL OR c.status = $2)
+ORDER BY c.created_at DESC, c.id LIMIT $3 OFFSET $4
 """
 
 
-async def list_for_user(
-    user_id: UUID, status: ChipStatus | None, limit: int, offset: int
-) -> tuple[list[ChipRow], int]:
-    rows = as_rows(ListedChipRow, await db.fetch(_LIST, user_id, status, limit, offset))
-    if rows:
-        return list(rows), rows[0].total
-    # past the last page the window has nothing to count over
-    return [], await count_for_user(user_id, status)
+async def list_for_user(user_id: UUID, status: ChipStatus | None, limit: int, offset: int) -> list[ChipRow]:
+    return to_structs(await db.fetch(_LIST, user_id, status, limit, offset), ChipRow)
 
 
 async def count_for_user(user_id: UUID, status: ChipStatus | None = None) -> int:
@@ -138,7 +114,7 @@ async def get(chip_id: UUID, user_id: UUID | None = None) -> ChipRow | None:
     record = await db.fetchrow(
         _SELECT + " WHERE c.id = $1 AND ($2::uuid IS NULL OR c.user_id = $2)", chip_id, user_id
     )
-    return as_row(ChipRow, record)
+    return maybe_struct(record, ChipRow)
 
 
 async def lock_plan(user_id: UUID) -> str | None:
@@ -178,24 +154,18 @@ async def rename(chip_id: UUID, user_id: UUID, alias: str) -> bool:
 
 
 async def history(chip_id: UUID, limit: int) -> list[HistoryRow]:
-    return as_rows(
-        HistoryRow,
-        await db.fetch(
+    return to_structs(await db.fetch(
             "SELECT at, from_status, to_status, source, detail FROM chip_events WHERE chip_id = $1"
             " ORDER BY at DESC, id DESC LIMIT $2",
             chip_id,
             limit,
-        ),
-    )
+        ), HistoryRow)
 
 
 async def for_work(chip_id: UUID) -> WorkRow | None:
-    return as_row(
-        WorkRow,
-        await db.fetchrow(
+    return maybe_struct(await db.fetchrow(
             "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1", chip_id
-        ),
-    )
+        ), WorkRow)
 
 
 async def live_chip_ids(user_id: UUID) -> list[UUID]:
@@ -225,9 +195,7 @@ async def last_status_event_at(chip_id: UUID) -> datetime | None:
 
 
 async def for_reconcile(settle_seconds: int, stall_seconds: int) -> list[ReconcileRow]:
-    return as_rows(
-        ReconcileRow,
-        await db.fetch(
+    return to_structs(await db.fetch(
             """
             SELECT c.id, c.user_id, c.status, c.session_name, c.proxy_dirty, c.phone_number,
                    c.provision_enqueued_at, c.status_changed_at,
@@ -237,8 +205,7 @@ async def for_reconcile(settle_seconds: int, stall_seconds: int) -> list[Reconci
             """,
             settle_seconds,
             stall_seconds,
-        ),
-    )
+        ), ReconcileRow)
 
 
 async def existing_session_names(names: Sequence[str]) -> set[str]:
@@ -253,15 +220,12 @@ async def existing_session_names(names: Sequence[str]) -> set[str]:
 
 async def lock(chip_id: UUID, user_id: UUID | None) -> LockedRow | None:
     # raw SQL: the row lock makes check-then-write one decision against concurrent writers
-    return as_row(
-        LockedRow,
-        await db.fetchrow(
+    return maybe_struct(await db.fetchrow(
             "SELECT id, user_id, status, status_changed_at, last_status_event_at FROM chips"
             " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE",
             chip_id,
             user_id,
-        ),
-    )
+        ), LockedRow)
 
 
 async def set_status(
@@ -290,9 +254,7 @@ async def set_phone(chip_id: UUID, phone: str | None) -> None:
 async def set_all_status(user_id: UUID, status: ChipStatus, skip: Sequence[ChipStatus]) -> list[MovedRow]:
     """Move every chip of a tenant (but those in ``skip``) in one statement; raw SQL for the
     lock-then-update CTE that returns each chip's previous status."""
-    return as_rows(
-        MovedRow,
-        await db.fetch(
+    return to_structs(await db.fetch(
             """
             WITH old AS (
                 SELECT id, status FROM chips WHERE user_id = $1 AND status <> ALL($3::varchar[]) FOR UPDATE
@@ -303,8 +265,7 @@ async def set_all_status(user_id: UUID, status: ChipStatus, skip: Sequence[ChipS
             user_id,
             status,
             list(skip),
-        ),
-    )
+        ), MovedRow)
 
 
 async def insert_history(

@@ -7,6 +7,7 @@ from uuid import UUID
 import msgspec
 
 from app.chips.status import ChipStatus
+from app.core.pagination import Page
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]
@@ -39,9 +40,8 @@ class ChipOut(msgspec.Struct):
     updated_at: datetime
 
 
-class ChipPage(msgspec.Struct):
-    items: list[ChipOut]
-    total: int
+class ChipPage(Page[ChipOut]):
+    pass
 
 
 class ChipEventOut(msgspec.Struct):

@@ -11,6 +11,7 @@ from app.chips.schemas import ChipCreate, ChipEventOut, ChipEventPage, ChipOut, 
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions
 from app.core import db
+from app.core.pagination import paginate
 from app.core.errors import Conflict, DependencyUnavailable, NotAuthenticated, NotFound
 from app.core.queue import PROVISION_CHIP, TEARDOWN_CHIP
 from app.core.services import Services
@@ -40,8 +41,12 @@ class ChipService:
         self.transitions = ChipTransitions(services.events)
 
     async def list(self, user_id: UUID, *, limit: int, offset: int, status: ChipStatus | None) -> ChipPage:
-        rows, total = await queries.list_for_user(user_id, status, limit, offset)
-        return ChipPage(items=[to_chip_out(r) for r in rows], total=total)
+        async def page(limit: int, offset: int) -> list[ChipOut]:
+            return [to_chip_out(r) for r in await queries.list_for_user(user_id, status, limit, offset)]
+
+        return await paginate(
+            page, lambda: queries.count_for_user(user_id, status), limit, offset, page_type=ChipPage
+        )
 
     async def get(self, user_id: UUID, chip_id: UUID) -> ChipOut:
         row = await queries.get(chip_id, user_id)

@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 
 from app.core import db
+from app.core.rows import to_struct
 from app.scheduler.base import InstanceState, TenantRef
 
 
@@ -88,7 +89,7 @@ async def set_sessions(user_id: UUID, sessions: int) -> None:
 
 async def all_records() -> dict[UUID, InstanceRecord]:
     rows = await db.fetch("SELECT user_id, status FROM instances")
-    return {r["user_id"]: msgspec.convert(dict(r), InstanceRecord) for r in rows}
+    return {r["user_id"]: to_struct(r, InstanceRecord) for r in rows}
 
 
 async def forget(user_id: UUID) -> None:

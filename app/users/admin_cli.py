@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.core import db
 from app.core.security import PasswordHashing
 from app.settings import Settings
+from app.users import queries
 
 
 async def create_admin(settings: Settings, email: str, password: str) -> str:
@@ -13,13 +14,6 @@ async def create_admin(settings: Settings, email: str, password: str) -> str:
         raise SystemExit("create-admin: need a valid email and a password of 8-128 characters")
     await db.migrate(settings)
     password_hash = await PasswordHashing(settings).hash(password)
-    row = await db.fetchrow(
-        """
-        INSERT INTO users (email, name, password_hash, plan, is_admin) VALUES ($1, '', $2, 'free', true)
-        ON CONFLICT (email) DO UPDATE SET is_admin = true, password_hash = EXCLUDED.password_hash
-        RETURNING (xmax = 0) AS created
-        """,
-        email,
-        password_hash,
-    )
-    return f"{'created' if row['created'] else 'promoted'} admin {email}"
+    # new operators start on the free plan, like self-registered users
+    created = await queries.upsert_admin(email=email, password_hash=password_hash, plan="free")
+    return f"{'created' if created else 'promoted'} admin {email}"

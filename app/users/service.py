@@ -1,33 +1,66 @@
-"""Users: lookups shared by auth, chips and admin."""
+"""Users: lookups and writes shared by auth, chips and admin (other features come here, never to
+``app.users.queries``)."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from app.core.errors import NotAuthenticated
+import asyncpg
+
+from app.core.errors import Conflict, NotAuthenticated
+from app.users import queries
+from app.users.queries import UserRow
 from app.users.schemas import UserOut
-from app.users.tables import User
+
+__all__ = [
+    "UserRow",
+    "create_user",
+    "find_user_by_email",
+    "get_user_row",
+    "require_user_row",
+    "to_user_out",
+    "update_user",
+]
 
 
-async def get_user_row(user_id: UUID) -> dict | None:
-    return await User.select().where(User.id == user_id).first()
+async def get_user_row(user_id: UUID) -> UserRow | None:
+    return await queries.get_by_id(user_id)
 
 
-async def require_user_row(user_id: UUID) -> dict:
-    row = await get_user_row(user_id)
+async def require_user_row(user_id: UUID) -> UserRow:
+    row = await queries.get_by_id(user_id)
     if row is None:
         # a valid token for a user that no longer exists
         raise NotAuthenticated("Unknown user.")
     return row
 
 
-def to_user_out(row: dict, plan_limits: dict[str, int]) -> UserOut:
+async def find_user_by_email(email: str) -> UserRow | None:
+    return await queries.get_by_email(email.strip().lower())
+
+
+async def create_user(*, email: str, name: str, password_hash: str, plan: str, is_admin: bool) -> UserRow:
+    """Emails are case-insensitive and unique: a taken one is 409 ``email_taken``."""
+    try:
+        return await queries.insert(
+            email=email.strip().lower(), name=name.strip(), password_hash=password_hash, plan=plan, is_admin=is_admin
+        )
+    except asyncpg.exceptions.UniqueViolationError:
+        raise Conflict("An account with this email already exists.", code="email_taken") from None
+
+
+async def update_user(user_id: UUID, *, plan: str | None = None, is_admin: bool | None = None) -> bool:
+    """Change the given fields (None = keep); False when there is no such user."""
+    return await queries.update(user_id, plan=plan, is_admin=is_admin)
+
+
+def to_user_out(row: UserRow, plan_limits: dict[str, int]) -> UserOut:
     return UserOut(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        plan=row["plan"],
-        is_admin=row["is_admin"],
-        max_chips=plan_limits.get(row["plan"], 0),
-        created_at=row["created_at"],
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        plan=row.plan,
+        is_admin=row.is_admin,
+        max_chips=plan_limits.get(row.plan, 0),
+        created_at=row.created_at,
     )
