@@ -37,19 +37,19 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, *, scheduler: Scheduler | None = None) -> Services:
         redis = create_redis(settings)
+        queue = SaqJobQueue(redis, settings)
         services = cls(
             settings=settings,
             redis=redis,
-            queue=SaqJobQueue(redis, settings),
+            queue=queue,
             limiter=SlidingWindowLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),
             scheduler=scheduler or build_scheduler(settings, redis),
             waha=WahaClientPool.from_settings(settings),
             events=EventHub(redis),
-            activity=ActivityTracker(),
+            activity=ActivityTracker(queue),
         )
-        services.activity.services = services
         return services
 
     async def aclose(self) -> None:

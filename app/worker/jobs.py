@@ -1,7 +1,7 @@
 """SAQ job functions: thin wrappers that open the right service and report final failures.
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
-teardown_chip, rotate_proxy, reconcile, reap_idle, check_proxies, prune_webhook_events.
+teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events.
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ async def teardown_chip(ctx, *, chip_id: str) -> str:
         return await ProvisioningService(_services(ctx)).teardown(UUID(chip_id))
 
 
+async def wake_instance(ctx, *, user_id: str) -> bool:
+    """An idle tenant is active again (enqueued by app.users.activity): bring their instance back."""
+    return await InstanceService(_services(ctx)).wake_if_idle(UUID(user_id))
+
+
 async def reconcile(ctx) -> dict:
     return (await Reconciler(_services(ctx)).run()).as_dict()
 
@@ -104,4 +109,6 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
-FUNCTIONS = [provision_chip, rotate_proxy, teardown_chip, reconcile, reap_idle, check_proxies, prune_webhook_events]
+FUNCTIONS = [
+    provision_chip, rotate_proxy, teardown_chip, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
+]
