@@ -16,7 +16,7 @@ from app.admin.schemas import (
 )
 from app.core import db
 from app.core.errors import NotFound, ValidationFailed
-from app.core.services import Services
+from app.container import Container
 
 _USERS_SQL = """
 SELECT u.id, u.email, u.name, u.plan, u.is_admin, u.created_at, u.last_active_at,
@@ -26,7 +26,7 @@ FROM users u {where} ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2
 
 
 class AdminService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     def _user_out(self, row) -> AdminUserOut:

@@ -9,7 +9,7 @@ import asyncpg
 from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
 from app.core.errors import Conflict, NotAuthenticated, RateLimited
 from app.core.security import ACCESS, STREAM
-from app.core.services import Services
+from app.container import Container
 from app.users.service import require_user_row, to_user_out
 from app.users.tables import User
 
@@ -22,7 +22,7 @@ def _email_subject(email: str) -> str:
 
 
 class AuthService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     def _auth_out(self, row: dict) -> AuthOut:

@@ -15,7 +15,7 @@ from uuid import UUID
 from app.chips.service import record_transition, utcnow
 from app.core import db
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
-from app.core.services import Services
+from app.container import Container
 from app.events.bus import publish_chip_event
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
@@ -64,7 +64,7 @@ def _differs(session: SessionInfo, desired: dict[str, Any]) -> bool:
 
 
 class ProvisioningService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.proxies = ProxyService(services)
         self.instances = InstanceService(services)

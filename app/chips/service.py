@@ -10,7 +10,7 @@ from app.chips.schemas import ChipCreate, ChipEventOut, ChipEventPage, ChipOut, 
 from app.core import db
 from app.core.errors import Conflict, DependencyUnavailable, NotAuthenticated, NotFound
 from app.core.queue import PROVISION_CHIP, TEARDOWN_CHIP
-from app.core.services import Services
+from app.container import Container
 from app.waha.sessions import session_name
 
 logger = logging.getLogger("whago.chips")
@@ -64,7 +64,7 @@ async def record_transition(
 
 
 class ChipService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     async def list(self, user_id: UUID, *, limit: int, offset: int, status: str | None) -> ChipPage:

@@ -14,7 +14,7 @@ from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
 from app.chips.service import ChipService, record_transition, utcnow
 from app.core import db
 from app.core.errors import Conflict, DependencyUnavailable, NotFound
-from app.core.services import Services
+from app.container import Container
 from app.events.bus import format_time
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
@@ -24,7 +24,7 @@ MESSAGE_LIMIT = "messages"
 
 
 class ChipSessionService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.chips = ChipService(services)
 

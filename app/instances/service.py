@@ -9,7 +9,7 @@ from uuid import UUID
 from app.core import db
 from app.core.errors import DependencyUnavailable, NotFound
 from app.core.queue import PROVISION_CHIP
-from app.core.services import Services
+from app.container import Container
 from app.chips.service import record_transition, utcnow
 from app.events.bus import publish_chip_event
 from app.scheduler.base import Instance, TenantRef, job_id_for
@@ -86,7 +86,7 @@ async def tenant_ref(user_id: UUID) -> TenantRef | None:
 
 
 class InstanceService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     async def ensure(self, user_id: UUID) -> Instance:

@@ -12,7 +12,7 @@ import msgspec
 from app.core import db
 from app.core.errors import DependencyUnavailable, NotFound
 from app.core.queue import ROTATE_PROXY
-from app.core.services import Services
+from app.container import Container
 from app.proxies.crypto import SecretBox
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
 from app.waha.schemas import ProxyConfig
@@ -40,7 +40,7 @@ def _endpoint_changed(old, changes: dict) -> bool:
 
 
 class ProxyService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.box = SecretBox(services.settings)
 

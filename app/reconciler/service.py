@@ -23,7 +23,7 @@ from app.core import db
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP
 from app.core.redis import key
-from app.core.services import Services
+from app.container import Container
 from app.events.bus import publish_chip_event
 from app.instances.service import PARKED, record_instances
 from app.scheduler.base import Instance
@@ -66,7 +66,7 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, services: Services, *, concurrency: int = 32) -> None:
+    def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services
         self.concurrency = concurrency
 

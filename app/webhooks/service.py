@@ -21,7 +21,7 @@ import msgspec
 
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
-from app.core.services import Services
+from app.container import Container
 from app.events.bus import format_time
 from app.webhooks.schemas import Envelope, StatusPayload
 
@@ -160,7 +160,7 @@ def _event_id(envelope: Envelope, body: bytes) -> str:
 
 
 class WebhookService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     async def _apply(self, sql: str, args: tuple, order: tuple):
