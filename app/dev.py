@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
-from app.core.services import Services
+from app.container import Container
 from app.factory import create_app
 from app.settings import Settings, get_settings
 from app.worker.runner import running_worker
@@ -17,12 +18,12 @@ logger = logging.getLogger("whago.dev")
 
 
 @contextlib.asynccontextmanager
-async def _in_process_worker(app: Litestar, services: Services):
-    async with running_worker(services.settings, services):
+async def _in_process_worker(app: Litestar, container: Container) -> AsyncIterator[None]:
+    async with running_worker(container.settings, container):
         # Heal right away (e.g. chips whose emulator went away with the previous dev process)
         # instead of waiting for the first cron tick.
         try:
-            await services.queue.saq.enqueue("reconcile", timeout=600, key="reconcile:startup")
+            await container.queue.saq.enqueue("reconcile", timeout=600, key="reconcile:startup")
         except Exception as exc:  # noqa: BLE001 - a dev convenience, never fatal
             logger.warning("initial reconcile not enqueued: %s", exc)
         yield

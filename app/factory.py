@@ -21,23 +21,23 @@ from app.admin.controller import (
     AdminUsersController,
 )
 from app.auth.controller import AuthController
-from app.auth.dependencies import provide_services, provide_user_id
+from app.auth.dependencies import provide_stream_user_id, provide_user_id
 from app.chips.controller import ChipsController
+from app.container import Container, provide_container, provide_event_hub, provide_settings
 from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
-from app.core.services import Services
 from app.events.controller import EventsController
 from app.health.controller import HealthController
 from app.plans.controller import PlansController
+from app.settings import Settings, get_settings
 from app.webhooks.batcher import GroupCommitter
 from app.webhooks.controller import WebhooksController
-from app.settings import Settings, get_settings
 
 logger = logging.getLogger("whago.app")
 
-# Hooks later features (scheduler, WAHA pool, event bus, in-process worker) register on the
-# service container: each is an async context manager factory taking (app, services).
-LifespanHook = Callable[[Litestar, Services], contextlib.AbstractAsyncContextManager[Any]]
+# Extra lifespan work on the built container (the in-process worker of ``whago dev``): each is
+# an async context manager factory taking (app, container).
+LifespanHook = Callable[[Litestar, Container], contextlib.AbstractAsyncContextManager[Any]]
 
 
 def create_app(
@@ -50,18 +50,18 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services.build(settings)
-        app.state.services = services
+        # The API receives webhooks: its writes of webhook events are group-committed.
+        container = Container.build(settings, webhook_commits=GroupCommitter())
+        app.state.container = container
         await db.start_pool(settings)
-        await services.events.start()
-        services.webhook_commits = GroupCommitter()
+        await container.events.start()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for hook in lifespan_hooks:
-                    await stack.enter_async_context(hook(app, services))
+                    await stack.enter_async_context(hook(app, container))
                 yield
         finally:
-            await services.aclose()
+            await container.aclose()
             await db.close_pool()
 
     @get("/", include_in_schema=False)
@@ -90,9 +90,14 @@ def create_app(
             PrometheusController,
             *extra_route_handlers,
         ],
+        # App-level: the container and what several features share. Each feature's service
+        # provider is registered on its controller (app/<feature>/dependencies.py).
         dependencies={
-            "services": Provide(provide_services, sync_to_thread=False),
+            "container": Provide(provide_container, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
             "user_id": Provide(provide_user_id, sync_to_thread=False),
+            "stream_user_id": Provide(provide_stream_user_id, sync_to_thread=False),
+            "event_hub": Provide(provide_event_hub, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

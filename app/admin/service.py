@@ -10,12 +10,12 @@ from app.admin import queries
 from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, AdminUserPage, AdminUserUpdate
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import Page, paginate
-from app.core.services import Services
+from app.container import Container
 from app.users.service import update_user
 
 
 class AdminService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     def _user_out(self, row: queries.AdminUserRow) -> AdminUserOut:

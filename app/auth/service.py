@@ -8,7 +8,7 @@ from uuid import UUID
 from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
 from app.core.errors import NotAuthenticated, RateLimited
 from app.core.security import ACCESS, STREAM
-from app.core.services import Services
+from app.container import Container
 from app.users.service import UserRow, create_user, find_user_by_email, require_user_row, to_user_out
 
 _LOGIN_LIMIT = "login"
@@ -20,7 +20,7 @@ def _email_subject(email: str) -> str:
 
 
 class AuthService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     def _auth_out(self, row: UserRow) -> AuthOut:

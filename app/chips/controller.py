@@ -4,9 +4,10 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from app.chips.dependencies import provide_chip_service, provide_chip_session_service
 from app.chips.schemas import (
     ChipCreate,
     ChipEventPage,
@@ -23,7 +24,6 @@ from app.chips.schemas import (
 from app.chips.service import ChipService
 from app.chips.session_service import ChipSessionService
 from app.core.pagination import Limit, Offset, limit_type
-from app.core.services import Services
 
 ChipLimit = limit_type(100)
 
@@ -31,29 +31,33 @@ ChipLimit = limit_type(100)
 class ChipsController(Controller):
     path = "/api/v1/chips"
     tags = ["Chips"]
+    dependencies = {
+        "chip_service": Provide(provide_chip_service, sync_to_thread=False),
+        "chip_session_service": Provide(provide_chip_session_service, sync_to_thread=False),
+    }
 
     @get("/", operation_id="ListChips")
     async def list_chips(
         self,
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_service: NamedDependency[ChipService],
         limit: ChipLimit = 50,
         offset: Offset = 0,
         status: Annotated[ChipStatus | None, QueryParameter()] = None,
     ) -> ChipPage:
-        return await ChipService(services).list(user_id, limit=limit, offset=offset, status=status)
+        return await chip_service.list(user_id, limit=limit, offset=offset, status=status)
 
     @post("/", status_code=202, operation_id="CreateChip")
     async def create_chip(
-        self, data: JSONBody[ChipCreate], user_id: NamedDependency[UUID], services: NamedDependency[Services]
+        self, data: JSONBody[ChipCreate], user_id: NamedDependency[UUID], chip_service: NamedDependency[ChipService]
     ) -> ChipOut:
-        return await ChipService(services).create(user_id, data)
+        return await chip_service.create(user_id, data)
 
     @get("/{chip_id:uuid}", operation_id="GetChip")
     async def get_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], services: NamedDependency[Services]
+        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_service: NamedDependency[ChipService]
     ) -> ChipOut:
-        return await ChipService(services).get(user_id, chip_id)
+        return await chip_service.get(user_id, chip_id)
 
     @patch("/{chip_id:uuid}", operation_id="RenameChip")
     async def rename_chip(
@@ -61,15 +65,15 @@ class ChipsController(Controller):
         chip_id: FromPath[UUID],
         data: JSONBody[ChipRename],
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_service: NamedDependency[ChipService],
     ) -> ChipOut:
-        return await ChipService(services).rename(user_id, chip_id, data.alias)
+        return await chip_service.rename(user_id, chip_id, data.alias)
 
     @delete("/{chip_id:uuid}", status_code=202, operation_id="DeleteChip")
     async def delete_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], services: NamedDependency[Services]
+        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_service: NamedDependency[ChipService]
     ) -> Response[ChipOut]:
-        chip = await ChipService(services).request_delete(user_id, chip_id)
+        chip = await chip_service.request_delete(user_id, chip_id)
         return Response(chip, status_code=202)
 
     @get("/{chip_id:uuid}/events", operation_id="ListChipEvents")
@@ -77,10 +81,10 @@ class ChipsController(Controller):
         self,
         chip_id: FromPath[UUID],
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_service: NamedDependency[ChipService],
         limit: Limit = 100,
     ) -> ChipEventPage:
-        return await ChipService(services).events(user_id, chip_id, limit)
+        return await chip_service.events(user_id, chip_id, limit)
 
     @get("/{chip_id:uuid}/qr", operation_id="GetChipQr")
     async def chip_qr(
@@ -88,11 +92,11 @@ class ChipsController(Controller):
         request: Request,
         chip_id: FromPath[UUID],
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_session_service: NamedDependency[ChipSessionService],
     ) -> Response[QrOut]:
         """JSON with a data-URL QR, or the PNG itself with ``Accept: image/png``."""
         as_png = "image/png" in request.headers.get("accept", "")
-        result = await ChipSessionService(services).qr(user_id, chip_id, as_png=as_png)
+        result = await chip_session_service.qr(user_id, chip_id, as_png=as_png)
         if isinstance(result, bytes):
             return Response(result, media_type="image/png", headers={"Cache-Control": "no-store"})
         return Response(result, headers={"Cache-Control": "no-store"})
@@ -103,22 +107,22 @@ class ChipsController(Controller):
         chip_id: FromPath[UUID],
         data: JSONBody[PairingCodeIn],
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_session_service: NamedDependency[ChipSessionService],
     ) -> PairingCodeOut:
-        code = await ChipSessionService(services).pairing_code(user_id, chip_id, data.phone_number.lstrip("+"))
+        code = await chip_session_service.pairing_code(user_id, chip_id, data.phone_number.lstrip("+"))
         return PairingCodeOut(code=code)
 
     @post("/{chip_id:uuid}/restart", status_code=202, operation_id="RestartChip")
     async def restart_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], services: NamedDependency[Services]
+        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_session_service: NamedDependency[ChipSessionService]
     ) -> ChipOut:
-        return await ChipSessionService(services).restart(user_id, chip_id)
+        return await chip_session_service.restart(user_id, chip_id)
 
     @post("/{chip_id:uuid}/logout", status_code=202, operation_id="LogoutChip")
     async def logout_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], services: NamedDependency[Services]
+        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_session_service: NamedDependency[ChipSessionService]
     ) -> ChipOut:
-        return await ChipSessionService(services).logout(user_id, chip_id)
+        return await chip_session_service.logout(user_id, chip_id)
 
     @post("/{chip_id:uuid}/messages", status_code=202, operation_id="SendChipMessage")
     async def send_message(
@@ -126,6 +130,6 @@ class ChipsController(Controller):
         chip_id: FromPath[UUID],
         data: JSONBody[MessageIn],
         user_id: NamedDependency[UUID],
-        services: NamedDependency[Services],
+        chip_session_service: NamedDependency[ChipSessionService],
     ) -> MessageOut:
-        return await ChipSessionService(services).send_message(user_id, chip_id, data)
+        return await chip_session_service.send_message(user_id, chip_id, data)

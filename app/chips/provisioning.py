@@ -18,7 +18,7 @@ from app.chips.transitions import ChipTransitions
 from app.core.errors import DependencyUnavailable
 from app.core.queue import PROVISION_CHIP
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
-from app.core.services import Services
+from app.container import Container
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
@@ -63,7 +63,7 @@ def _differs(session: SessionInfo, desired: dict[str, Any]) -> bool:
 
 
 class ProvisioningService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.proxies = ProxyService(services)
         self.instances = InstanceService(services)

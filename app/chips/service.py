@@ -14,7 +14,7 @@ from app.core import db
 from app.core.pagination import paginate
 from app.core.errors import Conflict, DependencyUnavailable, NotAuthenticated, NotFound
 from app.core.queue import PROVISION_CHIP, TEARDOWN_CHIP
-from app.core.services import Services
+from app.container import Container
 from app.waha.sessions import session_name
 
 logger = logging.getLogger("whago.chips")
@@ -36,7 +36,7 @@ def to_chip_out(row: ChipRow) -> ChipOut:
 
 
 class ChipService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.transitions = ChipTransitions(services.events)
 

@@ -17,7 +17,7 @@ from app.chips.service import ChipService
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import KEEP
 from app.core.errors import Conflict, DependencyUnavailable, NotFound
-from app.core.services import Services
+from app.container import Container
 from app.instances.service import InstanceService
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
@@ -26,7 +26,7 @@ MESSAGE_LIMIT = "messages"
 
 
 class ChipSessionService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.chips = ChipService(services)
         self.instances = InstanceService(services)

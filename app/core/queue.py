@@ -39,6 +39,8 @@ class JobSpec:
 PROVISION_CHIP = JobSpec("provision_chip", "provision", timeout=300)
 TEARDOWN_CHIP = JobSpec("teardown_chip", "teardown", timeout=120)
 ROTATE_PROXY = JobSpec("rotate_proxy", "rotate", timeout=300)
+# an idle tenant is back (app.users.activity): one pending wake-up per tenant
+WAKE_INSTANCE = JobSpec("wake_instance", "wake", timeout=60)
 
 
 class JobQueue(Protocol):

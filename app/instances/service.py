@@ -11,7 +11,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from app.core.errors import NotFound, WhagoError
-from app.core.services import Services
+from app.container import Container
 from app.instances import queries
 from app.instances.queries import PARKED, RecordStatus
 from app.scheduler.base import InstanceState, job_id_for
@@ -22,7 +22,7 @@ __all__ = ["PARKED", "InstanceService", "RecordStatus"]
 
 
 class InstanceService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
 
     async def ensure(self, user_id: UUID) -> InstanceState:

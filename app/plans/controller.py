@@ -4,7 +4,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from app.core.services import Services
+from app.settings import Settings
 
 
 class PlanOut(msgspec.Struct):
@@ -17,5 +17,5 @@ class PlansController(Controller):
     tags = ["Plans"]
 
     @get("/", operation_id="ListPlans")
-    async def list_plans(self, services: NamedDependency[Services]) -> list[PlanOut]:
-        return [PlanOut(name, limit) for name, limit in services.settings.plan_limits.items()]
+    async def list_plans(self, settings: NamedDependency[Settings]) -> list[PlanOut]:
+        return [PlanOut(name, limit) for name, limit in settings.plan_limits.items()]

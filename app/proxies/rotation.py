@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from app.core import db
-from app.core.services import Services
+from app.container import Container
 from app.proxies.service import ProxyService
 from app.settings import Settings
 
 
 async def reencrypt_proxy_secrets(settings: Settings) -> int:
-    services = Services.build(settings)
+    services = Container.build(settings)
     try:
         return await ProxyService(services).reencrypt_all()
     finally:

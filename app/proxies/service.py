@@ -13,7 +13,7 @@ from app.core import db
 from app.core.errors import DependencyUnavailable, NotFound
 from app.core.pagination import MAX_LIMIT, Page, paginate
 from app.core.queue import ROTATE_PROXY
-from app.core.services import Services
+from app.container import Container
 from app.proxies import queries
 from app.proxies.crypto import SecretBox
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
@@ -31,7 +31,7 @@ def _endpoint_changed(old: queries.ProxyEndpoint, changes: dict[str, object]) ->
 
 
 class ProxyService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.box = SecretBox(services.settings)
 

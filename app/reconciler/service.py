@@ -30,7 +30,7 @@ from app.chips.transitions import KEEP, ChipTransitions
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
-from app.core.services import Services
+from app.container import Container
 from app.instances import queries as instance_queries
 from app.instances.queries import PARKED, InstanceRecord
 from app.scheduler.base import InstanceState
@@ -88,7 +88,7 @@ class _Pass:
 
 
 class Reconciler:
-    def __init__(self, services: Services, *, concurrency: int = 32) -> None:
+    def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services
         self.concurrency = concurrency
         self.transitions = ChipTransitions(services.events)

@@ -1,7 +1,8 @@
 """Tenant activity: feeds idle reaping and wakes an idle tenant's instance on their return.
 
 Throttled in-process (one database write per tenant per interval per process), so the hot
-paths pay a dictionary lookup, not a round trip.
+paths pay a dictionary lookup, not a round trip. Waking is a job (``wake_instance``, run by the
+worker through the provisioning service), so this module needs only the queue, not the services.
 """
 
 from __future__ import annotations
@@ -12,17 +13,26 @@ import time
 from uuid import UUID
 
 from app.core import db
+from app.core.queue import WAKE_INSTANCE, JobQueue
 
 logger = logging.getLogger("whago.activity")
 
+# One round trip records the activity and says whether a wake-up is worth a job. Only a filter:
+# the job re-checks (and claims) the idle status itself, so a stale answer costs nothing.
+_RECORD_SQL = (
+    "UPDATE users SET last_active_at = now() WHERE id = $1"
+    # 'idle' is instances.queries.RecordStatus.IDLE, spelled out: users sits below instances
+    " RETURNING EXISTS (SELECT 1 FROM instances WHERE user_id = $1 AND status = 'idle') AS idle"
+)
+
 
 class ActivityTracker:
-    def __init__(self, interval_seconds: float = 300.0, max_tracked: int = 100_000) -> None:
+    def __init__(self, queue: JobQueue, interval_seconds: float = 300.0, max_tracked: int = 100_000) -> None:
+        self.queue = queue
         self.interval = interval_seconds
         self.max_tracked = max_tracked
         self._last: dict[UUID, float] = {}
         self._tasks: set[asyncio.Task] = set()
-        self.services = None  # set by Services.build (wake-up needs the queue)
 
     def touch(self, user_id: UUID) -> None:
         now = time.monotonic()
@@ -37,11 +47,9 @@ class ActivityTracker:
 
     async def _record(self, user_id: UUID) -> None:
         try:
-            await db.fetch("UPDATE users SET last_active_at = now() WHERE id = $1", user_id)
-            if self.services is not None:
-                from app.chips.provisioning import ProvisioningService  # late: chips imports services
-
-                if await ProvisioningService(self.services).wake_tenant(user_id):
+            row = await db.fetchrow(_RECORD_SQL, user_id)
+            if row is not None and row["idle"]:
+                if await self.queue.enqueue(WAKE_INSTANCE, user_id, user_id=str(user_id)):
                     logger.info("tenant %s is back: waking their instance", user_id)
         except Exception as exc:  # activity is best effort; the request already succeeded
             self._last.pop(user_id, None)

@@ -23,7 +23,7 @@ from app.chips.status import WAHA_TO_CHIP_STATUS, ChipStatus
 from app.chips.transitions import ChipTransitions, Transition
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
-from app.core.services import Services
+from app.container import Container
 from app.events.bus import format_time
 from app.webhooks.queries import APPLY_MESSAGE, APPLY_STATUS
 from app.webhooks.schemas import Envelope, StatusPayload
@@ -84,7 +84,7 @@ def _event_id(envelope: Envelope, body: bytes) -> str:
 
 
 class WebhookService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Container) -> None:
         self.s = services
         self.transitions = ChipTransitions(services.events)
 

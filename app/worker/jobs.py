@@ -1,7 +1,8 @@
 """SAQ job functions: thin wrappers that open the right service and report final failures.
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
-teardown_chip, rotate_proxy, reconcile, reap_idle, check_proxies, prune_webhook_events.
+teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events.
+The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import logging
 from uuid import UUID
 
 from app.chips.provisioning import ProvisioningService
+from app.container import Container
 from app.core import db
 from app.core.errors import WhagoError
-from app.core.services import Services
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.reconciler.service import Reconciler
@@ -22,8 +23,8 @@ from app.reconciler.service import Reconciler
 logger = logging.getLogger("whago.worker")
 
 
-def _services(ctx) -> Services:
-    return ctx["services"]
+def _container(ctx) -> Container:
+    return ctx["container"]
 
 
 def describe(exc: BaseException) -> str:
@@ -62,13 +63,13 @@ async def _final_failure(ctx, chip_id: str, exc: BaseException, what: str) -> No
     job = ctx.get("job")
     if job is not None and job.attempts >= job.retries:
         reason = f"{what} failed after {job.attempts} attempts: {describe(exc)}"
-        await ProvisioningService(_services(ctx)).mark_failed(UUID(chip_id), reason)
+        await ProvisioningService(_container(ctx)).mark_failed(UUID(chip_id), reason)
 
 
 async def provision_chip(ctx, *, chip_id: str) -> str:
     try:
         async with _heartbeat(ctx):
-            return await ProvisioningService(_services(ctx)).provision(UUID(chip_id))
+            return await ProvisioningService(_container(ctx)).provision(UUID(chip_id))
     except Exception as exc:
         await _final_failure(ctx, chip_id, exc, "Provisioning")
         raise
@@ -76,24 +77,29 @@ async def provision_chip(ctx, *, chip_id: str) -> str:
 
 async def rotate_proxy(ctx, *, chip_id: str) -> str:
     async with _heartbeat(ctx):
-        return await ProvisioningService(_services(ctx)).rotate_proxy(UUID(chip_id))
+        return await ProvisioningService(_container(ctx)).rotate_proxy(UUID(chip_id))
 
 
 async def teardown_chip(ctx, *, chip_id: str) -> str:
     async with _heartbeat(ctx):
-        return await ProvisioningService(_services(ctx)).teardown(UUID(chip_id))
+        return await ProvisioningService(_container(ctx)).teardown(UUID(chip_id))
+
+
+async def wake_instance(ctx, *, user_id: str) -> bool:
+    """An idle tenant is active again (enqueued by app.users.activity): bring their instance back."""
+    return await ProvisioningService(_container(ctx)).wake_tenant(UUID(user_id))
 
 
 async def reconcile(ctx) -> dict:
-    return (await Reconciler(_services(ctx)).run()).as_dict()
+    return (await Reconciler(_container(ctx)).run()).as_dict()
 
 
 async def reap_idle(ctx) -> list[str]:
-    return await InstanceService(_services(ctx)).reap_idle()
+    return await InstanceService(_container(ctx)).reap_idle()
 
 
 async def check_proxies(ctx) -> dict:
-    return await ProxyService(_services(ctx)).check_health()
+    return await ProxyService(_container(ctx)).check_health()
 
 
 async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
@@ -104,4 +110,6 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
-FUNCTIONS = [provision_chip, rotate_proxy, teardown_chip, reconcile, reap_idle, check_proxies, prune_webhook_events]
+FUNCTIONS = [
+    provision_chip, rotate_proxy, teardown_chip, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
+]

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from saq import CronJob, Worker
 
 from app.core import db
+from app.container import Container
 from app.core.queue import SaqJobQueue
-from app.core.services import Services
 from app.settings import Settings
 from app.worker import jobs
 
@@ -37,8 +37,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
-def build_worker(settings: Settings, services: Services, *, with_cron: bool = True) -> Worker:
-    queue = services.queue.saq if isinstance(services.queue, SaqJobQueue) else SaqJobQueue(services.redis, settings).saq
+def build_worker(settings: Settings, container: Container, *, with_cron: bool = True) -> Worker:
+    queue = container.queue.saq if isinstance(container.queue, SaqJobQueue) else SaqJobQueue(container.redis, settings).saq
     worker = Worker(
         queue,
         functions=jobs.FUNCTIONS,
@@ -55,14 +55,14 @@ def build_worker(settings: Settings, services: Services, *, with_cron: bool = Tr
         # not for the whole grace period.
         dequeue_timeout=1.0,
     )
-    worker.context["services"] = services
+    worker.context["container"] = container  # read by the job functions (app.worker.jobs)
     return worker
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, services: Services, *, with_cron: bool = True) -> AsyncIterator[Worker]:
+async def running_worker(settings: Settings, container: Container, *, with_cron: bool = True) -> AsyncIterator[Worker]:
     """A worker as a task on the current loop (dev process, tests); stops cleanly on exit."""
-    worker = build_worker(settings, services, with_cron=with_cron)
+    worker = build_worker(settings, container, with_cron=with_cron)
     worker.SIGNALS = []  # leave SIGINT/SIGTERM to the host process (uvicorn in dev)
     await worker.queue.connect()
     task = asyncio.create_task(worker.start(), name="whago-worker")
@@ -83,17 +83,17 @@ async def running_worker(settings: Settings, services: Services, *, with_cron: b
 
 async def run_worker(settings: Settings) -> None:
     """``whago worker``: until SIGINT/SIGTERM."""
-    services = Services.build(settings)
+    container = Container.build(settings)
     await db.start_pool(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_worker(settings, services):
+        async with running_worker(settings, container):
             logger.info("worker started (concurrency %s)", settings.worker_concurrency)
             await stop.wait()
             logger.info("worker stopping")
     finally:
-        await services.aclose()
+        await container.aclose()
         await db.close_pool()

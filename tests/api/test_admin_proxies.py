@@ -35,15 +35,15 @@ USERNAME = "proxy-user-7d2e"
 async def proxies(settings, clean_state):
     """A ProxyService on the test loop (db.fetch uses the running loop's pool)."""
     from app.core import db
-    from app.core.services import Services
+    from app.container import Container
     from app.proxies.service import ProxyService
 
     await db.start_pool(settings)
-    services = Services.build(settings)
+    container = Container.build(settings)
     try:
-        yield ProxyService(services)
+        yield ProxyService(container)
     finally:
-        await services.aclose()
+        await container.aclose()
         await db.close_pool()
 
 

@@ -247,7 +247,7 @@ async def test_closed_stream_unsubscribes(client, api_server):
 
     user = await register(client)
     chip = await new_chip(client, user)
-    hub = api_server.app.state.services.events
+    hub = api_server.app.state.container.events
     channel = user_channel(user["user"]["id"])
     async with open_stream(client, user) as sse:
         assert len(hub._listeners.get(channel, ())) == 1

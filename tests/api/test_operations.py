@@ -134,18 +134,18 @@ async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_s
                 assert marker is None  # recorded, waiting for the queue
                 proxy.up()
                 from app.core import db
-                from app.core.services import Services
+                from app.container import Container
                 from app.reconciler.service import Reconciler
 
                 await db.start_pool(settings)
-                services = Services.build(settings)
+                container = Container.build(settings)
                 try:
                     # the reconciler is what drains the outbox once Redis is back
-                    report = await Reconciler(services).run()
+                    report = await Reconciler(container).run()
                     assert report.drift["provision_requeued"] == 1, report.as_dict()
-                    assert await services.redis.exists(f"saq:job:whago:provision:{chip_id}")
+                    assert await container.redis.exists(f"saq:job:whago:provision:{chip_id}")
                 finally:
-                    await services.aclose()
+                    await container.aclose()
                 marker = await conn.fetchval("SELECT provision_enqueued_at FROM chips WHERE id = $1", chip_id)
                 assert marker is not None
             finally:

@@ -50,7 +50,7 @@ def fake_waha(sessions_by_tenant: dict[str, bytes], api_key: str):
 async def main(tenants: int, per_tenant: int, runs: int) -> None:
     os.environ.update(BENCH_ENV)
     from app.core import db
-    from app.core.services import Services
+    from app.container import Container
     from app.reconciler.service import Reconciler
     from app.scheduler.cache import AddressCache
     from app.settings import load_settings
@@ -90,9 +90,9 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
 
         with serve(fake_waha(sessions_by_tenant, settings.waha_api_key)) as waha:
             await db.start_pool(settings)
-            services = Services.build(settings)
-            await services.redis.flushdb()
-            cache = AddressCache(services.redis, 3600)
+            container = Container.build(settings)
+            await container.redis.flushdb()
+            cache = AddressCache(container.redis, 3600)
             for u, j in zip(user_ids, job_ids):
                 await cache.set(u, j, f"{waha.url}/t/{u}")
 
@@ -113,7 +113,7 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
             for _ in range(runs):
                 double.reset_counts()
                 started = time.perf_counter()
-                report = await Reconciler(services).run()
+                report = await Reconciler(container).run()
                 timings.append(time.perf_counter() - started)
                 assert report.ran and not report.errors, report.as_dict()
                 assert not report.drift, report.as_dict()
@@ -122,7 +122,7 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
             print(f"reconcile, no drift: best {min(timings):.2f} s, median {sorted(timings)[len(timings)//2]:.2f} s over {runs} runs")
             print(f"baseline (bare SELECT + {tenants} bare session listings): {baseline:.2f} s")
             print(f"reconcile / baseline: {min(timings) / baseline:.2f}")
-            await services.aclose()
+            await container.aclose()
             await db.close_pool()
         await conn.close()
 

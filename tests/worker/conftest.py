@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.core import db
-from app.core.services import Services
+from app.container import Container
 from app.factory import create_app
 from app.settings import Settings, load_settings
 from app.waha.emulator import EmulatorConfig, create_emulator_app
@@ -44,7 +44,7 @@ class Platform:
     """Handles for one test: settings, the served API, services and a running worker."""
 
     def __init__(
-        self, settings: Settings, api: ServedApp, services: Services, http: httpx.AsyncClient, env: dict[str, str]
+        self, settings: Settings, api: ServedApp, services: Container, http: httpx.AsyncClient, env: dict[str, str]
     ) -> None:
         self.env = env  # the environment these settings came from (for worker subprocesses)
         self.settings = settings
@@ -95,7 +95,7 @@ async def platform(env: dict[str, str], *, worker: bool = True) -> AsyncIterator
     settings = load_settings(full_env)
     api = ServedApp(create_app(settings), port=api_port).start()
     await db.start_pool(settings)
-    services = Services.build(settings)
+    services = Container.build(settings)
     try:
         async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
             if worker:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.chips.provisioning import ProvisioningService
 from app.core import db
-from app.core.services import Services
+from app.container import Container
 from app.settings import get_settings
 from app.worker.runner import running_worker
 
@@ -28,8 +28,8 @@ async def main(marker: Path) -> None:
     ProvisioningService.provision = provision_then_hang
     settings = get_settings()
     await db.start_pool(settings)
-    services = Services.build(settings)
-    async with running_worker(settings, services, with_cron=False):
+    container = Container.build(settings)
+    async with running_worker(settings, container, with_cron=False):
         await asyncio.Event().wait()
 
 

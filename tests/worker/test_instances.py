@@ -75,8 +75,9 @@ async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_st
         assert not report.drift.get("instance_missing"), report.as_dict()  # idle is not drift
 
         # the tenant comes back: their next API request wakes the instance (the API process
-        # records activity at most every `interval` seconds; 0 here so this request counts)
-        p.api.app.state.services.activity.interval = 0
+        # records activity at most every `interval` seconds; 0 here so this request counts, and
+        # enqueues `wake_instance`, which the platform's worker runs)
+        p.api.app.state.container.activity.interval = 0
         assert (await p.http.get("/api/v1/chips", headers=tenant["headers"])).status_code == 200
         deadline = time.monotonic() + 20
         while True:

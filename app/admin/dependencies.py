@@ -1,0 +1,13 @@
+"""Provider of the admin service. Admin routes authenticate in a guard (app.auth.dependencies),
+so their only dependency chain is container → service."""
+
+from __future__ import annotations
+
+from litestar.di import NamedDependency
+
+from app.admin.service import AdminService
+from app.container import Container
+
+
+def provide_admin_service(container: NamedDependency[Container]) -> AdminService:
+    return AdminService(container)
