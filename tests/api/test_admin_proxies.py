@@ -20,8 +20,9 @@ import pytest
 import redis as sync_redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from tests.api.test_errors import assert_error
-from tests.conftest import TEST_REDIS_URL, register
+from tests.support.api import register
+from tests.support.env import TEST_REDIS_URL
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import register
+from tests.support.api import register
 
 pytestmark = pytest.mark.anyio
 

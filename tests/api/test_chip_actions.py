@@ -18,18 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_events import open_stream
-from tests.api.test_webhooks import (
-    HOOK,
-    assert_error,
-    deliver_ok,
-    eventually,
-    get_chip,
-    history,
-    new_chip,
-    status_event,
-)
-from tests.conftest import register, set_plan
+from tests.support.api import get_chip, history, new_chip, register, set_plan
+from tests.support.errors import assert_error
+from tests.support.sse import open_stream
+from tests.support.waiting import eventually
+from tests.support.webhooks import HOOK, deliver_ok, status_event
 
 pytestmark = pytest.mark.anyio
 

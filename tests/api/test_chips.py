@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 import redis as sync_redis
 
-from tests.conftest import TEST_REDIS_URL, register, set_plan
+from tests.support.api import register, set_plan
+from tests.support.env import TEST_REDIS_URL
 
 pytestmark = pytest.mark.anyio
 

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import register, set_plan
+from tests.support.api import register, set_plan
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and body["code"] == code
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert set(body) <= {"status_code", "detail", "code", "extra"}
-    assert "Traceback" not in response.text
-    return body
 
 
 BAD_REGISTRATIONS = [
@@ -38,12 +29,12 @@ BAD_REGISTRATIONS = [
 
 @pytest.mark.parametrize("body", BAD_REGISTRATIONS)
 async def test_bad_registration_bodies_are_400_and_create_nothing(client, body):
-    response = await client.post(
-        "/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = await client.post("/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "validation_error")
     # nothing was created: the same email still registers
-    assert (await client.post("/api/v1/auth/register", json={"email": "a@b.co", "password": "longenough"})).status_code == 201
+    assert (
+        await client.post("/api/v1/auth/register", json={"email": "a@b.co", "password": "longenough"})
+    ).status_code == 201
 
 
 BAD_CHIPS = [

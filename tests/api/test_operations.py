@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -15,11 +15,23 @@ import pytest
 
 from app.factory import create_app
 from app.settings import load_settings
-from tests.conftest import TEST_DATABASE_URL, register
+from tests.support.api import register
+from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.support.asgi_server import ServedApp, free_port
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
+
+
+def proxied(url: str) -> tuple[TcpProxy, str]:
+    """A switchable proxy in front of the server ``url`` names, and ``url`` pointed at the proxy
+    (same credentials and database number: each engineer's test database stays their own)."""
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or {"redis": 6379}.get(parts.scheme, 5432))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+    return proxy, urlunsplit(parts._replace(netloc=netloc))
 
 
 async def test_live_and_ready(client):
@@ -52,12 +64,12 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 @pytest.fixture()
 def api_behind_db_proxy(migrated_db, clean_state):
     """A real ``whago serve`` process whose database connection goes through a switchable proxy."""
-    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy, database_url = proxied(TEST_DATABASE_URL)
     proxy.up()
     port = free_port()
     env = {
         **os.environ,
-        "WHAGO_DATABASE_URL": TEST_DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+        "WHAGO_DATABASE_URL": database_url,
         "WHAGO_DATABASE_TIMEOUT_SECONDS": "1",
     }
     proc = subprocess.Popen(
@@ -103,10 +115,11 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
         assert (await http.get("/api/v1/plans")).status_code == 200
 
         proxy.up()
-        deadline = time.monotonic() + 15
-        while (await http.get("/health/ready")).status_code != 200:
-            assert time.monotonic() < deadline, "did not recover"
-            await asyncio.sleep(0.2)
+
+        async def ready() -> bool:
+            return (await http.get("/health/ready")).status_code == 200
+
+        await eventually(ready, timeout=15, what="the API to recover", interval=0.2)
         created = await http.post("/api/v1/chips", json={"alias": "after"}, headers=user["headers"])
         assert created.status_code == 202
         assert (await http.get("/api/v1/chips", headers=user["headers"])).json()["total"] == 1
@@ -114,9 +127,8 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
 
 async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_state, settings):
     """Redis down: the chip is recorded durably with an outbox mark; the drain enqueues it later."""
-    proxy = TcpProxy("127.0.0.1", 6379)
+    proxy, redis_url = proxied(TEST_REDIS_URL)
     proxy.up()
-    redis_url = f"redis://127.0.0.1:{proxy.port}/15"
     outage_settings = load_settings({**os.environ, "WHAGO_REDIS_URL": redis_url, "WHAGO_REDIS_TIMEOUT_SECONDS": "0.5"})
     served = ServedApp(create_app(outage_settings)).start()
     try:

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,133 +16,24 @@ import httpx
 import pytest
 import redis as sync_redis
 
-from tests.conftest import TEST_REDIS_URL, register
+from tests.support.api import get_chip, history, new_chip, register, set_plan
+from tests.support.env import TEST_REDIS_URL
+from tests.support.errors import assert_error
+from tests.support.waiting import eventually
+from tests.support.webhooks import (
+    HOOK,
+    KEY,
+    MAPPING,
+    deliver,
+    deliver_ok,
+    envelope,
+    metadata,
+    now_ms,
+    sign,
+    status_event,
+)
 
 pytestmark = pytest.mark.anyio
-
-HOOK = "/api/v1/webhooks/waha"
-KEY = "test-webhook-hmac-key"  # WHAGO_WEBHOOK_HMAC_KEY in tests/conftest.py
-
-MAPPING = {
-    "STARTING": "starting",
-    "SCAN_QR_CODE": "waiting_qr",
-    "WORKING": "connected",
-    "STOPPED": "disconnected",
-    "FAILED": "failed",
-}
-
-
-# --- helpers (also used by test_events.py and test_chip_actions.py) -----------------------------
-
-
-def sign(body: bytes, key: str = KEY) -> str:
-    return hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def new_event_id() -> str:
-    return "evt_" + uuid.uuid4().hex[:26]
-
-
-def metadata(user: dict, chip: dict) -> dict[str, str]:
-    return {"user_id": user["user"]["id"], "chip_id": chip["id"]}
-
-
-def envelope(
-    session: str,
-    status: str | None = None,
-    *,
-    event: str = "session.status",
-    at: int | None = None,
-    event_id: str | None = None,
-    meta: dict | None = None,
-    me: dict | None = None,
-    payload: Any = None,
-) -> dict[str, Any]:
-    """A WAHA event envelope with every field WAHA sends (waha.md §4.3)."""
-    if payload is None and event == "session.status":
-        payload = {"name": session, "status": status, "statuses": [], "data": None}
-    return {
-        "id": event_id or new_event_id(),
-        "timestamp": now_ms() if at is None else at,
-        "event": event,
-        "session": session,
-        "metadata": meta,
-        "me": me,
-        "payload": payload,
-        "engine": "GOWS",
-        "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "browser": "",
-                        "platform": "linux/x64", "worker": {"id": "test"}},
-    }
-
-
-def status_event(user: dict, chip: dict, status: str, *, at: int | None = None, phone: str | None = None,
-                 event_id: str | None = None) -> dict[str, Any]:
-    me = {"id": f"{phone}@c.us", "pushName": "Test"} if phone else None
-    return envelope(chip["session_name"], status, at=at, event_id=event_id, meta=metadata(user, chip), me=me)
-
-
-async def deliver(client: httpx.AsyncClient, body: dict | bytes, *, signature: str | None | bool = True,
-                  headers: dict | None = None) -> httpx.Response:
-    """POST a webhook; ``signature=True`` signs the exact bytes sent, a string is sent as is."""
-    raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if signature is True:
-        sent["X-Webhook-Hmac"] = sign(raw)
-        sent["X-Webhook-Hmac-Algorithm"] = "sha512"
-    elif signature:
-        sent["X-Webhook-Hmac"] = signature
-    return await client.post(HOOK, content=raw, headers=sent)
-
-
-async def deliver_ok(client: httpx.AsyncClient, body: dict, expect: str = "ok") -> None:
-    response = await deliver(client, body)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": expect}, (body.get("event"), body.get("payload"))
-
-
-async def new_chip(client: httpx.AsyncClient, user: dict, alias: str = "sales-1") -> dict:
-    response = await client.post("/api/v1/chips", json={"alias": alias}, headers=user["headers"])
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-async def get_chip(client: httpx.AsyncClient, user: dict, chip: dict) -> dict:
-    response = await client.get(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def history(client: httpx.AsyncClient, user: dict, chip: dict, source: str | None = "webhook") -> list[dict]:
-    response = await client.get(f"/api/v1/chips/{chip['id']}/events?limit=500", headers=user["headers"])
-    assert response.status_code == 200, response.text
-    return [e for e in response.json()["items"] if source is None or e["source"] == source]
-
-
-async def eventually(check, timeout: float = 5.0, what: str = "condition", interval: float = 0.02):
-    """Await ``check()`` (async) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        await asyncio.sleep(interval)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert set(body) <= {"status_code", "detail", "code", "extra"}
-    assert "Traceback" not in response.text and KEY not in response.text
-    return body
-
 
 # --- fixtures -----------------------------------------------------------------------------------
 
@@ -217,8 +107,6 @@ async def test_repeated_same_status_is_ok_without_a_history_row(client, tenant):
 
 
 async def test_phone_number_only_from_a_phone_jid(client, migrated_db):
-    from tests.conftest import set_plan
-
     user = await register(client)
     await set_plan(migrated_db, user["user"]["id"], "business")
     a, b = await new_chip(client, user, "a"), await new_chip(client, user, "b")
@@ -276,8 +164,6 @@ async def test_same_event_delivered_10_times_concurrently_applies_once(client, t
 async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(client, migrated_db):
     """Many different events for one chip at once: the row lock serialises them, each decision is
     taken on the latest row, so the newest wins and applied transitions form one unbroken chain."""
-    from tests.conftest import set_plan
-
     user = await register(client)
     await set_plan(migrated_db, user["user"]["id"], "enterprise")
     chips = [await new_chip(client, user, f"c{i}") for i in range(4)]

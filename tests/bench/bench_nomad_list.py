@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import tests.conftest  # noqa: E402,F401  (test environment: settings, Redis db 15)
+from tests.support.env import apply_test_environment  # noqa: E402
+
+apply_test_environment()  # settings are read once: before any app import
+
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402

@@ -111,4 +111,4 @@ def summary(result: Result, baseline: Result) -> str:
     return f"{result.name} / {baseline.name} throughput ratio: {result.rps / baseline.rps:.2f}"
 
 
-__all__ = ["Result", "run", "get_request", "post_request", "read_response", "summary", "statistics"]
+__all__ = ["Result", "get_request", "post_request", "read_response", "run", "statistics", "summary"]

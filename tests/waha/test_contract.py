@@ -23,7 +23,8 @@ from referencing.jsonschema import DRAFT202012
 
 from app.waha import ProxyConfig, WahaClient
 from tests.support.reference import reference_file
-from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
+from tests.support.waha import API_KEY, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -28,7 +28,8 @@ from app.waha.emulator import (
     create_emulator_app,
 )
 from tests.support.asgi_server import serve
-from tests.waha.conftest import API_KEY, FAST, HMAC_KEY, Emu, eventually
+from tests.support.waha import API_KEY, FAST, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,8 @@ import pytest
 from app.waha import WahaClient
 from app.webhooks.schemas import Envelope, StatusPayload
 from app.waha.sessions import build_session_config
-from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
+from tests.support.waha import API_KEY, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import pytest
@@ -13,8 +11,8 @@ from app.instances.service import InstanceService
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from tests.doubles import serve_double
-from tests.worker.conftest import platform
-from tests.worker.test_nomad_e2e import nomad_env
+from tests.support.platform import nomad_env, platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -78,11 +76,10 @@ async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_st
         # records activity at most every `interval` seconds; 0 here so this request counts)
         p.api.app.state.services.activity.interval = 0
         assert (await p.http.get("/api/v1/chips", headers=tenant["headers"])).status_code == 200
-        deadline = time.monotonic() + 20
-        while True:
+
+        async def running() -> bool:
             instance = await p.services.scheduler.get_instance(str(user_id))
-            if instance is not None and instance.status == "running":
-                break
-            assert time.monotonic() < deadline, "instance did not come back"
-            await asyncio.sleep(0.05)
+            return instance is not None and instance.status == "running"
+
+        await eventually(running, timeout=20, what="the instance to come back")
         await p.wait_status(tenant, chip["id"], "waiting_qr")

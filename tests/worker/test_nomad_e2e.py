@@ -4,9 +4,7 @@ the tenant's own WAHA, webhooks, QR, scan, message, logout, delete; and healing 
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 
 import httpx
 import pytest
@@ -17,7 +15,8 @@ from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from app.scheduler.base import job_id_for
 from tests.doubles import serve_double
-from tests.worker.conftest import platform
+from tests.support.platform import nomad_env, platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -26,10 +25,6 @@ pytestmark = pytest.mark.anyio
 def double(clean_state):
     with serve_double(check_interval=0.02, registration_gap=0.05) as served:
         yield served
-
-
-def nomad_env(double) -> dict[str, str]:
-    return {"WHAGO_SCHEDULER": "nomad", "WHAGO_NOMAD_ADDR": double.nomad_url, "WHAGO_CONSUL_ADDR": double.consul_url}
 
 
 def emulator_url(double, user_id: str) -> str:
@@ -73,10 +68,12 @@ async def test_end_to_end_through_nomad_and_consul(double):
         await p.wait_status(tenant, chip["id"], "disconnected")
 
         assert (await p.http.delete(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code == 202
-        deadline = time.monotonic() + 20
-        while (await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code != 404:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+
+        async def gone() -> bool:
+            response = await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])
+            return response.status_code == 404
+
+        await eventually(gone, timeout=20, what="the chip to be deleted")
         async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
             assert (await raw.get("/api/sessions", params={"all": "true"})).json() == []
 
@@ -97,27 +94,28 @@ async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatc
 
         report = await Reconciler(p.services).run()
         assert report.drift["instance_missing"] == 1, report.as_dict()
-        deadline = time.monotonic() + 30
-        while True:
+
+        async def sessions_back():
             alloc = double.current_alloc(job_id_for(user_id))
-            if alloc is not None and alloc.port and alloc.client_status == "running":
-                async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
-                    listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
-                names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
-                if names == {c["session_name"] for c in chips}:
-                    break
-            assert time.monotonic() < deadline, "sessions did not come back"
-            await asyncio.sleep(0.1)
+            if alloc is None or not alloc.port or alloc.client_status != "running":
+                return None
+            async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+                listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
+            names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
+            return alloc if names == {c["session_name"] for c in chips} else None
+
+        alloc = await eventually(sessions_back, timeout=30, what="the sessions to come back", interval=0.1)
         assert alloc.port != old_port
         for chip in chips:
             await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
-        # and the next run sees no drift
-        for _ in range(50):
+
+        # and a run soon sees no drift (the re-provisioning settles at its own pace)
+        async def settled():
             report = await Reconciler(p.services).run()
-            if not report.drift:
-                break
-            await asyncio.sleep(0.2)
-        assert not report.drift and not report.errors, report.as_dict()
+            return report if not report.drift else None
+
+        report = await eventually(settled, timeout=10, what="a reconciler run without drift", interval=0.2)
+        assert not report.errors, report.as_dict()
 
 
 async def test_nomad_down_during_provisioning_then_back(double):
@@ -125,7 +123,12 @@ async def test_nomad_down_during_provisioning_then_back(double):
     async with platform({**nomad_env(double), "WHAGO_JOB_ATTEMPTS": "40"}) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
-        await asyncio.sleep(1.5)
+
+        async def retried() -> bool:  # the first attempt failed on Nomad and a retry has started
+            job = await p.services.queue.saq.job(f"provision:{chip['id']}")
+            return job is not None and job.attempts >= 2
+
+        await eventually(retried, timeout=15, what="a second provisioning attempt")
         assert (await p.chip(tenant, chip["id"]))["status"] == "provisioning"
         assert double.job(job_id_for(tenant["user"]["id"])) is None  # nothing half-made
         ready = await p.http.get("/health/ready")

@@ -11,7 +11,8 @@ import pytest
 from app.core import db
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
-from tests.worker.conftest import platform
+from tests.support.platform import platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -23,6 +24,7 @@ def no_settle_delay(monkeypatch):
 
 
 async def _scan(url: str, name: str) -> None:
+    """The phone scans the QR; the session must already show one (SCAN_QR_CODE) in the emulator."""
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{url}/_emulator/sessions/{name}/scan", json={"phone": "5511988887777"})
         assert response.status_code in (200, 201), response.text
@@ -34,7 +36,7 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
         tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False  # WAHA's WORKING webhook never arrives
         await _scan(served.url, chip["session_name"])
-        await asyncio.sleep(0.3)
+        assert emulator.sessions[chip["session_name"]].status == "WORKING"
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
         report = await Reconciler(p.services).run()
         assert report.drift["status_fixed"] == 1, report.as_dict()
@@ -91,13 +93,11 @@ async def test_session_without_chip_is_deleted_and_chip_without_session_is_provi
         report = await Reconciler(p.services).run()
         assert report.drift["session_orphan_deleted"] == 1, report.as_dict()
         assert report.drift["session_missing"] == 1
-        assert stray not in emulator.sessions and foreign in emulator.sessions  # only WHAGO's own
-        await asyncio.sleep(0.5)
-        for _ in range(100):
-            if lost["session_name"] in emulator.sessions:
-                break
-            await asyncio.sleep(0.1)
-        assert lost["session_name"] in emulator.sessions  # re-provisioned by the worker
+        assert stray not in emulator.sessions  # only WHAGO's own sessions are deleted
+        assert foreign in emulator.sessions
+        await eventually(
+            lambda: lost["session_name"] in emulator.sessions, timeout=10, what="the lost session re-provisioned"
+        )
 
 
 async def test_durable_to_dos_are_requeued(static_emulator):
@@ -114,7 +114,8 @@ async def test_durable_to_dos_are_requeued(static_emulator):
             uuid.UUID(doomed["id"]),
         )
         report = await Reconciler(p.services).run()
-        assert report.drift["provision_requeued"] == 1 and report.drift["teardown_requeued"] == 1, report.as_dict()
+        assert report.drift["provision_requeued"] == 1, report.as_dict()
+        assert report.drift["teardown_requeued"] == 1, report.as_dict()
         assert await p.services.redis.exists(f"saq:job:whago:provision:{chip['id']}")
         assert await p.services.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
 
@@ -143,8 +144,10 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
         from app.chips.provisioning import ProvisioningService
 
         assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
-        hook = emulator.sessions[chip["session_name"]].config["webhooks"][0]
-        assert hook["hmac"]["key"] == "new-webhook-key-2"
+        session = emulator.sessions[chip["session_name"]]
+        assert session.config["webhooks"][0]["hmac"]["key"] == "new-webhook-key-2"
+        # the new config restarted the session (STARTING): only a fresh QR can be scanned
+        await eventually(lambda: session.status == "SCAN_QR_CODE", what="a QR after the config update")
         await _scan(served.url, chip["session_name"])
         connected = await p.wait_status(tenant, chip["id"], "connected")  # new-key webhooks verify
         assert connected["phone_number"] == "5511988887777"
@@ -162,6 +165,7 @@ async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulato
         from app.chips.provisioning import ProvisioningService
 
         assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
-        await asyncio.sleep(0.3)
+        # provisioning updates (and would start) the session before it returns, and the emulator
+        # applies both before answering: the state here is final, no need to wait
         assert emulator.sessions[chip["session_name"]].status == "STOPPED"
         assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
