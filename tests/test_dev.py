@@ -71,17 +71,24 @@ class Dev:
         self.process: subprocess.Popen | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "dev", "--port", str(self.port)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
-        poll("whago dev to be ready", lambda: self.alive_and(httpx.get(self.url + "/health/ready", timeout=2)),
-             lambda r: r.status_code == 200, timeout=30)
+        poll(
+            "whago dev to be ready",
+            lambda: self.alive_and(httpx.get(self.url + "/health/ready", timeout=2)),
+            lambda r: r.status_code == 200,
+            timeout=30,
+        )
 
     def alive_and(self, value: Any) -> Any:
         assert self.process is not None and self.process.poll() is None, f"whago dev exited:\n{self.tail()}"
@@ -113,12 +120,14 @@ def dev(tmp_path) -> Iterator[Dev]:
     drop_database(DEV_DATABASE_URL)
     sync_redis.Redis.from_url(DEV_REDIS_URL).flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHAGO_")}  # not the test suite's settings
-    env.update({
-        "WHAGO_DATABASE_URL": DEV_DATABASE_URL,
-        "WHAGO_REDIS_URL": DEV_REDIS_URL,
-        "WHAGO_DEV_STATE_DIR": str(tmp_path / "state"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "WHAGO_DATABASE_URL": DEV_DATABASE_URL,
+            "WHAGO_REDIS_URL": DEV_REDIS_URL,
+            "WHAGO_DEV_STATE_DIR": str(tmp_path / "state"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     server = Dev(env, free_port(), tmp_path / "dev.log")
     try:
         yield server
@@ -176,22 +185,29 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     dev.stop()
     dev.start()
     # the same token still works: the generated secrets live in the state dir too
-    poll("the chip to come back connected",
-         lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
-         lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"])
+    poll(
+        "the chip to come back connected",
+        lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
+        lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"],
+    )
     back = chip()
     assert back["status"] == "connected" and back["phone_number"] == PHONE
     events = http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"]
     after_link = events[: next(i for i, e in enumerate(events) if e["from_status"] == "waiting_qr") + 1]
     # since the scan: connected -> starting -> connected, all from WAHA's webhooks, and no QR again
     assert [(e["from_status"], e["to_status"], e["source"]) for e in reversed(after_link)] == [
-        ("waiting_qr", "connected", "webhook"), ("connected", "starting", "webhook"), ("starting", "connected", "webhook")]
+        ("waiting_qr", "connected", "webhook"),
+        ("connected", "starting", "webhook"),
+        ("starting", "connected", "webhook"),
+    ]
 
     new_emulator = poll("the tenant's instance after the restart", emulator_url, bool)
     restored = httpx.get(f"{new_emulator}/_emulator/sessions", timeout=5).json()
     assert [(s["name"], s["status"], s["qr_count"]) for s in restored] == [(session, "WORKING", 0)]
 
-    again = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "still here"}, headers=auth)
+    again = http.post(
+        f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "still here"}, headers=auth
+    )
     assert again.status_code == 202, again.text
 
     logout = http.post(f"/api/v1/chips/{chip_id}/logout", headers=auth)

@@ -48,29 +48,56 @@ async def proxies(settings, clean_state):
         await db.close_pool()
 
 
-async def add_proxy(conn, *, country: str | None = None, max_chips: int = 10, port: int = 3128,
-                    enabled: bool = True, healthy: bool = True, password: str | None = None, box=None) -> uuid.UUID:
+async def add_proxy(
+    conn,
+    *,
+    country: str | None = None,
+    max_chips: int = 10,
+    port: int = 3128,
+    enabled: bool = True,
+    healthy: bool = True,
+    password: str | None = None,
+    box=None,
+) -> uuid.UUID:
     return await conn.fetchval(
         "INSERT INTO proxies (scheme, host, port, username, password_encrypted, country, max_chips, enabled, healthy)"
         " VALUES ('http', '127.0.0.1', $1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        port, USERNAME if password else None, box.encrypt(password) if password else None,
-        country, max_chips, enabled, healthy,
+        port,
+        USERNAME if password else None,
+        box.encrypt(password) if password else None,
+        country,
+        max_chips,
+        enabled,
+        healthy,
     )
 
 
 async def add_user(conn) -> uuid.UUID:
     return await conn.fetchval(
-        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", f"seed-{uuid.uuid4().hex[:12]}@example.com"
+        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
+        f"seed-{uuid.uuid4().hex[:12]}@example.com",
     )
 
 
-async def add_chip(conn, user_id: uuid.UUID, *, proxy_id: uuid.UUID | None = None, country: str | None = None,
-                   status: str = "connected") -> uuid.UUID:
+async def add_chip(
+    conn,
+    user_id: uuid.UUID,
+    *,
+    proxy_id: uuid.UUID | None = None,
+    country: str | None = None,
+    status: str = "connected",
+) -> uuid.UUID:
     chip_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO chips (id, user_id, alias, status, session_name, proxy_id, proxy_country)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        chip_id, user_id, f"chip-{chip_id.hex[:6]}", status, "chip_" + chip_id.hex, proxy_id, country,
+        chip_id,
+        user_id,
+        f"chip-{chip_id.hex[:6]}",
+        status,
+        "chip_" + chip_id.hex,
+        proxy_id,
+        country,
     )
     return chip_id
 
@@ -97,8 +124,15 @@ def assert_no_secret(text: str) -> None:
 
 # ---------------------------------------------------------------------------- CRUD over HTTP
 async def test_admin_crud_never_reveals_the_password(client, admin, conn, settings):
-    body = {"scheme": "http", "host": "proxy.example.net", "port": 3128, "username": USERNAME, "password": SECRET,
-            "country": "BR", "max_chips": 5}
+    body = {
+        "scheme": "http",
+        "host": "proxy.example.net",
+        "port": 3128,
+        "username": USERNAME,
+        "password": SECRET,
+        "country": "BR",
+        "max_chips": 5,
+    }
     created = await client.post(PATH, json=body, headers=admin["headers"])
     assert created.status_code == 201, created.text
     assert_no_secret(created.text)
@@ -106,7 +140,13 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     assert "password" not in proxy and "password_encrypted" not in proxy
     assert proxy["has_password"] is True and proxy["chips"] == 0
     assert (proxy["scheme"], proxy["host"], proxy["port"], proxy["username"], proxy["country"], proxy["max_chips"]) == (
-        "http", "proxy.example.net", 3128, USERNAME, "br", 5)
+        "http",
+        "proxy.example.net",
+        3128,
+        USERNAME,
+        "br",
+        5,
+    )
     assert proxy["enabled"] is True and proxy["healthy"] is True
 
     # at rest: a Fernet token under the configured key, not the plaintext
@@ -124,10 +164,16 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     assert [(p["id"], p["chips"], p["has_password"]) for p in listing.json()] == [(proxy["id"], 2, True)]
 
     # PATCH without the password keeps it; PATCH password=null clears it
-    patched = await client.patch(f"{PATH}/{proxy['id']}", json={"max_chips": 7, "country": "pt"}, headers=admin["headers"])
+    patched = await client.patch(
+        f"{PATH}/{proxy['id']}", json={"max_chips": 7, "country": "pt"}, headers=admin["headers"]
+    )
     assert patched.status_code == 200, patched.text
     assert_no_secret(patched.text)
-    assert patched.json()["max_chips"] == 7 and patched.json()["country"] == "pt" and patched.json()["has_password"] is True
+    assert (
+        patched.json()["max_chips"] == 7
+        and patched.json()["country"] == "pt"
+        and patched.json()["has_password"] is True
+    )
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) == stored
 
     new_secret = SECRET + "-2"
@@ -137,9 +183,14 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     assert cleared.json()["has_password"] is False
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) is None
 
-    socks = await client.post(PATH, json={"scheme": "socks5", "host": "10.0.0.7", "port": 1080}, headers=admin["headers"])
+    socks = await client.post(
+        PATH, json={"scheme": "socks5", "host": "10.0.0.7", "port": 1080}, headers=admin["headers"]
+    )
     assert socks.status_code == 201 and socks.json()["has_password"] is False and socks.json()["max_chips"] == 10
-    assert [p["id"] for p in (await client.get(PATH, headers=admin["headers"])).json()] == [proxy["id"], socks.json()["id"]]
+    assert [p["id"] for p in (await client.get(PATH, headers=admin["headers"])).json()] == [
+        proxy["id"],
+        socks.json()["id"],
+    ]
 
     deleted = await client.delete(f"{PATH}/{socks.json()['id']}", headers=admin["headers"])
     assert deleted.status_code == 204
@@ -168,19 +219,39 @@ async def test_bad_proxy_bodies_are_400_and_create_nothing(client, admin, body):
     assert (await client.get(PATH, headers=admin["headers"])).json() == []
 
 
-@pytest.mark.parametrize("body", [{"scheme": "https"}, {"port": 70000}, {"country": "xyz"}, {"host": None},
-                                  {"chips": 3}, {"has_password": False}, {"max_chips": "many"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scheme": "https"},
+        {"port": 70000},
+        {"country": "xyz"},
+        {"host": None},
+        {"chips": 3},
+        {"has_password": False},
+        {"max_chips": "many"},
+    ],
+)
 async def test_bad_proxy_patches_are_400_and_change_nothing(client, admin, body):
-    proxy = (await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])).json()
-    assert_error(await client.patch(f"{PATH}/{proxy['id']}", json=body, headers=admin["headers"]), 400, "validation_error")
+    proxy = (
+        await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])
+    ).json()
+    assert_error(
+        await client.patch(f"{PATH}/{proxy['id']}", json=body, headers=admin["headers"]), 400, "validation_error"
+    )
     assert (await client.get(PATH, headers=admin["headers"])).json() == [proxy]
 
 
 async def test_non_admins_are_forbidden_and_unknown_ids_are_404(client, admin):
     user = await register(client)
-    proxy = (await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])).json()
-    for method, path, body in [("GET", PATH, None), ("POST", PATH, {"scheme": "http", "host": "x", "port": 1}),
-                               ("PATCH", f"{PATH}/{proxy['id']}", {"max_chips": 1}), ("DELETE", f"{PATH}/{proxy['id']}", None)]:
+    proxy = (
+        await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])
+    ).json()
+    for method, path, body in [
+        ("GET", PATH, None),
+        ("POST", PATH, {"scheme": "http", "host": "x", "port": 1}),
+        ("PATCH", f"{PATH}/{proxy['id']}", {"max_chips": 1}),
+        ("DELETE", f"{PATH}/{proxy['id']}", None),
+    ]:
         assert_error(await client.request(method, path, json=body, headers=user["headers"]), 403, "forbidden")
         assert_error(await client.request(method, path, json=body), 401, "not_authenticated")
     assert (await client.get(PATH, headers=admin["headers"])).json() == [proxy]  # untouched
@@ -277,13 +348,18 @@ async def test_key_rotation_reencrypts_every_password(proxies, conn, settings):
     proxies.box = SecretBox(msgspec.structs.replace(settings, encryption_key=new_key))  # old key dropped
     for i, proxy_id in enumerate(ids):
         config = await proxies.waha_config(proxy_id)
-        assert config.password == f"{SECRET}-{i}" and config.username == USERNAME and config.server == f"127.0.0.1:{3000 + i}"
+        assert (
+            config.password == f"{SECRET}-{i}"
+            and config.username == USERNAME
+            and config.server == f"127.0.0.1:{3000 + i}"
+        )
 
 
 async def test_waha_config_shapes_the_server(proxies, conn):
     http = await add_proxy(conn, port=3128)
     socks = await conn.fetchval(
-        "INSERT INTO proxies (scheme, host, port) VALUES ('socks5', '10.1.2.3', 1080) RETURNING id")
+        "INSERT INTO proxies (scheme, host, port) VALUES ('socks5', '10.1.2.3', 1080) RETURNING id"
+    )
     assert (await proxies.waha_config(http)).server == "127.0.0.1:3128"  # WAHA: host:port, no scheme
     assert (await proxies.waha_config(socks)).server == "socks5://10.1.2.3:1080"
     assert await proxies.waha_config(None) is None
@@ -390,7 +466,9 @@ async def test_health_check_marks_dead_proxies_and_moves_their_chips(proxies, co
         assert report == {"checked": 2, "unhealthy": 1, "went_bad": 1, "moved": 2}
 
         rows = {r["id"]: r for r in await conn.fetch("SELECT id, healthy, last_error, last_checked_at FROM proxies")}
-        assert rows[up]["healthy"] is True and rows[up]["last_error"] is None and rows[up]["last_checked_at"] is not None
+        assert (
+            rows[up]["healthy"] is True and rows[up]["last_error"] is None and rows[up]["last_checked_at"] is not None
+        )
         assert rows[down]["healthy"] is False and rows[down]["last_error"]
         assert rows[off]["last_checked_at"] is None
         assert (await chip_row(conn, on_up))["proxy_id"] == up and rotation_job(on_up) is None
@@ -447,7 +525,10 @@ async def test_assignment_and_admin_edits_do_not_deadlock(proxies, conn):
     for round_ in range(15):
         await conn.execute("UPDATE chips SET proxy_id = $1", proxy)
         await conn.execute("UPDATE proxies SET enabled = true, healthy = true, max_chips = 50")
-        edits = [proxies.update(proxy, ProxyUpdate(max_chips=5 + round_ % 3)), proxies.update(proxy, ProxyUpdate(port=2000 + round_))]
+        edits = [
+            proxies.update(proxy, ProxyUpdate(max_chips=5 + round_ % 3)),
+            proxies.update(proxy, ProxyUpdate(port=2000 + round_)),
+        ]
         results = await asyncio.gather(*(proxies.assign(c) for c in chips), *edits, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         assert not errors, errors

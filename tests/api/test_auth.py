@@ -34,8 +34,12 @@ async def test_email_taken_is_case_insensitive(client):
 
 async def test_bad_credentials_do_not_reveal_the_email(client):
     await register(client, "carol@example.com")
-    wrong_password = await client.post("/api/v1/auth/login", json={"email": "carol@example.com", "password": "nope-nope"})
-    unknown_email = await client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "nope-nope"})
+    wrong_password = await client.post(
+        "/api/v1/auth/login", json={"email": "carol@example.com", "password": "nope-nope"}
+    )
+    unknown_email = await client.post(
+        "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "nope-nope"}
+    )
     assert wrong_password.status_code == unknown_email.status_code == 401
     assert wrong_password.json() == unknown_email.json()
     assert wrong_password.json()["code"] == "invalid_credentials"
@@ -67,7 +71,9 @@ async def test_missing_expired_tampered_and_wrong_type_tokens(client, settings):
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tampered}"})
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
 
-    forged = jwt.encode({"sub": user["user"]["id"], "typ": "access", "exp": int(time.time()) + 60}, "wrong-key-" + "y" * 32)
+    forged = jwt.encode(
+        {"sub": user["user"]["id"], "typ": "access", "exp": int(time.time()) + 60}, "wrong-key-" + "y" * 32
+    )
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
 

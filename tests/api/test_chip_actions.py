@@ -48,8 +48,14 @@ def emulator() -> Iterator[Emulator]:
     from tests.support.asgi_server import serve
 
     # QR codes last long enough that no rotation happens during a test
-    config = EmulatorConfig(api_key="test-waha-api-key", boot_delay_seconds=0.1, qr_first_seconds=120,
-                            qr_next_seconds=120, qr_max=2, webhook_timeout_seconds=5)
+    config = EmulatorConfig(
+        api_key="test-waha-api-key",
+        boot_delay_seconds=0.1,
+        qr_first_seconds=120,
+        qr_next_seconds=120,
+        qr_max=2,
+        webhook_timeout_seconds=5,
+    )
     app = create_emulator_app(config)
     with serve(app) as served:
         yield Emulator(served, app)
@@ -62,8 +68,9 @@ def waha_api(migrated_db, emulator) -> Iterator[Any]:
     from app.settings import load_settings
     from tests.support.asgi_server import serve
 
-    settings = load_settings({**os.environ, "WHAGO_WAHA_URL": emulator.url,
-                              "WHAGO_MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE)})
+    settings = load_settings(
+        {**os.environ, "WHAGO_WAHA_URL": emulator.url, "WHAGO_MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE)}
+    )
     assert settings.scheduler == "static" and settings.waha_api_key == emulator.state.config.api_key
     with serve(create_app(settings)) as served:
         served.settings = settings
@@ -105,9 +112,14 @@ async def provision(api, waha, waha_api, user, chip) -> dict:
     from app.waha import chip_metadata
 
     await waha.create_session(
-        chip["session_name"], start=True, metadata=chip_metadata(user["user"]["id"], chip["id"]), proxy=None,
-        webhook_url=waha_api.url + HOOK, hmac_key=waha_api.settings.webhook_hmac_key,
-        retry_attempts=3, retry_delay_seconds=0.1,
+        chip["session_name"],
+        start=True,
+        metadata=chip_metadata(user["user"]["id"], chip["id"]),
+        proxy=None,
+        webhook_url=waha_api.url + HOOK,
+        hmac_key=waha_api.settings.webhook_hmac_key,
+        retry_attempts=3,
+        retry_delay_seconds=0.1,
     )
     return await wait_status(api, user, chip, "waiting_qr")
 
@@ -154,7 +166,7 @@ async def test_qr_as_data_url_and_png_while_waiting(api, waha, waha_api, emulato
     assert set(body) == {"status", "qr_code", "message"} and body["status"] == "waiting_qr" and body["message"]
     prefix = "data:image/png;base64,"
     assert body["qr_code"].startswith(prefix)
-    assert decode_qr(base64.b64decode(body["qr_code"][len(prefix):], validate=True)) == raw
+    assert decode_qr(base64.b64decode(body["qr_code"][len(prefix) :], validate=True)) == raw
 
     png = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers={**user["headers"], "Accept": "image/png"})
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
@@ -197,15 +209,21 @@ async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
 async def test_pairing_code(api, waha, waha_api, emulator):
     user = await register(api)
     chip = await new_chip(api, user)
-    assert_error(await post(api, user, chip, "pairing-code", {"phone_number": "5511912345678"}), 409,
-                 "chip_not_waiting_qr")
+    assert_error(
+        await post(api, user, chip, "pairing-code", {"phone_number": "5511912345678"}), 409, "chip_not_waiting_qr"
+    )
     await provision(api, waha, waha_api, user, chip)
     response = await post(api, user, chip, "pairing-code", {"phone_number": "+5511912345678"})
     assert response.status_code == 200, response.text
     assert response.json() == {"code": emulator.session(chip["session_name"]).pairing_code}
     assert len(response.json()["code"]) == 9 and response.json()["code"][4] == "-"
-    for bad in ({}, {"phone_number": "abc"}, {"phone_number": "12"}, {"phone_number": 5511912345678},
-                {"phone_number": "5511912345678", "extra": 1}):
+    for bad in (
+        {},
+        {"phone_number": "abc"},
+        {"phone_number": "12"},
+        {"phone_number": 5511912345678},
+        {"phone_number": "5511912345678", "extra": 1},
+    ):
         assert_error(await post(api, user, chip, "pairing-code", bad), 400, "validation_error")
 
 
@@ -249,10 +267,17 @@ async def test_messages(api, waha, waha_api, control, emulator, pg):
     await wait_status(api, user, chip, "connected")
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"])) is None
 
-    for bad in ({"to": "5521999990000", "text": ""}, {"to": "", "text": "x"}, {"to": "abc", "text": "x"},
-                {"to": "55 21 99999", "text": "x"}, {"to": "5521999990000"}, {"text": "x"},
-                {"to": 5521999990000, "text": "x"}, {"to": "5521999990000", "text": "x" * 4097},
-                {"to": "5521999990000", "text": "x", "html": True}):
+    for bad in (
+        {"to": "5521999990000", "text": ""},
+        {"to": "", "text": "x"},
+        {"to": "abc", "text": "x"},
+        {"to": "55 21 99999", "text": "x"},
+        {"to": "5521999990000"},
+        {"text": "x"},
+        {"to": 5521999990000, "text": "x"},
+        {"to": "5521999990000", "text": "x" * 4097},
+        {"to": "5521999990000", "text": "x", "html": True},
+    ):
         assert_error(await post(api, user, chip, "messages", bad), 400, "validation_error")
 
     sent_ok = []
@@ -299,8 +324,9 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     assert got["status"] == "disconnected" and got["phone_number"] is None
     rows = await history(api, user, chip, source=None)
     assert ("connected", "disconnected") in [(r["from_status"], r["to_status"]) for r in rows]
-    assert_error(await post(api, user, chip, "messages", {"to": "5521999990000", "text": "x"}), 409,
-                 "chip_not_connected")
+    assert_error(
+        await post(api, user, chip, "messages", {"to": "5521999990000", "text": "x"}), 409, "chip_not_connected"
+    )
 
     # restart after logout: a new pairing (QR), since the link is gone
     restarted = await post(api, user, chip, "restart")
@@ -338,10 +364,15 @@ async def test_restart_of_a_linked_chip_reconnects(api, waha, waha_api, control,
     assert got["phone_number"] == "5511912345678"
     # WAHA's STOPPED for this restart may land before or after the API's own write
     transitions = [(r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip))]
-    transitions += [(r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip, "api"))]
+    transitions += [
+        (r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip, "api"))
+    ]
     assert ("starting", "connected", "webhook") in transitions
-    assert {("connected", "starting", "api"), ("disconnected", "starting", "api"),
-            ("disconnected", "starting", "webhook")} & set(transitions)
+    assert {
+        ("connected", "starting", "api"),
+        ("disconnected", "starting", "api"),
+        ("disconnected", "starting", "webhook"),
+    } & set(transitions)
 
 
 async def test_restart_and_logout_refused_while_provisioning_or_deleting(api):
@@ -361,7 +392,10 @@ async def test_restart_and_logout_refused_while_provisioning_or_deleting(api):
 async def _actions(api, user, waiting: dict, connected: dict) -> list[tuple[str, httpx.Response]]:
     return [
         ("qr json", await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers=user["headers"])),
-        ("qr png", await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"})),
+        (
+            "qr png",
+            await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"}),
+        ),
         ("pairing", await post(api, user, waiting, "pairing-code", {"phone_number": "5511912345678"})),
         ("restart", await post(api, user, connected, "restart")),
         ("logout", await post(api, user, connected, "logout")),

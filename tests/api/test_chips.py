@@ -27,8 +27,16 @@ async def test_create_get_list_rename_delete_and_events(client):
     assert chip["session_name"] == "chip_" + uuid.UUID(chip["id"]).hex
     assert chip["phone_number"] is None and chip["proxy"] is None and chip["error"] is None
     assert set(chip) == {
-        "id", "alias", "status", "session_name", "phone_number", "proxy", "error",
-        "status_changed_at", "created_at", "updated_at",
+        "id",
+        "alias",
+        "status",
+        "session_name",
+        "phone_number",
+        "proxy",
+        "error",
+        "status_changed_at",
+        "created_at",
+        "updated_at",
     }
 
     got = await client.get(f"/api/v1/chips/{chip['id']}", headers=user["headers"])

@@ -36,8 +36,10 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
         assert parse_time(data["at"]) == datetime.fromtimestamp((t0 + 1) / 1000, timezone.utc)
 
         await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))
-        assert await sse.next() == ("chip.status", {"chip_id": chip["id"], "status": "waiting_qr",
-                                                    "previous": "starting", "at": at_text(t0 + 2)})
+        assert await sse.next() == (
+            "chip.status",
+            {"chip_id": chip["id"], "status": "waiting_qr", "previous": "starting", "at": at_text(t0 + 2)},
+        )
         event, qr = await sse.next()
         assert event == "chip.qr" and set(qr) == {"chip_id", "at"} and qr["chip_id"] == chip["id"]
 
@@ -131,8 +133,9 @@ async def test_stream_rejects_anything_but_a_valid_stream_token(client, settings
     assert_error(await client.get(EVENTS, headers=user["headers"]), 401, "not_authenticated")
     # and a stream token is no access token
     stream = await stream_token(client, user)
-    assert_error(await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {stream}"}), 401,
-                 "not_authenticated")
+    assert_error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {stream}"}), 401, "not_authenticated"
+    )
     assert_error(await client.post("/api/v1/auth/stream-token"), 401, "not_authenticated")
     # the forged-but-valid control: the same recipe with the right key works
     async with client.stream("GET", EVENTS, params={"token": good}) as response:

@@ -179,7 +179,9 @@ async def test_migrations_apply_to_an_empty_database_and_rerun():
             assert result.returncode == 0, result.stderr + result.stdout
         conn = await asyncpg.connect(url)
         try:
-            tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            tables = {
+                r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
             applied = await conn.fetchval("SELECT count(*) FROM migration")
         finally:
             await conn.close()

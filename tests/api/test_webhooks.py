@@ -128,7 +128,9 @@ async def test_unhandled_waha_status_is_recorded_but_moves_nothing(client, tenan
     await deliver_ok(client, status_event(user, chip, "PASSKEY_REQUIRED"))
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
     latest = (await history(client, user, chip))[0]
-    assert latest["to_status"] == "waiting_qr" and "ignored" in latest["detail"] and "PASSKEY_REQUIRED" in latest["detail"]
+    assert (
+        latest["to_status"] == "waiting_qr" and "ignored" in latest["detail"] and "PASSKEY_REQUIRED" in latest["detail"]
+    )
 
 
 # --- dedup --------------------------------------------------------------------------------------
@@ -140,8 +142,9 @@ async def test_duplicate_event_id_has_no_second_effect(client, tenant, pg):
     await deliver_ok(client, event)
     await deliver_ok(client, event, expect="duplicate")
     # the same id with a different body (even a newer, different status) is still that event
-    other = status_event(user, chip, "WORKING", at=event["timestamp"] + 1000, phone="5511900000000",
-                         event_id=event["id"])
+    other = status_event(
+        user, chip, "WORKING", at=event["timestamp"] + 1000, phone="5511900000000", event_id=event["id"]
+    )
     await deliver_ok(client, other, expect="duplicate")
     got = await get_chip(client, user, chip)
     assert got["status"] == "waiting_qr" and got["phone_number"] is None
@@ -158,7 +161,9 @@ async def test_same_event_delivered_10_times_concurrently_applies_once(client, t
     assert outcomes == ["duplicate"] * 9 + ["ok"]
     got = await get_chip(client, user, chip)
     assert got["status"] == "connected" and got["phone_number"] == "5511987650000"
-    assert [(r["from_status"], r["to_status"]) for r in await history(client, user, chip)] == [("provisioning", "connected")]
+    assert [(r["from_status"], r["to_status"]) for r in await history(client, user, chip)] == [
+        ("provisioning", "connected")
+    ]
 
 
 async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(client, migrated_db):
@@ -174,8 +179,9 @@ async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(cl
         events = [status_event(user, chip, cycle[i % 5], at=t0 + i, phone="5511911112222") for i in range(40)]
         batches[chip["id"]] = events[::-1][:15] + events[:25]  # the newest first, then the rest
     bodies = [json.dumps(e).encode() for order in zip(*batches.values()) for e in order]
-    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30,
-                                 limits=httpx.Limits(max_connections=200)) as wide:
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), timeout=30, limits=httpx.Limits(max_connections=200)
+    ) as wide:
         responses = await asyncio.gather(*(deliver(wide, b) for b in bodies))
     assert all(r.status_code == 200 and r.json() == {"status": "ok"} for r in responses)
     for chip in chips:
@@ -309,7 +315,7 @@ def _invalid_bodies(session: str, meta: dict) -> list[bytes]:
     return [
         b"",
         b"not json",
-        b"{\"event\": \"session.status\", ",  # truncated
+        b'{"event": "session.status", ',  # truncated
         b"[]",
         b'[{"event": "session.status"}]',
         b'"session.status"',
@@ -346,7 +352,7 @@ def _invalid_bodies(session: str, meta: dict) -> list[bytes]:
         env(payload={"status": 3}),
         env(payload={"status": "W" * 65}),
         b'\xff\xfe{"event": "session.status"}',
-        "{\"event\": \"session.status\", \"session\": \"\ud800\"}".encode("utf-8", "surrogatepass"),
+        '{"event": "session.status", "session": "\ud800"}'.encode("utf-8", "surrogatepass"),
     ]
 
 
@@ -441,10 +447,16 @@ async def test_metadata_naming_another_tenant_is_ignored(client, tenant):
         (a_chip, {"user_id": alice["user"]["id"], "chip_id": 42}),
     ]
     for chip, meta in lies:
-        await deliver_ok(client, envelope(chip["session_name"], "WORKING", meta=meta,
-                                          me={"id": "5511900000000@c.us"}), expect="ignored")
-        await deliver_ok(client, envelope(chip["session_name"], event="message", meta=meta,
-                                          payload={"id": "m", "body": "hi"}), expect="ignored")
+        await deliver_ok(
+            client,
+            envelope(chip["session_name"], "WORKING", meta=meta, me={"id": "5511900000000@c.us"}),
+            expect="ignored",
+        )
+        await deliver_ok(
+            client,
+            envelope(chip["session_name"], event="message", meta=meta, payload={"id": "m", "body": "hi"}),
+            expect="ignored",
+        )
     assert await get_chip(client, alice, a_chip) == a_chip
     assert await get_chip(client, bob, b_chip) == b_chip
     assert await history(client, alice, a_chip) == [] and await history(client, bob, b_chip) == []
@@ -460,13 +472,18 @@ async def test_deleting_chip_is_never_moved_by_a_webhook(client, tenant, pg):
     assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
     for status in ("WORKING", "STOPPED", "FAILED", "STARTING"):
         await deliver_ok(client, status_event(user, chip, status, phone="5511900000000"), expect="ignored")
-    await deliver_ok(client, envelope(chip["session_name"], event="message", meta=metadata(user, chip),
-                                      payload={"id": "m"}), expect="ignored")
+    await deliver_ok(
+        client,
+        envelope(chip["session_name"], event="message", meta=metadata(user, chip), payload={"id": "m"}),
+        expect="ignored",
+    )
     got = await get_chip(client, user, chip)
     assert got["status"] == "deleting" and got["phone_number"] is None and got["error"] is None
     rows = await history(client, user, chip)
     ignored = [r for r in rows if r["from_status"] == "deleting"]
-    assert len(ignored) == 4 and all("being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored)
+    assert len(ignored) == 4 and all(
+        "being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored
+    )
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"])) is None
 
 
@@ -478,8 +495,13 @@ async def test_message_events_touch_last_activity_and_are_deduped(client, tenant
     chip_id = uuid.UUID(chip["id"])
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id) is None
     t0 = now_ms() - 60_000
-    message = envelope(chip["session_name"], event="message", at=t0, meta=metadata(user, chip),
-                       payload={"id": "false_5521999990000@c.us_3EB0AA", "from": "5521999990000@c.us", "body": "oi"})
+    message = envelope(
+        chip["session_name"],
+        event="message",
+        at=t0,
+        meta=metadata(user, chip),
+        payload={"id": "false_5521999990000@c.us_3EB0AA", "from": "5521999990000@c.us", "body": "oi"},
+    )
     await deliver_ok(client, message)
     first = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id)
     assert first is not None and abs(first.timestamp() * 1000 - t0) < 1
@@ -506,24 +528,38 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
     from tests.support.asgi_server import serve
 
     user, chip = tenant
-    config = EmulatorConfig(api_key="emu-key", boot_delay_seconds=0.05, qr_first_seconds=30, qr_next_seconds=30,
-                            qr_max=2, webhook_timeout_seconds=5)
+    config = EmulatorConfig(
+        api_key="emu-key",
+        boot_delay_seconds=0.05,
+        qr_first_seconds=30,
+        qr_next_seconds=30,
+        qr_max=2,
+        webhook_timeout_seconds=5,
+    )
     emulator_app = create_emulator_app(config)
     with serve(emulator_app) as emulator:
-        async with WahaClient(emulator.url, "emu-key", timeout=5) as waha, \
-                httpx.AsyncClient(base_url=emulator.url, timeout=10) as control:
+        async with (
+            WahaClient(emulator.url, "emu-key", timeout=5) as waha,
+            httpx.AsyncClient(base_url=emulator.url, timeout=10) as control,
+        ):
             await waha.create_session(
-                chip["session_name"], start=True, metadata=chip_metadata(user["user"]["id"], chip["id"]), proxy=None,
-                webhook_url=api_server.url + HOOK, hmac_key=settings.webhook_hmac_key,
-                retry_attempts=3, retry_delay_seconds=0.1,
+                chip["session_name"],
+                start=True,
+                metadata=chip_metadata(user["user"]["id"], chip["id"]),
+                proxy=None,
+                webhook_url=api_server.url + HOOK,
+                hmac_key=settings.webhook_hmac_key,
+                retry_attempts=3,
+                retry_delay_seconds=0.1,
             )
 
             async def status_is(expected: str):
                 return (await get_chip(client, user, chip))["status"] == expected
 
             await eventually(lambda: status_is("waiting_qr"), what="waiting_qr via emulator webhooks")
-            scanned = await control.post(f"/_emulator/sessions/{chip['session_name']}/scan",
-                                         json={"phone": "5511912345678", "pushName": "Ana"})
+            scanned = await control.post(
+                f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678", "pushName": "Ana"}
+            )
             assert scanned.status_code == 200, scanned.text
             await eventually(lambda: status_is("connected"), what="connected via emulator webhooks")
             got = await get_chip(client, user, chip)
@@ -532,7 +568,9 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
             sent = await control.post(f"/_emulator/sessions/{chip['session_name']}/message", json={"text": "oi"})
             assert sent.status_code == 200
             await eventually(
-                lambda: pg.fetchval("SELECT last_activity_at IS NOT NULL FROM chips WHERE id = $1", uuid.UUID(chip["id"])),
+                lambda: pg.fetchval(
+                    "SELECT last_activity_at IS NOT NULL FROM chips WHERE id = $1", uuid.UUID(chip["id"])
+                ),
                 what="last_activity_at from the emulator's message event",
             )
             deliveries = emulator_app.state.emulator.deliveries
@@ -543,7 +581,9 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
 
     rows = await history(client, user, chip)
     assert [(r["from_status"], r["to_status"]) for r in reversed(rows)] == [
-        ("provisioning", "starting"), ("starting", "waiting_qr"), ("waiting_qr", "connected"),
+        ("provisioning", "starting"),
+        ("starting", "waiting_qr"),
+        ("waiting_qr", "connected"),
     ]
 
 

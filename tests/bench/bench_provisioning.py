@@ -37,7 +37,9 @@ def pct(values: list[float], p: float) -> float:
 async def tenant_flow(
     http: httpx.AsyncClient, url: str, index: int, chips: int, db_url: str, sequential: bool
 ) -> tuple[list[float], list[float]]:
-    body = (await http.post("/api/v1/auth/register", json={"email": f"bench{index}@example.com", "password": "bench-pass"})).json()
+    body = (
+        await http.post("/api/v1/auth/register", json={"email": f"bench{index}@example.com", "password": "bench-pass"})
+    ).json()
     conn = await asyncpg.connect(db_url)
     await conn.execute("UPDATE users SET plan = 'enterprise' WHERE id = $1", body["user"]["id"])
     await conn.close()
@@ -92,18 +94,30 @@ async def tenant_flow(
 async def main(tenants: int, chips: int, mode: str) -> None:
     port = free_port()
     state = tempfile.mkdtemp(prefix="whago-bench-")
-    env = {**os.environ, **BENCH_ENV, "WHAGO_LOCAL_EMULATOR_BOOT_DELAY_SECONDS": "0", "WHAGO_SCHEDULER": "local",
-           "WHAGO_DEV_STATE_DIR": state, "WHAGO_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **BENCH_ENV,
+        "WHAGO_LOCAL_EMULATOR_BOOT_DELAY_SECONDS": "0",
+        "WHAGO_SCHEDULER": "local",
+        "WHAGO_DEV_STATE_DIR": state,
+        "WHAGO_LOG_LEVEL": "WARNING",
+    }
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, capture_output=True)
     reset_state(env)
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "dev", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(url)
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             if mode == "sequential":
-                results = [await tenant_flow(http, url, i, chips, env["WHAGO_DATABASE_URL"], True) for i in range(tenants)]
+                results = [
+                    await tenant_flow(http, url, i, chips, env["WHAGO_DATABASE_URL"], True) for i in range(tenants)
+                ]
             else:
                 results = await asyncio.gather(
                     *(tenant_flow(http, url, i, chips, env["WHAGO_DATABASE_URL"], False) for i in range(tenants))
@@ -112,7 +126,9 @@ async def main(tenants: int, chips: int, mode: str) -> None:
         posts = [v for r in results for v in r[1]]
         how = "one at a time" if mode == "sequential" else "all created at once"
         print(f"{len(latencies)} chips over {tenants} tenants, {how}")
-        print(f"POST -> waiting_qr: p50 {pct(latencies, 50):.0f} ms, p95 {pct(latencies, 95):.0f} ms, max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms")
+        print(
+            f"POST -> waiting_qr: p50 {pct(latencies, 50):.0f} ms, p95 {pct(latencies, 95):.0f} ms, max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms"
+        )
         print(f"baseline, the POST itself: p50 {pct(posts, 50):.0f} ms, p95 {pct(posts, 95):.0f} ms")
         print(f"p95 latency / p95 POST: {pct(latencies, 95) / pct(posts, 95):.2f}")
     finally:

@@ -109,8 +109,6 @@ async def platform(env: dict[str, str], *, worker: bool = True) -> AsyncIterator
         api.stop()
 
 
-
-
 def nomad_env(double) -> dict[str, str]:
     """Settings for the production (nomad) scheduler pointed at the Nomad/Consul double."""
     return {"WHAGO_SCHEDULER": "nomad", "WHAGO_NOMAD_ADDR": double.nomad_url, "WHAGO_CONSUL_ADDR": double.consul_url}

@@ -29,7 +29,9 @@ class SSEReader:
             if line == "":
                 self.frames.append(frame)
                 if frame["data"] is not None:  # what EventSource would dispatch
-                    self._events.put_nowait((frame["event"] or "message", json.loads(frame["data"]) if frame["data"] else None))
+                    self._events.put_nowait(
+                        (frame["event"] or "message", json.loads(frame["data"]) if frame["data"] else None)
+                    )
                 frame = {"comment": [], "event": None, "data": None}
                 continue
             if line.startswith(":"):

@@ -13,9 +13,14 @@ from tests.support.waiting import eventually
 API_KEY = "emulator-test-api-key"
 HMAC_KEY = "webhook-test-hmac-key"
 # tiny timings so that lifecycles run in milliseconds
-FAST = {"boot_delay_seconds": 0.05, "qr_first_seconds": 0.4, "qr_next_seconds": 0.15, "qr_max": 3,
-        "webhook_timeout_seconds": 2.0, "worker_id": "test-worker"}
-
+FAST = {
+    "boot_delay_seconds": 0.05,
+    "qr_first_seconds": 0.4,
+    "qr_next_seconds": 0.15,
+    "qr_max": 3,
+    "webhook_timeout_seconds": 2.0,
+    "worker_id": "test-worker",
+}
 
 
 class Emu:
@@ -56,7 +61,9 @@ class Receiver:
         with self._lock:
             status = self.fail_status if len(self.requests) < self.fail_first else 200
             self.requests.append((headers, body, status))
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
 
     def accepted(self) -> list[tuple[dict[str, str], bytes]]:

@@ -8,7 +8,9 @@ import uuid
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=dict(os.environ), timeout=60
+    )
 
 
 def test_nomad_render_prints_the_registration_body_without_a_database():
@@ -16,7 +18,10 @@ def test_nomad_render_prints_the_registration_body_without_a_database():
     env = {**os.environ, "WHAGO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "nomad", "render", "--user-id", user_id, "--plan", "enterprise"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["Job"]
@@ -70,14 +75,21 @@ def test_rotate_encryption_key(migrated_db):
         finally:
             await conn.close()
 
-    proxy_id = asyncio.run(setup_and_read(lambda c: c.fetchval(
-        "INSERT INTO proxies (scheme, host, port, password_encrypted) VALUES ('http', 'p.example', 8080, $1) RETURNING id",
-        token,
-    )))
+    proxy_id = asyncio.run(
+        setup_and_read(
+            lambda c: c.fetchval(
+                "INSERT INTO proxies (scheme, host, port, password_encrypted) VALUES ('http', 'p.example', 8080, $1) RETURNING id",
+                token,
+            )
+        )
+    )
     env = {**os.environ, "WHAGO_ENCRYPTION_KEY": f"{new_key},{old_key}"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "rotate-encryption-key"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "rotate-encryption-key"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stderr
-    stored = asyncio.run(setup_and_read(lambda c: c.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", proxy_id)))
+    stored = asyncio.run(
+        setup_and_read(lambda c: c.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", proxy_id))
+    )
     assert Fernet(new_key).decrypt(stored.encode()) == b"proxy-secret"  # readable with the new key alone
     asyncio.run(setup_and_read(lambda c: c.execute("DELETE FROM proxies WHERE id = $1", proxy_id)))

@@ -41,14 +41,21 @@ async def waha():
 
 async def create(waha: WahaClient, start: bool = True):
     return await waha.create_session(
-        "chip_x", start=start, metadata={"user_id": "u", "chip_id": "c"},
+        "chip_x",
+        start=start,
+        metadata={"user_id": "u", "chip_id": "c"},
         proxy=ProxyConfig.from_parts("10.0.0.1", 3128, "bob", PROXY_PASSWORD),
-        webhook_url="http://api/api/v1/webhooks/waha", hmac_key=HMAC, retry_attempts=5, retry_delay_seconds=3,
+        webhook_url="http://api/api/v1/webhooks/waha",
+        hmac_key=HMAC,
+        retry_attempts=5,
+        retry_delay_seconds=3,
     )
 
 
 async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x", json={**DTO, "presence": None, "timestamps": {"activity": None}})
+    httpx_mock.add_response(
+        url=f"{BASE}/api/sessions/chip_x", json={**DTO, "presence": None, "timestamps": {"activity": None}}
+    )
     info = await waha.get_session("chip_x")
     assert info.status == "STARTING" and info.me is None
     request = httpx_mock.get_request()
@@ -59,8 +66,14 @@ async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> Non
 
 @pytest.mark.parametrize(
     ("exception", "status"),
-    [(httpx.ConnectError("refused"), None), (httpx.ReadTimeout("slow"), None), (httpx.RemoteProtocolError("eof"), None),
-     (None, 500), (None, 502), (None, 503)],
+    [
+        (httpx.ConnectError("refused"), None),
+        (httpx.ReadTimeout("slow"), None),
+        (httpx.RemoteProtocolError("eof"), None),
+        (None, 500),
+        (None, 502),
+        (None, 503),
+    ],
 )
 async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, exception, status) -> None:
     if exception is not None:
@@ -76,12 +89,16 @@ async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, e
 
 
 async def test_404_and_422_mapping(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(status_code=404, json={"statusCode": 404, "message": "Session not found", "error": "Not Found"})
+    httpx_mock.add_response(
+        status_code=404, json={"statusCode": 404, "message": "Session not found", "error": "Not Found"}
+    )
     with pytest.raises(WahaNotFound) as not_found:
         await waha.start_session("chip_x")
     assert isinstance(not_found.value, NotFound) and "Session not found" in not_found.value.detail
 
-    httpx_mock.add_response(status_code=422, json={"statusCode": 422, "message": "Can get QR code only in SCAN_QR_CODE"})
+    httpx_mock.add_response(
+        status_code=422, json={"statusCode": 422, "message": "Can get QR code only in SCAN_QR_CODE"}
+    )
     with pytest.raises(WahaConflict) as conflict:
         await waha.get_qr_raw("chip_x")
     assert isinstance(conflict.value, Conflict) and conflict.value.status_code == 409
@@ -108,8 +125,12 @@ async def test_other_4xx_is_rejected_without_leaking_secrets(waha: WahaClient, h
 
 
 async def test_create_falls_back_to_put_with_same_config_then_starts(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", url=f"{BASE}/api/sessions", status_code=422,
-                            json={"statusCode": 422, "message": "Session 'chip_x' already exists. Use PUT to update it."})
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BASE}/api/sessions",
+        status_code=422,
+        json={"statusCode": 422, "message": "Session 'chip_x' already exists. Use PUT to update it."},
+    )
     httpx_mock.add_response(method="PUT", url=f"{BASE}/api/sessions/chip_x", json={**DTO, "status": "STOPPED"})
     httpx_mock.add_response(method="POST", url=f"{BASE}/api/sessions/chip_x/start", status_code=201, json=DTO)
     result = await create(waha)
@@ -126,14 +147,18 @@ async def test_create_falls_back_to_put_with_same_config_then_starts(waha: WahaC
 
 
 async def test_create_put_fallback_does_not_start_when_not_asked(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", status_code=422, json={"message": "Session 'chip_x' already exists. Use PUT to update it."})
+    httpx_mock.add_response(
+        method="POST", status_code=422, json={"message": "Session 'chip_x' already exists. Use PUT to update it."}
+    )
     httpx_mock.add_response(method="PUT", json={**DTO, "status": "STOPPED"})
     assert (await create(waha, start=False)).status == "STOPPED"
     assert len(httpx_mock.get_requests()) == 2
 
 
 async def test_other_422_on_create_is_not_retried_as_put(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", status_code=422, json={"message": "WAHA Core support only 'default' session"})
+    httpx_mock.add_response(
+        method="POST", status_code=422, json={"message": "WAHA Core support only 'default' session"}
+    )
     with pytest.raises(WahaConflict):
         await create(waha)
     assert len(httpx_mock.get_requests()) == 1
@@ -213,8 +238,13 @@ def test_session_config_without_optional_parts() -> None:
     config = build_session_config(metadata={"user_id": "u"}, webhook_url="http://h/w", hmac_key=None)
     assert config == {
         "metadata": {"user_id": "u"},
-        "webhooks": [{"url": "http://h/w", "events": ["session.status", "message"],
-                      "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8}}],
+        "webhooks": [
+            {
+                "url": "http://h/w",
+                "events": ["session.status", "message"],
+                "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8},
+            }
+        ],
     }
     assert PROXY_PASSWORD not in repr(ProxyConfig(server="h:1", password=PROXY_PASSWORD))
 

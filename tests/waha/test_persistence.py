@@ -47,8 +47,14 @@ def served(store: SessionStore | None, worker_id: str = WORKER, **overrides: Any
 async def create(emu: Emu, name: str, hook: str, *, start: bool = True) -> None:
     async with WahaClient(emu.url, API_KEY, timeout=5.0) as waha:
         await waha.create_session(
-            name, start=start, metadata={"user_id": "u1", "chip_id": name}, proxy=None,
-            webhook_url=hook, hmac_key=HMAC_KEY, retry_attempts=2, retry_delay_seconds=0,
+            name,
+            start=start,
+            metadata={"user_id": "u1", "chip_id": name},
+            proxy=None,
+            webhook_url=hook,
+            hmac_key=HMAC_KEY,
+            retry_attempts=2,
+            retry_delay_seconds=0,
         )
 
 
@@ -89,9 +95,13 @@ async def first_life(emu: Emu, hook: str) -> None:
         await create(emu, name, hook)
     for name in ("chip_linked", "chip_qr", "chip_stopped", "chip_loggedout", "chip_failed", "chip_deleted"):
         await emu.wait_status(name, "SCAN_QR_CODE")
-    for name, phone in (("chip_linked", "5511911110000"), ("chip_stopped", "5511922220000"),
-                        ("chip_loggedout", "5511933330000"), ("chip_failed", "5511944440000"),
-                        ("chip_deleted", "5511955550000")):
+    for name, phone in (
+        ("chip_linked", "5511911110000"),
+        ("chip_stopped", "5511922220000"),
+        ("chip_loggedout", "5511933330000"),
+        ("chip_failed", "5511944440000"),
+        ("chip_deleted", "5511955550000"),
+    ):
         await control(emu, name, "scan", {"phone": phone})
     await call(emu, "stop_session", "chip_stopped")
     await call(emu, "logout_session", "chip_loggedout")  # running: back to a fresh QR
@@ -112,8 +122,9 @@ async def check_second_life(emu: Emu, receiver) -> None:
     info = await call(emu, "get_session", "chip_linked")
     assert info.me is not None and info.me.id == "5511911110000@c.us"
     assert info.config.metadata == {"user_id": "u1", "chip_id": "chip_linked"}
-    hooks = await eventually(lambda: (lambda d: d if len(d) >= 2 else None)(delivered(receiver, emu, "chip_linked")),
-                             what="restart webhooks")
+    hooks = await eventually(
+        lambda: (lambda d: d if len(d) >= 2 else None)(delivered(receiver, emu, "chip_linked")), what="restart webhooks"
+    )
     assert [status for status, _ in hooks] == ["STARTING", "WORKING"]
     assert hooks[0][1] is None and hooks[1][1]["id"] == "5511911110000@c.us"
 
@@ -142,7 +153,13 @@ async def test_memory_store_restarts_running_sessions(receiver_factory) -> None:
     store = MemorySessionStore()
     with served(store) as emu:
         await first_life(emu, hook)
-        assert {s.name for s in store.load(WORKER)} == {"chip_linked", "chip_qr", "chip_stopped", "chip_loggedout", "chip_failed"}
+        assert {s.name for s in store.load(WORKER)} == {
+            "chip_linked",
+            "chip_qr",
+            "chip_stopped",
+            "chip_loggedout",
+            "chip_failed",
+        }
     with served(store) as emu:
         await check_second_life(emu, receiver)
 

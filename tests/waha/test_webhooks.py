@@ -30,7 +30,9 @@ async def create(client: WahaClient, name: str, url: str, *, hmac_key: str | Non
 
 
 def statuses(requests: list[tuple[dict[str, str], bytes]]) -> list[str]:
-    return [json.loads(body)["payload"]["status"] for _, body in requests if json.loads(body)["event"] == "session.status"]
+    return [
+        json.loads(body)["payload"]["status"] for _, body in requests if json.loads(body)["event"] == "session.status"
+    ]
 
 
 async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, receiver_factory) -> None:
@@ -52,7 +54,17 @@ async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, rece
         assert re.fullmatch(r"\d{13}", headers["x-webhook-timestamp"])
         assert headers["x-webhook-request-id"]
         envelope = json.loads(body)
-        assert list(envelope) == ["id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"]
+        assert list(envelope) == [
+            "id",
+            "timestamp",
+            "event",
+            "session",
+            "metadata",
+            "me",
+            "payload",
+            "engine",
+            "environment",
+        ]
         assert re.fullmatch(r"evt_[0-9a-hjkmnp-tv-z]{26}", envelope["id"])
         assert envelope["session"] == "chip_hook" and envelope["metadata"] == METADATA
         assert envelope["environment"]["worker"]["id"] == "test-worker"
@@ -101,8 +113,15 @@ async def test_retries_on_500_then_delivers_in_order(emulator: Emu, client: Waha
 
 async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiver_factory) -> None:
     receiver, url = receiver_factory(fail_first=1000, fail_status=503)
-    config = build_session_config(metadata=METADATA, webhook_url=url, hmac_key=None, events=["session.status"],
-                                  retry_attempts=3, retry_delay_seconds=0.01, retry_policy="constant")
+    config = build_session_config(
+        metadata=METADATA,
+        webhook_url=url,
+        hmac_key=None,
+        events=["session.status"],
+        retry_attempts=3,
+        retry_delay_seconds=0.01,
+        retry_policy="constant",
+    )
     async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/api/sessions", json={"name": "chip_giveup", "start": False, "config": config})
     await client.start_session("chip_giveup")  # one STARTING event

@@ -8,6 +8,7 @@ from app.waha.emulator import create_emulator_app
 from tests.support.asgi_server import ServedApp
 from tests.support.platform import emulator_config
 
+
 @pytest.fixture()
 def static_emulator(clean_state, settings):
     """One WAHA emulator for every tenant (the static scheduler)."""

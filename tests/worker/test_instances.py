@@ -56,16 +56,13 @@ async def _removed_then_restarted(p) -> None:
     assert instance is not None and instance.status == "running"
 
 
-
 async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_state, tmp_path):
     async with platform({"WHAGO_SCHEDULER": "local", "WHAGO_DEV_STATE_DIR": str(tmp_path)}) as p:
         tenant = await p.tenant()
         user_id = uuid.UUID(tenant["user"]["id"])
         chip = await p.create_chip(tenant)
         await p.wait_status(tenant, chip["id"], "waiting_qr")
-        await db.fetch(
-            "UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = $1", user_id
-        )
+        await db.fetch("UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = $1", user_id)
         assert await InstanceService(p.services).reap_idle() == [str(user_id)]
         instance = await p.services.scheduler.get_instance(str(user_id))
         assert instance is None or instance.status != "running"

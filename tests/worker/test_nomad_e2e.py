@@ -52,13 +52,17 @@ async def test_end_to_end_through_nomad_and_consul(double):
         async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
             value = (await raw.get(f"/api/{chip['session_name']}/auth/qr", params={"format": "raw"})).json()["value"]
             assert decoded and decoded[0].text == value
-            scanned = await raw.post(f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"})
+            scanned = await raw.post(
+                f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"}
+            )
             assert scanned.status_code in (200, 201)
         connected = await p.wait_status(tenant, chip["id"], "connected")
         assert connected["phone_number"] == "5511912345678"
 
         sent = await p.http.post(
-            f"/api/v1/chips/{chip['id']}/messages", json={"to": "5511999999999", "text": "hello"}, headers=tenant["headers"]
+            f"/api/v1/chips/{chip['id']}/messages",
+            json={"to": "5511999999999", "text": "hello"},
+            headers=tenant["headers"],
         )
         assert sent.status_code == 202, sent.text
         assert sent.json()["chip_id"] == chip["id"] and sent.json()["to"] == "5511999999999"

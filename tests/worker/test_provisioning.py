@@ -44,7 +44,9 @@ async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(stati
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
         assert [e["to_status"] for e in reversed(history)][:3] == ["provisioning", "starting", "waiting_qr"]
         # the instance record the admin endpoint serves
-        row = await db.fetchrow("SELECT status, base_url FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"]))
+        row = await db.fetchrow(
+            "SELECT status, base_url FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"])
+        )
         assert row["status"] == "running" and row["base_url"] == served.url
 
 

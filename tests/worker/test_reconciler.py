@@ -124,8 +124,11 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
     """WHAGO_WEBHOOK_HMAC_KEY=new,old: events signed with either verify; the reconciler moves
     sessions still configured with the old key to the new one."""
     served, emulator = static_emulator
-    env = {"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url,
-           "WHAGO_WEBHOOK_HMAC_KEY": "new-webhook-key-2,old-webhook-key-1"}
+    env = {
+        "WHAGO_SCHEDULER": "static",
+        "WHAGO_WAHA_URL": served.url,
+        "WHAGO_WEBHOOK_HMAC_KEY": "new-webhook-key-2,old-webhook-key-1",
+    }
     async with platform(env, worker=False) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
@@ -135,8 +138,12 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
 
         async with WahaClient(served.url, p.settings.waha_api_key) as waha:
             await waha.create_session(
-                chip["session_name"], start=True, metadata=chip_metadata(tenant["user"]["id"], chip["id"]),
-                proxy=None, webhook_url=p.settings.webhook_url, hmac_key="old-webhook-key-1",
+                chip["session_name"],
+                start=True,
+                metadata=chip_metadata(tenant["user"]["id"], chip["id"]),
+                proxy=None,
+                webhook_url=p.settings.webhook_url,
+                hmac_key="old-webhook-key-1",
             )
         await p.wait_status(tenant, chip["id"], "waiting_qr")  # old-key webhooks still verify
         report = await Reconciler(p.services).run()
