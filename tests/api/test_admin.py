@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as sync_redis
@@ -25,7 +25,7 @@ async def add_chip(
     conn, user_id, status: str, *, alias: str | None = None, phone: str | None = None, age_seconds: float = 0
 ) -> uuid.UUID:
     chip_id = uuid.uuid4()
-    created = datetime.now(timezone.utc) - timedelta(seconds=age_seconds)
+    created = datetime.now(UTC) - timedelta(seconds=age_seconds)
     await conn.execute(
         "INSERT INTO chips (id, user_id, alias, status, session_name, phone_number, created_at, status_changed_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -50,11 +50,14 @@ async def test_users_list_counts_chips(client, admin, conn):
     body = listing.json()
     assert body["total"] == 2
     by_id = {u["id"]: u for u in body["items"]}
-    assert by_id[other["user"]["id"]]["chips"] == 2 and by_id[admin["user"]["id"]]["chips"] == 0
+    assert by_id[other["user"]["id"]]["chips"] == 2
+    assert by_id[admin["user"]["id"]]["chips"] == 0
     assert by_id[admin["user"]["id"]]["is_admin"] is True
-    assert "password" not in listing.text and "password_hash" not in listing.text
+    assert "password" not in listing.text
+    assert "password_hash" not in listing.text
     page = await client.get("/api/v1/admin/users?limit=1&offset=1", headers=admin["headers"])
-    assert page.json()["total"] == 2 and len(page.json()["items"]) == 1
+    assert page.json()["total"] == 2
+    assert len(page.json()["items"]) == 1
     assert_error(
         await client.patch(f"/api/v1/admin/users/{uuid.uuid4()}", json={"plan": "business"}, headers=admin["headers"]),
         404,
@@ -73,7 +76,7 @@ async def test_users_list_counts_chips(client, admin, conn):
 async def test_instances_list_shape(client, admin, conn):
     assert (await client.get("/api/v1/admin/instances", headers=admin["headers"])).json() == []
     tenants = [await register(client) for _ in range(2)]
-    seen = datetime(2026, 11, 1, 12, 30, tzinfo=timezone.utc)
+    seen = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
     first, second = (uuid.UUID(t["user"]["id"]) for t in tenants)
     await conn.execute(
         "INSERT INTO instances (user_id, job_id, status, base_url, sessions, last_seen_at, last_error, created_at)"
@@ -123,7 +126,8 @@ async def test_instance_actions_need_an_admin(client, admin):
 async def test_restart_instance(client, admin):
     tenant = await register(client)
     response = await client.post(f"/api/v1/admin/instances/{tenant['user']['id']}/restart", headers=admin["headers"])
-    assert response.status_code == 202 and response.json() == {"status": "restarting"}
+    assert response.status_code == 202
+    assert response.json() == {"status": "restarting"}
     assert_error(
         await client.post(f"/api/v1/admin/instances/{uuid.uuid4()}/restart", headers=admin["headers"]), 404, "not_found"
     )
@@ -191,7 +195,8 @@ async def test_remove_instance_disconnects_the_tenants_chips(client, admin, conn
     assert mine.json()["items"][0]["source"] == "admin"
 
     again = await client.delete(f"/api/v1/admin/instances/{tid}", headers=admin["headers"])
-    assert again.status_code == 202 and again.json()["chips_disconnected"] == 0  # idempotent
+    assert again.status_code == 202
+    assert again.json()["chips_disconnected"] == 0  # idempotent
     assert_error(
         await client.delete(f"/api/v1/admin/instances/{uuid.uuid4()}", headers=admin["headers"]), 404, "not_found"
     )
@@ -222,7 +227,8 @@ async def test_chips_across_tenants_with_filters(client, admin, conn):
         "status_changed_at",
         "created_at",
     }
-    assert first["user_id"] == a["user"]["id"] and first["phone_number"] == "5511988887777"
+    assert first["user_id"] == a["user"]["id"]
+    assert first["phone_number"] == "5511988887777"
 
     async def ids(query: str) -> tuple[list[str], int]:
         response = await client.get(f"/api/v1/admin/chips?{query}", headers=admin["headers"])

@@ -137,8 +137,10 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     assert created.status_code == 201, created.text
     assert_no_secret(created.text)
     proxy = created.json()
-    assert "password" not in proxy and "password_encrypted" not in proxy
-    assert proxy["has_password"] is True and proxy["chips"] == 0
+    assert "password" not in proxy
+    assert "password_encrypted" not in proxy
+    assert proxy["has_password"] is True
+    assert proxy["chips"] == 0
     assert (proxy["scheme"], proxy["host"], proxy["port"], proxy["username"], proxy["country"], proxy["max_chips"]) == (
         "http",
         "proxy.example.net",
@@ -147,11 +149,14 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
         "br",
         5,
     )
-    assert proxy["enabled"] is True and proxy["healthy"] is True
+    assert proxy["enabled"] is True
+    assert proxy["healthy"] is True
 
     # at rest: a Fernet token under the configured key, not the plaintext
     stored = await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"]))
-    assert stored != SECRET and SECRET not in stored and stored.startswith("gAAAAA")
+    assert stored != SECRET
+    assert SECRET not in stored
+    assert stored.startswith("gAAAAA")
     assert Fernet(settings.encryption_key.split(",")[0]).decrypt(stored.encode()).decode() == SECRET
 
     # chip counts: two chips on it
@@ -169,16 +174,15 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     )
     assert patched.status_code == 200, patched.text
     assert_no_secret(patched.text)
-    assert (
-        patched.json()["max_chips"] == 7
-        and patched.json()["country"] == "pt"
-        and patched.json()["has_password"] is True
-    )
+    assert patched.json()["max_chips"] == 7
+    assert patched.json()["country"] == "pt"
+    assert patched.json()["has_password"] is True
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) == stored
 
     new_secret = SECRET + "-2"
     patched = await client.patch(f"{PATH}/{proxy['id']}", json={"password": new_secret}, headers=admin["headers"])
-    assert patched.status_code == 200 and new_secret not in patched.text
+    assert patched.status_code == 200
+    assert new_secret not in patched.text
     cleared = await client.patch(f"{PATH}/{proxy['id']}", json={"password": None}, headers=admin["headers"])
     assert cleared.json()["has_password"] is False
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) is None
@@ -186,7 +190,9 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     socks = await client.post(
         PATH, json={"scheme": "socks5", "host": "10.0.0.7", "port": 1080}, headers=admin["headers"]
     )
-    assert socks.status_code == 201 and socks.json()["has_password"] is False and socks.json()["max_chips"] == 10
+    assert socks.status_code == 201
+    assert socks.json()["has_password"] is False
+    assert socks.json()["max_chips"] == 10
     assert [p["id"] for p in (await client.get(PATH, headers=admin["headers"])).json()] == [
         proxy["id"],
         socks.json()["id"],
@@ -274,25 +280,35 @@ async def test_disabling_or_shrinking_a_proxy_releases_chips_and_enqueues_rotati
 
     # an edit that keeps it under capacity moves nobody
     same = await client.patch(f"{PATH}/{proxy_id}", json={"country": "br"}, headers=admin["headers"])
-    assert same.status_code == 200 and same.json()["chips"] == 4
+    assert same.status_code == 200
+    assert same.json()["chips"] == 4
     assert all(rotation_job(c) is None for c in chips)
 
     shrunk = await client.patch(f"{PATH}/{proxy_id}", json={"max_chips": 2}, headers=admin["headers"])
-    assert shrunk.status_code == 200 and shrunk.json()["chips"] == 2
+    assert shrunk.status_code == 200
+    assert shrunk.json()["chips"] == 2
     kept, released = chips[:2], chips[2:]
     for chip in kept:
-        assert (await chip_row(conn, chip))["proxy_id"] == proxy_id and rotation_job(chip) is None
+        assert (await chip_row(conn, chip))["proxy_id"] == proxy_id
+        assert rotation_job(chip) is None
     for chip in released:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
         job = rotation_job(chip)
-        assert job is not None and job["function"] == "rotate_proxy" and job["kwargs"] == {"chip_id": str(chip)}
+        assert job is not None
+        assert job["function"] == "rotate_proxy"
+        assert job["kwargs"] == {"chip_id": str(chip)}
 
     disabled = await client.patch(f"{PATH}/{proxy_id}", json={"enabled": False}, headers=admin["headers"])
-    assert disabled.status_code == 200 and disabled.json()["enabled"] is False and disabled.json()["chips"] == 0
+    assert disabled.status_code == 200
+    assert disabled.json()["enabled"] is False
+    assert disabled.json()["chips"] == 0
     for chip in kept:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True and rotation_job(chip) is not None
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
+        assert rotation_job(chip) is not None
 
 
 async def test_changing_a_proxy_address_makes_its_chips_follow(client, admin, conn):
@@ -300,10 +316,13 @@ async def test_changing_a_proxy_address_makes_its_chips_follow(client, admin, co
     owner = await add_user(conn)
     chip = await add_chip(conn, owner, proxy_id=proxy_id)
     moved = await client.patch(f"{PATH}/{proxy_id}", json={"port": 8080}, headers=admin["headers"])
-    assert moved.status_code == 200 and moved.json()["port"] == 8080 and moved.json()["chips"] == 1
+    assert moved.status_code == 200
+    assert moved.json()["port"] == 8080
+    assert moved.json()["chips"] == 1
     row = await chip_row(conn, chip)
     # still on the proxy, but the WAHA session config (host:port) must be rewritten
-    assert row["proxy_id"] == proxy_id and row["proxy_dirty"] is True
+    assert row["proxy_id"] == proxy_id
+    assert row["proxy_dirty"] is True
     assert rotation_job(chip) is not None
 
 
@@ -317,9 +336,11 @@ async def test_deleting_a_proxy_moves_its_chips(client, admin, conn):
     assert await conn.fetchval("SELECT count(*) FROM proxies WHERE id = $1", doomed) == 0
     for chip in on_doomed:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
         assert rotation_job(chip)["function"] == "rotate_proxy"
-    assert (await chip_row(conn, on_other))["proxy_id"] == other and rotation_job(on_other) is None
+    assert (await chip_row(conn, on_other))["proxy_id"] == other
+    assert rotation_job(on_other) is None
     assert_error(await client.delete(f"{PATH}/{doomed}", headers=admin["headers"]), 404, "not_found")
 
 
@@ -348,11 +369,9 @@ async def test_key_rotation_reencrypts_every_password(proxies, conn, settings):
     proxies.box = SecretBox(msgspec.structs.replace(settings, encryption_key=new_key))  # old key dropped
     for i, proxy_id in enumerate(ids):
         config = await proxies.waha_config(proxy_id)
-        assert (
-            config.password == f"{SECRET}-{i}"
-            and config.username == USERNAME
-            and config.server == f"127.0.0.1:{3000 + i}"
-        )
+        assert config.password == f"{SECRET}-{i}"
+        assert config.username == USERNAME
+        assert config.server == f"127.0.0.1:{3000 + i}"
 
 
 async def test_waha_config_shapes_the_server(proxies, conn):
@@ -380,7 +399,8 @@ async def test_assign_picks_the_least_loaded_and_prefers_the_country(proxies, co
     anywhere = await add_chip(conn, owner, status="provisioning")
     assert await proxies.assign(anywhere) == quiet  # 0/10 beats 2/10 and 3/10
     row = await chip_row(conn, anywhere)
-    assert row["proxy_id"] == quiet and row["proxy_dirty"] is True  # the WAHA config must follow
+    assert row["proxy_id"] == quiet
+    assert row["proxy_dirty"] is True  # the WAHA config must follow
 
     wants_br = await add_chip(conn, owner, country="br", status="provisioning")
     assert await proxies.assign(wants_br) == brazil  # country first, even though busier
@@ -433,7 +453,8 @@ async def test_concurrent_assignment_never_overfills(proxies, conn):
     results = await asyncio.gather(*(proxies.assign(c) for c in chips))
 
     assigned = Counter(r for r in results if r is not None)
-    assert sum(assigned.values()) == 15 and set(assigned) == pool
+    assert sum(assigned.values()) == 15
+    assert set(assigned) == pool
     assert all(n == 5 for n in assigned.values())
     in_db = Counter(r["proxy_id"] for r in await conn.fetch("SELECT proxy_id FROM chips WHERE proxy_id IS NOT NULL"))
     assert in_db == assigned  # what assign() returned is what the database holds
@@ -466,17 +487,22 @@ async def test_health_check_marks_dead_proxies_and_moves_their_chips(proxies, co
         assert report == {"checked": 2, "unhealthy": 1, "went_bad": 1, "moved": 2}
 
         rows = {r["id"]: r for r in await conn.fetch("SELECT id, healthy, last_error, last_checked_at FROM proxies")}
-        assert (
-            rows[up]["healthy"] is True and rows[up]["last_error"] is None and rows[up]["last_checked_at"] is not None
-        )
-        assert rows[down]["healthy"] is False and rows[down]["last_error"]
+        assert rows[up]["healthy"] is True
+        assert rows[up]["last_error"] is None
+        assert rows[up]["last_checked_at"] is not None
+        assert rows[down]["healthy"] is False
+        assert rows[down]["last_error"]
         assert rows[off]["last_checked_at"] is None
-        assert (await chip_row(conn, on_up))["proxy_id"] == up and rotation_job(on_up) is None
+        assert (await chip_row(conn, on_up))["proxy_id"] == up
+        assert rotation_job(on_up) is None
         for chip in on_down:
             row = await chip_row(conn, chip)
-            assert row["proxy_id"] is None and row["proxy_dirty"] is True
+            assert row["proxy_id"] is None
+            assert row["proxy_dirty"] is True
             job = rotation_job(chip)
-            assert job is not None and job["function"] == "rotate_proxy" and job["kwargs"] == {"chip_id": str(chip)}
+            assert job is not None
+            assert job["function"] == "rotate_proxy"
+            assert job["kwargs"] == {"chip_id": str(chip)}
         # an unhealthy proxy takes no new chips
         newcomer = await add_chip(conn, owner, status="provisioning")
         assert await proxies.assign(newcomer) == up
@@ -484,7 +510,8 @@ async def test_health_check_marks_dead_proxies_and_moves_their_chips(proxies, co
     # the listener is gone now: `up` fails too; `down` comes back when something listens again
     with caplog.at_level(logging.DEBUG):
         again = await proxies.check_health()
-    assert again["unhealthy"] == 2 and again["went_bad"] == 1
+    assert again["unhealthy"] == 2
+    assert again["went_bad"] == 1
     assert await conn.fetchval("SELECT healthy FROM proxies WHERE id = $1", up) is False
     assert_no_secret(caplog.text)
     assert USERNAME not in caplog.text
@@ -533,4 +560,5 @@ async def test_assignment_and_admin_edits_do_not_deadlock(proxies, conn):
         errors = [r for r in results if isinstance(r, BaseException)]
         assert not errors, errors
     placed = Counter(r["proxy_id"] for r in await conn.fetch("SELECT proxy_id FROM chips"))
-    assert sum(placed.values()) == 10 and set(placed) <= {proxy, other, None}
+    assert sum(placed.values()) == 10
+    assert set(placed) <= {proxy, other, None}

@@ -71,7 +71,8 @@ def waha_api(migrated_db, emulator) -> Iterator[Any]:
     settings = load_settings(
         {**os.environ, "WHAGO_WAHA_URL": emulator.url, "WHAGO_MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE)}
     )
-    assert settings.scheduler == "static" and settings.waha_api_key == emulator.state.config.api_key
+    assert settings.scheduler == "static"
+    assert settings.waha_api_key == emulator.state.config.api_key
     with serve(create_app(settings)) as served:
         served.settings = settings
         yield served
@@ -161,16 +162,21 @@ async def test_qr_as_data_url_and_png_while_waiting(api, waha, waha_api, emulato
     assert raw == emulator.session(chip["session_name"]).qr_value
 
     response = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=user["headers"])
-    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"status", "qr_code", "message"} and body["status"] == "waiting_qr" and body["message"]
+    assert set(body) == {"status", "qr_code", "message"}
+    assert body["status"] == "waiting_qr"
+    assert body["message"]
     prefix = "data:image/png;base64,"
     assert body["qr_code"].startswith(prefix)
     assert decode_qr(base64.b64decode(body["qr_code"][len(prefix) :], validate=True)) == raw
 
     png = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers={**user["headers"], "Accept": "image/png"})
-    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert png.content.startswith(b"\x89PNG\r\n\x1a\n") and decode_qr(png.content) == raw
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert decode_qr(png.content) == raw
 
 
 async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
@@ -182,7 +188,9 @@ async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
         response = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=user["headers"])
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["status"] == status and body["qr_code"] is None and body["message"]
+        assert body["status"] == status
+        assert body["qr_code"] is None
+        assert body["message"]
         assert_error(await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=png_headers), 409, "chip_not_waiting_qr")
 
     provisioning = await new_chip(api, user, "fresh")
@@ -216,7 +224,8 @@ async def test_pairing_code(api, waha, waha_api, emulator):
     response = await post(api, user, chip, "pairing-code", {"phone_number": "+5511912345678"})
     assert response.status_code == 200, response.text
     assert response.json() == {"code": emulator.session(chip["session_name"]).pairing_code}
-    assert len(response.json()["code"]) == 9 and response.json()["code"][4] == "-"
+    assert len(response.json()["code"]) == 9
+    assert response.json()["code"][4] == "-"
     for bad in (
         {},
         {"phone_number": "abc"},
@@ -237,7 +246,8 @@ async def test_pairing_attempts_limited_to_5_per_chip_per_hour(api, waha, waha_a
         assert (await post(api, user, chip, "pairing-code", phone)).status_code == 200
     for _ in range(2):
         restarted = await post(api, user, chip, "restart")
-        assert restarted.status_code == 202 and restarted.json()["status"] == "starting", restarted.text
+        assert restarted.status_code == 202, restarted.text
+        assert restarted.json()["status"] == "starting", restarted.text
         await eventually(lambda: _both_waiting(api, user, chip, emulator), what="QR again after restart")
     for action, body in (("pairing-code", phone), ("restart", None)):
         response = await post(api, user, chip, action, body)
@@ -286,7 +296,9 @@ async def test_messages(api, waha, waha_api, control, emulator, pg):
         assert response.status_code == 202, response.text
         body = response.json()
         assert set(body) == {"id", "chip_id", "to", "status", "created_at"}
-        assert body["chip_id"] == chip["id"] and body["to"] == to.lstrip("+") and body["id"]
+        assert body["chip_id"] == chip["id"]
+        assert body["to"] == to.lstrip("+")
+        assert body["id"]
         sent_ok.append(body)
     sent = emulator.session(chip["session_name"]).sent
     assert [(m["to"], m["body"]) for m in sent] == [
@@ -313,15 +325,18 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     async with open_stream(api, user) as sse:
         response = await post(api, user, chip, "logout")
         assert response.status_code == 202, response.text
-        assert response.json()["status"] == "disconnected" and response.json()["phone_number"] is None
+        assert response.json()["status"] == "disconnected"
+        assert response.json()["phone_number"] is None
         event, data = await sse.next()
         assert (event, data["status"], data["previous"]) == ("chip.status", "disconnected", "connected")
     session = emulator.session(chip["session_name"])
-    assert session.status == "STOPPED" and session.auth is None
+    assert session.status == "STOPPED"
+    assert session.auth is None
     # WAHA's own STOPPED webhook (before or after ours) changes nothing more
     await eventually(lambda: _delivered(emulator, chip, "STOPPED"), what="the STOPPED webhook")
     got = await get_chip(api, user, chip)
-    assert got["status"] == "disconnected" and got["phone_number"] is None
+    assert got["status"] == "disconnected"
+    assert got["phone_number"] is None
     rows = await history(api, user, chip, source=None)
     assert ("connected", "disconnected") in [(r["from_status"], r["to_status"]) for r in rows]
     assert_error(
@@ -330,7 +345,8 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
 
     # restart after logout: a new pairing (QR), since the link is gone
     restarted = await post(api, user, chip, "restart")
-    assert restarted.status_code == 202 and restarted.json()["status"] == "starting"
+    assert restarted.status_code == 202
+    assert restarted.json()["status"] == "starting"
     await wait_status(api, user, chip, "waiting_qr")
 
 
@@ -343,7 +359,8 @@ async def test_logout_when_webhook_wins_the_race_still_clears_the_phone(api, wah
     got = await wait_status(api, user, chip, "disconnected")
     assert got["phone_number"] == "5511912345678"
     response = await post(api, user, chip, "logout")
-    assert response.status_code == 202 and response.json()["phone_number"] is None
+    assert response.status_code == 202
+    assert response.json()["phone_number"] is None
 
 
 async def _delivered(emulator: Emulator, chip: dict, status: str) -> bool:
@@ -461,9 +478,12 @@ async def test_another_tenants_chip_is_404_on_every_action(api, waha, waha_api, 
     unknown = {"id": str(uuid.uuid4())}
     assert_error(await post(api, alice, unknown, "restart"), 404, "not_found")
     got = await get_chip(api, alice, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511912345678"
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511912345678"
     session = emulator.session(chip["session_name"])
-    assert session.status == "WORKING" and session.auth is not None and session.sent == []
+    assert session.status == "WORKING"
+    assert session.auth is not None
+    assert session.sent == []
     # and Mallory's refused attempts did not use up Alice's pairing budget
     for _ in range(5):
         assert (await post(api, alice, chip, "restart")).status_code == 202

@@ -4,7 +4,7 @@ pub/sub, isolated per tenant, authenticated with short-lived stream tokens only.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import jwt
@@ -32,8 +32,10 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
         event, data = await sse.next()
         assert event == "chip.status"
         assert set(data) == {"chip_id", "status", "previous", "at"}
-        assert data["chip_id"] == chip["id"] and data["status"] == "starting" and data["previous"] == "provisioning"
-        assert parse_time(data["at"]) == datetime.fromtimestamp((t0 + 1) / 1000, timezone.utc)
+        assert data["chip_id"] == chip["id"]
+        assert data["status"] == "starting"
+        assert data["previous"] == "provisioning"
+        assert parse_time(data["at"]) == datetime.fromtimestamp((t0 + 1) / 1000, UTC)
 
         await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))
         assert await sse.next() == (
@@ -41,12 +43,15 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
             {"chip_id": chip["id"], "status": "waiting_qr", "previous": "starting", "at": at_text(t0 + 2)},
         )
         event, qr = await sse.next()
-        assert event == "chip.qr" and set(qr) == {"chip_id", "at"} and qr["chip_id"] == chip["id"]
+        assert event == "chip.qr"
+        assert set(qr) == {"chip_id", "at"}
+        assert qr["chip_id"] == chip["id"]
 
         # a QR rotation re-sends SCAN_QR_CODE: only a fresh chip.qr, no status change
         await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 3))
         event, qr = await sse.next()
-        assert event == "chip.qr" and parse_time(qr["at"]) == datetime.fromtimestamp((t0 + 3) / 1000, timezone.utc)
+        assert event == "chip.qr"
+        assert parse_time(qr["at"]) == datetime.fromtimestamp((t0 + 3) / 1000, UTC)
 
         # a duplicate and a stale event publish nothing; the next real change does
         duplicate = status_event(user, chip, "WORKING", at=t0 + 10, phone="5511912345678")
@@ -62,12 +67,13 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
 
     # comments are comment-only frames: nothing an EventSource would dispatch as a message
     connected = next(f for f in sse.frames if "connected" in f["comment"])
-    assert connected["data"] is None and connected["event"] is None
+    assert connected["data"] is None
+    assert connected["event"] is None
 
 
 def at_text(ms: int) -> str:
     """The ``at`` the API publishes for an envelope timestamp: RFC 3339 UTC, like every REST time."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def test_other_tenant_stream_gets_nothing(client):
@@ -81,7 +87,8 @@ async def test_other_tenant_stream_gets_nothing(client):
         await deliver_ok(client, status_event(bob, b_chip, "STARTING"))
         event, data = await bob_sse.next()
         assert (event, data["chip_id"], data["status"]) == ("chip.status", b_chip["id"], "starting")
-        assert bob_sse.pending() == 0 and alice_sse.pending() == 0
+        assert bob_sse.pending() == 0
+        assert alice_sse.pending() == 0
         # a webhook lying about the tenant publishes nowhere
         lie = status_event(bob, a_chip, "WORKING")
         await deliver_ok(client, lie, expect="ignored")
@@ -176,4 +183,5 @@ async def test_closed_stream_unsubscribes(client, api_server):
     await eventually(lambda: channel not in hub._listeners, what="the closed stream's listener to be removed")
     # later webhooks still work with no listener at all
     response = await deliver(client, status_event(user, chip, "SCAN_QR_CODE"))
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,8 +17,8 @@ import pytest
 from app.factory import create_app
 from app.settings import load_settings
 from tests.support.api import register
-from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.support.asgi_server import ServedApp, free_port
+from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
@@ -38,7 +39,8 @@ async def test_live_and_ready(client):
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"]["database"] == "ok" and ready.json()["checks"]["redis"] == "ok"
+    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.json()["checks"]["redis"] == "ok"
 
 
 async def test_metrics_endpoint(client):
@@ -102,8 +104,10 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
         ready = await http.get("/health/ready")
         assert ready.status_code == 503
         body = ready.json()
-        assert body["code"] == "dependency_unavailable" and "database" in body["detail"]
-        assert body["extra"]["database"] != "ok" and body["extra"]["redis"] == "ok"
+        assert body["code"] == "dependency_unavailable"
+        assert "database" in body["detail"]
+        assert body["extra"]["database"] != "ok"
+        assert body["extra"]["redis"] == "ok"
         for response in (
             await http.get("/api/v1/chips", headers=user["headers"]),
             await http.post("/api/v1/chips", json={"alias": "x"}, headers=user["headers"]),
@@ -136,7 +140,8 @@ async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_s
             user = await register(http)
             proxy.down()
             ready = await http.get("/health/ready")
-            assert ready.status_code == 503 and ready.json()["extra"]["redis"] != "ok"
+            assert ready.status_code == 503
+            assert ready.json()["extra"]["redis"] != "ok"
             created = await http.post("/api/v1/chips", json={"alias": "durable"}, headers=user["headers"])
             assert created.status_code == 202, created.text
             chip_id = uuid.UUID(created.json()["id"])
@@ -173,8 +178,13 @@ async def test_migrations_apply_to_an_empty_database_and_rerun():
     env = {**os.environ, "WHAGO_DATABASE_URL": url}
     try:
         for _ in range(2):  # creates the database, applies; then a no-op re-run
-            result = subprocess.run(
-                [sys.executable, "-m", "app.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "app.cli", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert result.returncode == 0, result.stderr + result.stdout
         conn = await asyncpg.connect(url)

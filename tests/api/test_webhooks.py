@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -79,9 +80,11 @@ async def test_lifecycle_moves_chip_and_records_history(client, tenant):
         assert got["status"] == expected, waha
         seen.append(got)
     connected, disconnected, failed, restarted = seen[2], seen[3], seen[4], seen[5]
-    assert connected["phone_number"] == "5511912345678" and connected["error"] is None
+    assert connected["phone_number"] == "5511912345678"
+    assert connected["error"] is None
     assert disconnected["phone_number"] == "5511912345678"  # the number stays known until a logout
-    assert failed["error"] and "FAILED" in failed["error"]
+    assert failed["error"]
+    assert "FAILED" in failed["error"]
     assert restarted["error"] is None  # a later good status clears the error
     rows = await history(client, user, chip)
     assert [(r["from_status"], r["to_status"]) for r in rows] == [
@@ -94,7 +97,8 @@ async def test_lifecycle_moves_chip_and_records_history(client, tenant):
     ]
     assert all(r["source"] == "webhook" for r in rows)
     everything = await history(client, user, chip, source=None)
-    assert everything[-1]["source"] == "api" and everything[-1]["to_status"] == "provisioning"
+    assert everything[-1]["source"] == "api"
+    assert everything[-1]["to_status"] == "provisioning"
 
 
 async def test_repeated_same_status_is_ok_without_a_history_row(client, tenant):
@@ -128,9 +132,9 @@ async def test_unhandled_waha_status_is_recorded_but_moves_nothing(client, tenan
     await deliver_ok(client, status_event(user, chip, "PASSKEY_REQUIRED"))
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
     latest = (await history(client, user, chip))[0]
-    assert (
-        latest["to_status"] == "waiting_qr" and "ignored" in latest["detail"] and "PASSKEY_REQUIRED" in latest["detail"]
-    )
+    assert latest["to_status"] == "waiting_qr"
+    assert "ignored" in latest["detail"]
+    assert "PASSKEY_REQUIRED" in latest["detail"]
 
 
 # --- dedup --------------------------------------------------------------------------------------
@@ -147,7 +151,8 @@ async def test_duplicate_event_id_has_no_second_effect(client, tenant, pg):
     )
     await deliver_ok(client, other, expect="duplicate")
     got = await get_chip(client, user, chip)
-    assert got["status"] == "waiting_qr" and got["phone_number"] is None
+    assert got["status"] == "waiting_qr"
+    assert got["phone_number"] is None
     assert len(await history(client, user, chip)) == 1
     assert await pg.fetchval("SELECT count(*) FROM webhook_events WHERE event_id = $1", event["id"]) == 1
 
@@ -160,7 +165,8 @@ async def test_same_event_delivered_10_times_concurrently_applies_once(client, t
     outcomes = sorted(r.json()["status"] for r in responses)
     assert outcomes == ["duplicate"] * 9 + ["ok"]
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511987650000"
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511987650000"
     assert [(r["from_status"], r["to_status"]) for r in await history(client, user, chip)] == [
         ("provisioning", "connected")
     ]
@@ -178,7 +184,7 @@ async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(cl
     for chip in chips:
         events = [status_event(user, chip, cycle[i % 5], at=t0 + i, phone="5511911112222") for i in range(40)]
         batches[chip["id"]] = events[::-1][:15] + events[:25]  # the newest first, then the rest
-    bodies = [json.dumps(e).encode() for order in zip(*batches.values()) for e in order]
+    bodies = [json.dumps(e).encode() for order in zip(*batches.values(), strict=True) for e in order]
     async with httpx.AsyncClient(
         base_url=str(client.base_url), timeout=30, limits=httpx.Limits(max_connections=200)
     ) as wide:
@@ -189,10 +195,11 @@ async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(cl
         rows = await history(client, user, chip)
         applied = [r for r in rows if not r["detail"].startswith("ignored")]
         stale = [r for r in rows if r["detail"].startswith("ignored: older")]
-        assert len(applied) + len(stale) <= 40 and applied  # 'same' outcomes write no row
+        assert len(applied) + len(stale) <= 40  # 'same' outcomes write no row
+        assert applied
         chain = list(reversed(applied))
         assert chain[0]["from_status"] == "provisioning"
-        assert all(a["to_status"] == b["from_status"] for a, b in zip(chain, chain[1:])), chain
+        assert all(a["to_status"] == b["from_status"] for a, b in itertools.pairwise(chain)), chain
         assert chain[-1]["to_status"] == MAPPING[cycle[39 % 5]]
 
 
@@ -234,13 +241,16 @@ async def test_out_of_order_event_is_recorded_but_does_not_move_back(client, ten
     await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 3, phone="5511955554444"))
     await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511955554444"
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511955554444"
     rows = await history(client, user, chip)
     assert len(rows) == 2
     stale, applied = rows
     assert (applied["from_status"], applied["to_status"]) == ("provisioning", "connected")
-    assert stale["from_status"] == "connected" and stale["to_status"] == "waiting_qr"
-    assert stale["detail"].startswith("ignored") and "older" in stale["detail"]
+    assert stale["from_status"] == "connected"
+    assert stale["to_status"] == "waiting_qr"
+    assert stale["detail"].startswith("ignored")
+    assert "older" in stale["detail"]
     # a newer event still applies
     await deliver_ok(client, status_event(user, chip, "STOPPED", at=t0 + 4))
     assert (await get_chip(client, user, chip))["status"] == "disconnected"
@@ -252,7 +262,8 @@ async def test_stale_failed_does_not_set_error(client, tenant):
     await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 10, phone="5511955554444"))
     await deliver_ok(client, status_event(user, chip, "FAILED", at=t0 + 1))
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["error"] is None
+    assert got["status"] == "connected"
+    assert got["error"] is None
 
 
 # --- signatures ---------------------------------------------------------------------------------
@@ -296,7 +307,8 @@ async def test_signature_header_is_case_insensitive_hex(client, tenant):
     user, chip = tenant
     raw = json.dumps(status_event(user, chip, "STARTING")).encode()
     response = await deliver(client, raw, signature=sign(raw).upper())
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
 
 
 # --- invalid envelopes --------------------------------------------------------------------------
@@ -410,7 +422,8 @@ async def test_body_over_1_mib_is_413_and_changes_nothing(client, tenant, pg):
 
     at_limit = padded(limit, "SCAN_QR_CODE")  # exactly 1 MiB is accepted
     response = await deliver(client, at_limit)
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
 
 
@@ -459,7 +472,8 @@ async def test_metadata_naming_another_tenant_is_ignored(client, tenant):
         )
     assert await get_chip(client, alice, a_chip) == a_chip
     assert await get_chip(client, bob, b_chip) == b_chip
-    assert await history(client, alice, a_chip) == [] and await history(client, bob, b_chip) == []
+    assert await history(client, alice, a_chip) == []
+    assert await history(client, bob, b_chip) == []
     # the truthful metadata still works
     await deliver_ok(client, status_event(alice, a_chip, "STARTING"))
     assert (await get_chip(client, alice, a_chip))["status"] == "starting"
@@ -469,7 +483,8 @@ async def test_deleting_chip_is_never_moved_by_a_webhook(client, tenant, pg):
     user, chip = tenant
     await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE"))
     deleted = await client.delete(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
-    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    assert deleted.status_code == 202
+    assert deleted.json()["status"] == "deleting"
     for status in ("WORKING", "STOPPED", "FAILED", "STARTING"):
         await deliver_ok(client, status_event(user, chip, status, phone="5511900000000"), expect="ignored")
     await deliver_ok(
@@ -478,12 +493,13 @@ async def test_deleting_chip_is_never_moved_by_a_webhook(client, tenant, pg):
         expect="ignored",
     )
     got = await get_chip(client, user, chip)
-    assert got["status"] == "deleting" and got["phone_number"] is None and got["error"] is None
+    assert got["status"] == "deleting"
+    assert got["phone_number"] is None
+    assert got["error"] is None
     rows = await history(client, user, chip)
     ignored = [r for r in rows if r["from_status"] == "deleting"]
-    assert len(ignored) == 4 and all(
-        "being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored
-    )
+    assert len(ignored) == 4
+    assert all("being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored)
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"])) is None
 
 
@@ -504,7 +520,8 @@ async def test_message_events_touch_last_activity_and_are_deduped(client, tenant
     )
     await deliver_ok(client, message)
     first = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id)
-    assert first is not None and abs(first.timestamp() * 1000 - t0) < 1
+    assert first is not None
+    assert abs(first.timestamp() * 1000 - t0) < 1
     await deliver_ok(client, message, expect="duplicate")
     older = envelope(chip["session_name"], event="message", at=t0 - 30_000, meta=metadata(user, chip), payload={})
     await deliver_ok(client, older)
@@ -515,7 +532,8 @@ async def test_message_events_touch_last_activity_and_are_deduped(client, tenant
     assert abs(latest.timestamp() * 1000 - (t0 + 30_000)) < 1
     # messages never touch the status or history
     got = await get_chip(client, user, chip)
-    assert got["status"] == "provisioning" and await history(client, user, chip) == []
+    assert got["status"] == "provisioning"
+    assert await history(client, user, chip) == []
     assert await pg.fetchval("SELECT count(*) FROM webhook_events WHERE event = 'message'") == 3
 
 
@@ -563,7 +581,8 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
             assert scanned.status_code == 200, scanned.text
             await eventually(lambda: status_is("connected"), what="connected via emulator webhooks")
             got = await get_chip(client, user, chip)
-            assert got["phone_number"] == "5511912345678" and got["error"] is None
+            assert got["phone_number"] == "5511912345678"
+            assert got["error"] is None
 
             sent = await control.post(f"/_emulator/sessions/{chip['session_name']}/message", json={"text": "oi"})
             assert sent.status_code == 200
@@ -574,7 +593,8 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
                 what="last_activity_at from the emulator's message event",
             )
             deliveries = emulator_app.state.emulator.deliveries
-            assert deliveries and all(d.get("status") == 200 for d in deliveries), list(deliveries)
+            assert deliveries
+            assert all(d.get("status") == 200 for d in deliveries), list(deliveries)
             # WAHA retrying a delivery we already accepted (it may not have seen our answer)
             last = next(e for e in reversed(emulator_app.state.emulator.events) if e["event"] == "session.status")
             await deliver_ok(client, last, expect="duplicate")

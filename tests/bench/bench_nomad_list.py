@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.support.env import apply_test_environment  # noqa: E402
+from tests.support.env import apply_test_environment
 
 apply_test_environment()  # settings are read once: before any app import
 
@@ -68,10 +68,12 @@ async def main() -> None:
             nomad_timeout_seconds=30,
         )
         print(
-            f"python {sys.version.split()[0]}, cpus {os.cpu_count()}; {args.jobs} tenant jobs + {args.foreign} foreign jobs in the double"
+            f"python {sys.version.split()[0]}, cpus {os.cpu_count()}; "
+            f"{args.jobs} tenant jobs + {args.foreign} foreign jobs in the double"
         )
         print(
-            f"{'page size':>10} {'requests':>9} {'listed':>7} {'time (s)':>9} {'req/s':>7} {'raw loop (s)':>13} {'adapter/raw':>12}"
+            f"{'page size':>10} {'requests':>9} {'listed':>7} {'time (s)':>9} {'req/s':>7} "
+            f"{'raw loop (s)':>13} {'adapter/raw':>12}"
         )
 
         results = {}

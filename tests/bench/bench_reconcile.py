@@ -110,7 +110,7 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
             services = Services.build(settings)
             await services.redis.flushdb()
             cache = AddressCache(services.redis, 3600)
-            for u, j in zip(user_ids, job_ids):
+            for u, j in zip(user_ids, job_ids, strict=True):
                 await cache.set(u, j, f"{waha.url}/t/{u}")
 
             # baseline: the unavoidable I/O of one pass, done bare
@@ -132,12 +132,14 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
                 started = time.perf_counter()
                 report = await Reconciler(services).run()
                 timings.append(time.perf_counter() - started)
-                assert report.ran and not report.errors, report.as_dict()
+                assert report.ran, report.as_dict()
+                assert not report.errors, report.as_dict()
                 assert not report.drift, report.as_dict()
             print(f"tenants {tenants}, chips {len(chips)}, sessions seen {report.sessions}")
             print(f"Nomad requests per pass: {double.count('nomad')} (listing), Consul: {double.count('consul')}")
             print(
-                f"reconcile, no drift: best {min(timings):.2f} s, median {sorted(timings)[len(timings) // 2]:.2f} s over {runs} runs"
+                f"reconcile, no drift: best {min(timings):.2f} s, "
+                f"median {sorted(timings)[len(timings) // 2]:.2f} s over {runs} runs"
             )
             print(f"baseline (bare SELECT + {tenants} bare session listings): {baseline:.2f} s")
             print(f"reconcile / baseline: {min(timings) / baseline:.2f}")

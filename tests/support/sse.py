@@ -51,7 +51,7 @@ class SSEReader:
     async def next(self, timeout: float = 5.0) -> tuple[str, dict]:
         try:
             return await asyncio.wait_for(self._events.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no event within {timeout}s (frames so far: {self.frames})") from None
 
     def pending(self) -> int:
@@ -67,7 +67,8 @@ async def stream_token(client: httpx.AsyncClient, user: dict) -> str:
     response = await client.post("/api/v1/auth/stream-token", headers=user["headers"])
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"token", "expires_in"} and 0 < body["expires_in"] <= 120
+    assert set(body) == {"token", "expires_in"}
+    assert 0 < body["expires_in"] <= 120
     return body["token"]
 
 

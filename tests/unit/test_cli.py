@@ -25,8 +25,10 @@ def test_nomad_render_prints_the_registration_body_without_a_database():
     )
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["Job"]
-    assert job["ID"] == f"whago-waha-{user_id}" and job["Type"] == "service"
-    assert job["Meta"]["whago_plan"] == "enterprise" and job["Meta"]["created_by"] == "whago"
+    assert job["ID"] == f"whago-waha-{user_id}"
+    assert job["Type"] == "service"
+    assert job["Meta"]["whago_plan"] == "enterprise"
+    assert job["Meta"]["created_by"] == "whago"
     assert os.environ["WHAGO_WAHA_API_KEY"] not in result.stdout
 
 
@@ -45,7 +47,8 @@ def test_create_admin_is_idempotent_and_promotes(migrated_db):
     assert first.returncode == 0, first.stderr
     assert f"created admin {email}" in first.stdout
     second = run("create-admin", email, "--password", "operator-pw-2")
-    assert second.returncode == 0 and f"promoted admin {email}" in second.stdout
+    assert second.returncode == 0
+    assert f"promoted admin {email}" in second.stdout
     assert run("create-admin", email, "--password", "short").returncode != 0
 
     async def row():
@@ -78,7 +81,8 @@ def test_rotate_encryption_key(migrated_db):
     proxy_id = asyncio.run(
         setup_and_read(
             lambda c: c.fetchval(
-                "INSERT INTO proxies (scheme, host, port, password_encrypted) VALUES ('http', 'p.example', 8080, $1) RETURNING id",
+                "INSERT INTO proxies (scheme, host, port, password_encrypted)"
+                " VALUES ('http', 'p.example', 8080, $1) RETURNING id",
                 token,
             )
         )

@@ -57,11 +57,13 @@ async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> Non
         url=f"{BASE}/api/sessions/chip_x", json={**DTO, "presence": None, "timestamps": {"activity": None}}
     )
     info = await waha.get_session("chip_x")
-    assert info.status == "STARTING" and info.me is None
+    assert info.status == "STARTING"
+    assert info.me is None
     request = httpx_mock.get_request()
     assert request.headers["X-Api-Key"] == KEY
     timeout = request.extensions["timeout"]
-    assert timeout["connect"] == 3.0 and timeout["read"] == 3.0
+    assert timeout["connect"] == 3.0
+    assert timeout["read"] == 3.0
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,8 @@ async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, e
         httpx_mock.add_response(status_code=status, json={"statusCode": status, "message": "boom"})
     with pytest.raises(WahaUnavailable) as caught:
         await waha.list_sessions()
-    assert isinstance(caught.value, DependencyUnavailable) and caught.value.status_code == 503
+    assert isinstance(caught.value, DependencyUnavailable)
+    assert caught.value.status_code == 503
     assert caught.value.waha_status == status
 
 
@@ -94,14 +97,16 @@ async def test_404_and_422_mapping(waha: WahaClient, httpx_mock) -> None:
     )
     with pytest.raises(WahaNotFound) as not_found:
         await waha.start_session("chip_x")
-    assert isinstance(not_found.value, NotFound) and "Session not found" in not_found.value.detail
+    assert isinstance(not_found.value, NotFound)
+    assert "Session not found" in not_found.value.detail
 
     httpx_mock.add_response(
         status_code=422, json={"statusCode": 422, "message": "Can get QR code only in SCAN_QR_CODE"}
     )
     with pytest.raises(WahaConflict) as conflict:
         await waha.get_qr_raw("chip_x")
-    assert isinstance(conflict.value, Conflict) and conflict.value.status_code == 409
+    assert isinstance(conflict.value, Conflict)
+    assert conflict.value.status_code == 409
     assert not isinstance(conflict.value, WahaSessionExists)
 
 
@@ -118,9 +123,12 @@ async def test_other_4xx_is_rejected_without_leaking_secrets(waha: WahaClient, h
     with pytest.raises(WahaRejected) as caught:
         await create(waha)
     error = caught.value
-    assert error.status_code == 502 and error.waha_status == status and error.code == "waha_rejected"
+    assert error.status_code == 502
+    assert error.waha_status == status
+    assert error.code == "waha_rejected"
     for secret in (KEY, HMAC, PROXY_PASSWORD):
-        assert secret not in str(error) and secret not in repr(error)
+        assert secret not in str(error)
+        assert secret not in repr(error)
     assert "second" in error.detail
 
 
@@ -137,7 +145,8 @@ async def test_create_falls_back_to_put_with_same_config_then_starts(waha: WahaC
     assert result.status == "STARTING"
     post, put, start = httpx_mock.get_requests()
     posted, updated = json.loads(post.content), json.loads(put.content)
-    assert posted["name"] == "chip_x" and posted["start"] is True
+    assert posted["name"] == "chip_x"
+    assert posted["start"] is True
     assert updated == {"config": posted["config"]}  # the full config again
     assert start.url.path == "/api/sessions/chip_x/start"
     hook = posted["config"]["webhooks"][0]
@@ -179,7 +188,8 @@ async def test_send_text_handles_engine_shapes(waha: WahaClient, httpx_mock, bod
     else:
         httpx_mock.add_response(method="POST", status_code=201, json=body)
     sent = await waha.send_text("chip_x", "+55 11 91234-5678", "hi")
-    assert sent["id"] == expected and sent["raw"] == body
+    assert sent["id"] == expected
+    assert sent["raw"] == body
     request = json.loads(httpx_mock.get_request().content)
     assert request == {"session": "chip_x", "chatId": "5511912345678@c.us", "text": "hi"}
 
@@ -227,8 +237,10 @@ async def test_pool_reuses_one_client_per_base_url() -> None:
 def test_session_names_round_trip() -> None:
     chip_id = uuid.uuid4()
     name = session_name(chip_id)
-    assert name == "chip_" + chip_id.hex and len(name) <= 54
-    assert all(ch.isalnum() or ch == "_" for ch in name) and name == name.lower()
+    assert name == "chip_" + chip_id.hex
+    assert len(name) <= 54
+    assert all(ch.isalnum() or ch == "_" for ch in name)
+    assert name == name.lower()
     assert chip_id_from_session(name) == chip_id
     for other in ("default", "chip_", "chip_" + chip_id.hex.upper(), "chip_" + chip_id.hex + "0", "x" + name):
         assert chip_id_from_session(other) is None

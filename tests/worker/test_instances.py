@@ -50,10 +50,12 @@ async def _removed_then_restarted(p) -> None:
     assert [(i["user_id"], i["status"]) for i in listed if i["user_id"] == str(user_id)] == [(str(user_id), "removed")]
 
     restarted = await p.http.post(f"/api/v1/chips/{chip['id']}/restart", headers=tenant["headers"])
-    assert restarted.status_code == 202 and restarted.json()["status"] == "provisioning"
+    assert restarted.status_code == 202
+    assert restarted.json()["status"] == "provisioning"
     await p.wait_status(tenant, chip["id"], "waiting_qr")
     instance = await p.services.scheduler.get_instance(str(user_id))
-    assert instance is not None and instance.status == "running"
+    assert instance is not None
+    assert instance.status == "running"
 
 
 async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_state, tmp_path):

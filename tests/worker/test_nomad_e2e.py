@@ -29,7 +29,8 @@ def double(clean_state):
 
 def emulator_url(double, user_id: str) -> str:
     alloc = double.current_alloc(job_id_for(user_id))
-    assert alloc is not None and alloc.port, "no running allocation"
+    assert alloc is not None, "no allocation"
+    assert alloc.port, "the allocation has no port yet"
     return f"http://127.0.0.1:{alloc.port}"
 
 
@@ -41,17 +42,20 @@ async def test_end_to_end_through_nomad_and_consul(double):
         await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
 
         job = double.job(job_id_for(user_id)).job
-        assert job["Meta"]["whago_user_id"] == user_id and job["Meta"]["whago_plan"] == "business"
+        assert job["Meta"]["whago_user_id"] == user_id
+        assert job["Meta"]["whago_plan"] == "business"
         waha = emulator_url(double, user_id)
         instances = await p.services.scheduler.list_instances()
         assert [(i.user_id, i.status) for i in instances] == [(user_id, "running")]
 
         qr = await p.http.get(f"/api/v1/chips/{chip['id']}/qr", headers={**tenant["headers"], "Accept": "image/png"})
-        assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/png")
+        assert qr.status_code == 200
+        assert qr.headers["content-type"].startswith("image/png")
         decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))
         async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
             value = (await raw.get(f"/api/{chip['session_name']}/auth/qr", params={"format": "raw"})).json()["value"]
-            assert decoded and decoded[0].text == value
+            assert decoded
+            assert decoded[0].text == value
             scanned = await raw.post(
                 f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"}
             )
@@ -65,7 +69,8 @@ async def test_end_to_end_through_nomad_and_consul(double):
             headers=tenant["headers"],
         )
         assert sent.status_code == 202, sent.text
-        assert sent.json()["chip_id"] == chip["id"] and sent.json()["to"] == "5511999999999"
+        assert sent.json()["chip_id"] == chip["id"]
+        assert sent.json()["to"] == "5511999999999"
 
         logout = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
         assert logout.status_code == 202
@@ -136,7 +141,8 @@ async def test_nomad_down_during_provisioning_then_back(double):
         assert (await p.chip(tenant, chip["id"]))["status"] == "provisioning"
         assert double.job(job_id_for(tenant["user"]["id"])) is None  # nothing half-made
         ready = await p.http.get("/health/ready")
-        assert ready.status_code == 503 and ready.json()["extra"]["scheduler"] != "ok"
+        assert ready.status_code == 503
+        assert ready.json()["extra"]["scheduler"] != "ok"
         double.nomad_status = None  # back: no manual action needed
         await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=40)
         assert (await p.http.get("/health/ready")).json()["checks"]["scheduler"] == "ok"

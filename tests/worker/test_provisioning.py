@@ -12,8 +12,8 @@ import pytest
 
 from app.chips.provisioning import ProvisioningService
 from app.core import db
-from tests.support.asgi_server import free_port
 from app.worker.runner import running_worker
+from tests.support.asgi_server import free_port
 from tests.support.platform import platform
 from tests.support.waiting import eventually
 
@@ -47,7 +47,8 @@ async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(stati
         row = await db.fetchrow(
             "SELECT status, base_url FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"])
         )
-        assert row["status"] == "running" and row["base_url"] == served.url
+        assert row["status"] == "running"
+        assert row["base_url"] == served.url
 
 
 async def test_provisioning_is_idempotent(static_emulator):
@@ -86,9 +87,11 @@ async def test_waha_down_past_the_last_retry_fails_the_chip_with_a_reason(clean_
         chip = await p.create_chip(tenant)
         failed = await p.wait_status(tenant, chip["id"], "failed", timeout=30)
         assert "Provisioning failed after 2 attempts" in failed["error"]
-        assert "api key" not in failed["error"].lower() and p.settings.waha_api_key not in failed["error"]
+        assert "api key" not in failed["error"].lower()
+        assert p.settings.waha_api_key not in failed["error"]
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
-        assert history[0]["to_status"] == "failed" and history[0]["source"] == "worker"
+        assert history[0]["to_status"] == "failed"
+        assert history[0]["source"] == "worker"
 
 
 async def test_teardown_deletes_session_releases_proxy_and_limits(static_emulator):
@@ -119,7 +122,7 @@ async def _gone(p, tenant: dict, chip: dict) -> bool:
 
 
 async def test_teardown_of_a_session_already_gone_counts_as_done(static_emulator):
-    served, emulator = static_emulator
+    served, _ = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
@@ -144,7 +147,8 @@ async def test_a_worker_killed_mid_provisioning_is_finished_by_another(static_em
         )
         marker = tmp_path / "provisioned"
         log = (tmp_path / "doomed.log").open("w")
-        doomed = subprocess.Popen(
+        # Popen returns at once; the test waits for the process's marker with eventually()
+        doomed = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "tests.worker.doomed_worker", str(marker)], env=p.env, stdout=log, stderr=log
         )
         try:
@@ -166,7 +170,7 @@ async def test_a_worker_killed_mid_provisioning_is_finished_by_another(static_em
 
             async def finished():
                 job = await p.services.queue.saq.job(f"provision:{chip['id']}")
-                return job if job.status == "complete" else None
+                return job if job is not None and job.status == "complete" else None
 
             job = await eventually(finished, timeout=30, what="the swept job to be finished")
             assert job.attempts >= 2  # a slow sweep may re-run it once more: still one session

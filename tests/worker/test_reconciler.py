@@ -41,12 +41,15 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
         report = await Reconciler(p.services).run()
         assert report.drift["status_fixed"] == 1, report.as_dict()
         fixed = await p.chip(tenant, chip["id"])
-        assert fixed["status"] == "connected" and fixed["phone_number"] == "5511988887777"
+        assert fixed["status"] == "connected"
+        assert fixed["phone_number"] == "5511988887777"
         events = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
-        assert events[0]["source"] == "reconciler" and events[0]["to_status"] == "connected"
+        assert events[0]["source"] == "reconciler"
+        assert events[0]["to_status"] == "connected"
         # a second run finds nothing to do
         again = await Reconciler(p.services).run()
-        assert not again.drift and not again.errors, again.as_dict()
+        assert not again.drift, again.as_dict()
+        assert not again.errors, again.as_dict()
 
 
 async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator, monkeypatch):
@@ -102,7 +105,7 @@ async def test_session_without_chip_is_deleted_and_chip_without_session_is_provi
 
 async def test_durable_to_dos_are_requeued(static_emulator):
     """Chips recorded while Redis was down, or deleted with a lost teardown job, are re-driven."""
-    served, emulator = static_emulator
+    served, _ = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
         tenant = await p.tenant("business")
         chip = await p.create_chip(tenant, "pending")
