@@ -1,5 +1,6 @@
 """``whago dev`` end to end, as a new developer uses it: the real command in a subprocess, on a
-scratch database, Redis db 12 and a temporary state dir, driven over HTTP only.
+scratch database (this run's test database name + ``_devcheck``), the suite's Redis db and a
+temporary state dir, driven over HTTP only.
 
 register -> create chip -> waiting_qr by itself -> QR -> scan on the tenant's emulator (its URL
 from GET /api/v1/admin/instances after ``whago create-admin`` promotes the user) -> connected ->
@@ -26,12 +27,15 @@ import pytest
 import redis as sync_redis
 
 from tests.support.asgi_server import free_port
+from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 
 pytestmark = pytest.mark.slow
 
-DEV_DATABASE = "whago_devcheck"
-DEV_DATABASE_URL = os.environ.get("WHAGO_DEVCHECK_DATABASE_URL", f"postgresql://postgres@127.0.0.1:5432/{DEV_DATABASE}")
-DEV_REDIS_URL = os.environ.get("WHAGO_DEVCHECK_REDIS_URL", "redis://127.0.0.1:6379/12")
+# Derived from this run's own test database and Redis (WHAGO_TEST_*), so that parallel runs (one
+# per engineer or CI job) never drop or flush each other's state. Sharing the suite's Redis db is
+# safe: tests run one at a time and every other test starts by flushing it anyway.
+DEV_DATABASE_URL = os.environ.get("WHAGO_DEVCHECK_DATABASE_URL", TEST_DATABASE_URL + "_devcheck")
+DEV_REDIS_URL = os.environ.get("WHAGO_DEVCHECK_REDIS_URL", TEST_REDIS_URL)
 EMAIL, PASSWORD = "dev@example.com", "devpassword"
 PHONE = "5511988887777"
 
@@ -71,20 +75,28 @@ class Dev:
         self.process: subprocess.Popen | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "dev", "--port", str(self.port)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
-        poll("whago dev to be ready", lambda: self.alive_and(httpx.get(self.url + "/health/ready", timeout=2)),
-             lambda r: r.status_code == 200, timeout=30)
+        poll(
+            "whago dev to be ready",
+            lambda: self.alive_and(httpx.get(self.url + "/health/ready", timeout=2)),
+            lambda r: r.status_code == 200,
+            timeout=30,
+        )
 
     def alive_and(self, value: Any) -> Any:
-        assert self.process is not None and self.process.poll() is None, f"whago dev exited:\n{self.tail()}"
+        assert self.process is not None
+        assert self.process.poll() is None, f"whago dev exited:\n{self.tail()}"
         return value
 
     def stop(self) -> None:
@@ -113,12 +125,14 @@ def dev(tmp_path) -> Iterator[Dev]:
     drop_database(DEV_DATABASE_URL)
     sync_redis.Redis.from_url(DEV_REDIS_URL).flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHAGO_")}  # not the test suite's settings
-    env.update({
-        "WHAGO_DATABASE_URL": DEV_DATABASE_URL,
-        "WHAGO_REDIS_URL": DEV_REDIS_URL,
-        "WHAGO_DEV_STATE_DIR": str(tmp_path / "state"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "WHAGO_DATABASE_URL": DEV_DATABASE_URL,
+            "WHAGO_REDIS_URL": DEV_REDIS_URL,
+            "WHAGO_DEV_STATE_DIR": str(tmp_path / "state"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     server = Dev(env, free_port(), tmp_path / "dev.log")
     try:
         yield server
@@ -136,7 +150,8 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     user_id = registered.json()["user"]["id"]
 
     created = http.post("/api/v1/chips", json={"alias": "sales-1"}, headers=auth)
-    assert created.status_code == 202 and created.json()["status"] == "provisioning", created.text
+    assert created.status_code == 202, created.text
+    assert created.json()["status"] == "provisioning", created.text
     chip_id, session = created.json()["id"], created.json()["session_name"]
 
     def chip() -> dict:
@@ -144,14 +159,17 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
 
     poll("the chip to wait for a QR", chip, lambda c: c["status"] == "waiting_qr")
     qr = http.get(f"/api/v1/chips/{chip_id}/qr", headers=auth).json()
-    assert qr["status"] == "waiting_qr" and qr["qr_code"].startswith("data:image/png;base64,")
+    assert qr["status"] == "waiting_qr"
+    assert qr["qr_code"].startswith("data:image/png;base64,")
     png = http.get(f"/api/v1/chips/{chip_id}/qr", headers={**auth, "Accept": "image/png"})
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.status_code == 200
+    assert png.content.startswith(b"\x89PNG")
 
     # the operator view gives the tenant's emulator URL; it takes an admin
     assert http.get("/api/v1/admin/instances", headers=auth).status_code == 403
     promoted = dev.cli("create-admin", EMAIL, "--password", PASSWORD)
-    assert promoted.returncode == 0 and f"promoted admin {EMAIL}" in promoted.stdout, promoted.stderr
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"promoted admin {EMAIL}" in promoted.stdout, promoted.stdout
 
     def emulator_url() -> str | None:
         rows = http.get("/api/v1/admin/instances", headers=auth).json()
@@ -160,12 +178,14 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
 
     emulator = poll("the tenant's instance in the admin list", emulator_url, bool)
     scanned = httpx.post(f"{emulator}/_emulator/sessions/{session}/scan", json={"phone": PHONE}, timeout=5)
-    assert scanned.status_code == 200 and scanned.json()["status"] == "WORKING", scanned.text
+    assert scanned.status_code == 200, scanned.text
+    assert scanned.json()["status"] == "WORKING", scanned.text
 
     connected = poll("the chip to connect", chip, lambda c: c["status"] == "connected")
     assert connected["phone_number"] == PHONE
     sent = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "hello"}, headers=auth)
-    assert sent.status_code == 202 and sent.json()["status"] == "sent", sent.text
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["status"] == "sent", sent.text
     sessions = httpx.get(f"{emulator}/_emulator/sessions", timeout=5).json()
     assert [m["body"] for m in sessions[0]["sent"]] == ["hello"]
 
@@ -176,22 +196,30 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     dev.stop()
     dev.start()
     # the same token still works: the generated secrets live in the state dir too
-    poll("the chip to come back connected",
-         lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
-         lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"])
+    poll(
+        "the chip to come back connected",
+        lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
+        lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"],
+    )
     back = chip()
-    assert back["status"] == "connected" and back["phone_number"] == PHONE
+    assert back["status"] == "connected"
+    assert back["phone_number"] == PHONE
     events = http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"]
     after_link = events[: next(i for i, e in enumerate(events) if e["from_status"] == "waiting_qr") + 1]
     # since the scan: connected -> starting -> connected, all from WAHA's webhooks, and no QR again
     assert [(e["from_status"], e["to_status"], e["source"]) for e in reversed(after_link)] == [
-        ("waiting_qr", "connected", "webhook"), ("connected", "starting", "webhook"), ("starting", "connected", "webhook")]
+        ("waiting_qr", "connected", "webhook"),
+        ("connected", "starting", "webhook"),
+        ("starting", "connected", "webhook"),
+    ]
 
     new_emulator = poll("the tenant's instance after the restart", emulator_url, bool)
     restored = httpx.get(f"{new_emulator}/_emulator/sessions", timeout=5).json()
     assert [(s["name"], s["status"], s["qr_count"]) for s in restored] == [(session, "WORKING", 0)]
 
-    again = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "still here"}, headers=auth)
+    again = http.post(
+        f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "still here"}, headers=auth
+    )
     assert again.status_code == 202, again.text
 
     logout = http.post(f"/api/v1/chips/{chip_id}/logout", headers=auth)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.conftest import register, set_plan
+from tests.support.api import register, set_plan
 
 
 @pytest.fixture

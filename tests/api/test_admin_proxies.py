@@ -20,8 +20,9 @@ import pytest
 import redis as sync_redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from tests.api.test_errors import assert_error
-from tests.conftest import TEST_REDIS_URL, register
+from tests.support.api import register
+from tests.support.env import TEST_REDIS_URL
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +35,8 @@ USERNAME = "proxy-user-7d2e"
 @pytest.fixture
 async def proxies(settings, clean_state):
     """A ProxyService on the test loop (db.fetch uses the running loop's pool)."""
-    from app.core import db
     from app.container import Container
+    from app.core import db
     from app.proxies.service import ProxyService
 
     await db.start_pool(settings)
@@ -47,29 +48,56 @@ async def proxies(settings, clean_state):
         await db.close_pool()
 
 
-async def add_proxy(conn, *, country: str | None = None, max_chips: int = 10, port: int = 3128,
-                    enabled: bool = True, healthy: bool = True, password: str | None = None, box=None) -> uuid.UUID:
+async def add_proxy(
+    conn,
+    *,
+    country: str | None = None,
+    max_chips: int = 10,
+    port: int = 3128,
+    enabled: bool = True,
+    healthy: bool = True,
+    password: str | None = None,
+    box=None,
+) -> uuid.UUID:
     return await conn.fetchval(
         "INSERT INTO proxies (scheme, host, port, username, password_encrypted, country, max_chips, enabled, healthy)"
         " VALUES ('http', '127.0.0.1', $1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        port, USERNAME if password else None, box.encrypt(password) if password else None,
-        country, max_chips, enabled, healthy,
+        port,
+        USERNAME if password else None,
+        box.encrypt(password) if password else None,
+        country,
+        max_chips,
+        enabled,
+        healthy,
     )
 
 
 async def add_user(conn) -> uuid.UUID:
     return await conn.fetchval(
-        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", f"seed-{uuid.uuid4().hex[:12]}@example.com"
+        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
+        f"seed-{uuid.uuid4().hex[:12]}@example.com",
     )
 
 
-async def add_chip(conn, user_id: uuid.UUID, *, proxy_id: uuid.UUID | None = None, country: str | None = None,
-                   status: str = "connected") -> uuid.UUID:
+async def add_chip(
+    conn,
+    user_id: uuid.UUID,
+    *,
+    proxy_id: uuid.UUID | None = None,
+    country: str | None = None,
+    status: str = "connected",
+) -> uuid.UUID:
     chip_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO chips (id, user_id, alias, status, session_name, proxy_id, proxy_country)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        chip_id, user_id, f"chip-{chip_id.hex[:6]}", status, "chip_" + chip_id.hex, proxy_id, country,
+        chip_id,
+        user_id,
+        f"chip-{chip_id.hex[:6]}",
+        status,
+        "chip_" + chip_id.hex,
+        proxy_id,
+        country,
     )
     return chip_id
 
@@ -96,21 +124,39 @@ def assert_no_secret(text: str) -> None:
 
 # ---------------------------------------------------------------------------- CRUD over HTTP
 async def test_admin_crud_never_reveals_the_password(client, admin, conn, settings):
-    body = {"scheme": "http", "host": "proxy.example.net", "port": 3128, "username": USERNAME, "password": SECRET,
-            "country": "BR", "max_chips": 5}
+    body = {
+        "scheme": "http",
+        "host": "proxy.example.net",
+        "port": 3128,
+        "username": USERNAME,
+        "password": SECRET,
+        "country": "BR",
+        "max_chips": 5,
+    }
     created = await client.post(PATH, json=body, headers=admin["headers"])
     assert created.status_code == 201, created.text
     assert_no_secret(created.text)
     proxy = created.json()
-    assert "password" not in proxy and "password_encrypted" not in proxy
-    assert proxy["has_password"] is True and proxy["chips"] == 0
+    assert "password" not in proxy
+    assert "password_encrypted" not in proxy
+    assert proxy["has_password"] is True
+    assert proxy["chips"] == 0
     assert (proxy["scheme"], proxy["host"], proxy["port"], proxy["username"], proxy["country"], proxy["max_chips"]) == (
-        "http", "proxy.example.net", 3128, USERNAME, "br", 5)
-    assert proxy["enabled"] is True and proxy["healthy"] is True
+        "http",
+        "proxy.example.net",
+        3128,
+        USERNAME,
+        "br",
+        5,
+    )
+    assert proxy["enabled"] is True
+    assert proxy["healthy"] is True
 
     # at rest: a Fernet token under the configured key, not the plaintext
     stored = await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"]))
-    assert stored != SECRET and SECRET not in stored and stored.startswith("gAAAAA")
+    assert stored != SECRET
+    assert SECRET not in stored
+    assert stored.startswith("gAAAAA")
     assert Fernet(settings.encryption_key.split(",")[0]).decrypt(stored.encode()).decode() == SECRET
 
     # chip counts: two chips on it
@@ -123,22 +169,34 @@ async def test_admin_crud_never_reveals_the_password(client, admin, conn, settin
     assert [(p["id"], p["chips"], p["has_password"]) for p in listing.json()] == [(proxy["id"], 2, True)]
 
     # PATCH without the password keeps it; PATCH password=null clears it
-    patched = await client.patch(f"{PATH}/{proxy['id']}", json={"max_chips": 7, "country": "pt"}, headers=admin["headers"])
+    patched = await client.patch(
+        f"{PATH}/{proxy['id']}", json={"max_chips": 7, "country": "pt"}, headers=admin["headers"]
+    )
     assert patched.status_code == 200, patched.text
     assert_no_secret(patched.text)
-    assert patched.json()["max_chips"] == 7 and patched.json()["country"] == "pt" and patched.json()["has_password"] is True
+    assert patched.json()["max_chips"] == 7
+    assert patched.json()["country"] == "pt"
+    assert patched.json()["has_password"] is True
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) == stored
 
     new_secret = SECRET + "-2"
     patched = await client.patch(f"{PATH}/{proxy['id']}", json={"password": new_secret}, headers=admin["headers"])
-    assert patched.status_code == 200 and new_secret not in patched.text
+    assert patched.status_code == 200
+    assert new_secret not in patched.text
     cleared = await client.patch(f"{PATH}/{proxy['id']}", json={"password": None}, headers=admin["headers"])
     assert cleared.json()["has_password"] is False
     assert await conn.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", uuid.UUID(proxy["id"])) is None
 
-    socks = await client.post(PATH, json={"scheme": "socks5", "host": "10.0.0.7", "port": 1080}, headers=admin["headers"])
-    assert socks.status_code == 201 and socks.json()["has_password"] is False and socks.json()["max_chips"] == 10
-    assert [p["id"] for p in (await client.get(PATH, headers=admin["headers"])).json()] == [proxy["id"], socks.json()["id"]]
+    socks = await client.post(
+        PATH, json={"scheme": "socks5", "host": "10.0.0.7", "port": 1080}, headers=admin["headers"]
+    )
+    assert socks.status_code == 201
+    assert socks.json()["has_password"] is False
+    assert socks.json()["max_chips"] == 10
+    assert [p["id"] for p in (await client.get(PATH, headers=admin["headers"])).json()] == [
+        proxy["id"],
+        socks.json()["id"],
+    ]
 
     deleted = await client.delete(f"{PATH}/{socks.json()['id']}", headers=admin["headers"])
     assert deleted.status_code == 204
@@ -167,19 +225,39 @@ async def test_bad_proxy_bodies_are_400_and_create_nothing(client, admin, body):
     assert (await client.get(PATH, headers=admin["headers"])).json() == []
 
 
-@pytest.mark.parametrize("body", [{"scheme": "https"}, {"port": 70000}, {"country": "xyz"}, {"host": None},
-                                  {"chips": 3}, {"has_password": False}, {"max_chips": "many"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scheme": "https"},
+        {"port": 70000},
+        {"country": "xyz"},
+        {"host": None},
+        {"chips": 3},
+        {"has_password": False},
+        {"max_chips": "many"},
+    ],
+)
 async def test_bad_proxy_patches_are_400_and_change_nothing(client, admin, body):
-    proxy = (await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])).json()
-    assert_error(await client.patch(f"{PATH}/{proxy['id']}", json=body, headers=admin["headers"]), 400, "validation_error")
+    proxy = (
+        await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])
+    ).json()
+    assert_error(
+        await client.patch(f"{PATH}/{proxy['id']}", json=body, headers=admin["headers"]), 400, "validation_error"
+    )
     assert (await client.get(PATH, headers=admin["headers"])).json() == [proxy]
 
 
 async def test_non_admins_are_forbidden_and_unknown_ids_are_404(client, admin):
     user = await register(client)
-    proxy = (await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])).json()
-    for method, path, body in [("GET", PATH, None), ("POST", PATH, {"scheme": "http", "host": "x", "port": 1}),
-                               ("PATCH", f"{PATH}/{proxy['id']}", {"max_chips": 1}), ("DELETE", f"{PATH}/{proxy['id']}", None)]:
+    proxy = (
+        await client.post(PATH, json={"scheme": "http", "host": "p.example", "port": 3128}, headers=admin["headers"])
+    ).json()
+    for method, path, body in [
+        ("GET", PATH, None),
+        ("POST", PATH, {"scheme": "http", "host": "x", "port": 1}),
+        ("PATCH", f"{PATH}/{proxy['id']}", {"max_chips": 1}),
+        ("DELETE", f"{PATH}/{proxy['id']}", None),
+    ]:
         assert_error(await client.request(method, path, json=body, headers=user["headers"]), 403, "forbidden")
         assert_error(await client.request(method, path, json=body), 401, "not_authenticated")
     assert (await client.get(PATH, headers=admin["headers"])).json() == [proxy]  # untouched
@@ -202,25 +280,35 @@ async def test_disabling_or_shrinking_a_proxy_releases_chips_and_enqueues_rotati
 
     # an edit that keeps it under capacity moves nobody
     same = await client.patch(f"{PATH}/{proxy_id}", json={"country": "br"}, headers=admin["headers"])
-    assert same.status_code == 200 and same.json()["chips"] == 4
+    assert same.status_code == 200
+    assert same.json()["chips"] == 4
     assert all(rotation_job(c) is None for c in chips)
 
     shrunk = await client.patch(f"{PATH}/{proxy_id}", json={"max_chips": 2}, headers=admin["headers"])
-    assert shrunk.status_code == 200 and shrunk.json()["chips"] == 2
+    assert shrunk.status_code == 200
+    assert shrunk.json()["chips"] == 2
     kept, released = chips[:2], chips[2:]
     for chip in kept:
-        assert (await chip_row(conn, chip))["proxy_id"] == proxy_id and rotation_job(chip) is None
+        assert (await chip_row(conn, chip))["proxy_id"] == proxy_id
+        assert rotation_job(chip) is None
     for chip in released:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
         job = rotation_job(chip)
-        assert job is not None and job["function"] == "rotate_proxy" and job["kwargs"] == {"chip_id": str(chip)}
+        assert job is not None
+        assert job["function"] == "rotate_proxy"
+        assert job["kwargs"] == {"chip_id": str(chip)}
 
     disabled = await client.patch(f"{PATH}/{proxy_id}", json={"enabled": False}, headers=admin["headers"])
-    assert disabled.status_code == 200 and disabled.json()["enabled"] is False and disabled.json()["chips"] == 0
+    assert disabled.status_code == 200
+    assert disabled.json()["enabled"] is False
+    assert disabled.json()["chips"] == 0
     for chip in kept:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True and rotation_job(chip) is not None
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
+        assert rotation_job(chip) is not None
 
 
 async def test_changing_a_proxy_address_makes_its_chips_follow(client, admin, conn):
@@ -228,10 +316,13 @@ async def test_changing_a_proxy_address_makes_its_chips_follow(client, admin, co
     owner = await add_user(conn)
     chip = await add_chip(conn, owner, proxy_id=proxy_id)
     moved = await client.patch(f"{PATH}/{proxy_id}", json={"port": 8080}, headers=admin["headers"])
-    assert moved.status_code == 200 and moved.json()["port"] == 8080 and moved.json()["chips"] == 1
+    assert moved.status_code == 200
+    assert moved.json()["port"] == 8080
+    assert moved.json()["chips"] == 1
     row = await chip_row(conn, chip)
     # still on the proxy, but the WAHA session config (host:port) must be rewritten
-    assert row["proxy_id"] == proxy_id and row["proxy_dirty"] is True
+    assert row["proxy_id"] == proxy_id
+    assert row["proxy_dirty"] is True
     assert rotation_job(chip) is not None
 
 
@@ -245,9 +336,11 @@ async def test_deleting_a_proxy_moves_its_chips(client, admin, conn):
     assert await conn.fetchval("SELECT count(*) FROM proxies WHERE id = $1", doomed) == 0
     for chip in on_doomed:
         row = await chip_row(conn, chip)
-        assert row["proxy_id"] is None and row["proxy_dirty"] is True
+        assert row["proxy_id"] is None
+        assert row["proxy_dirty"] is True
         assert rotation_job(chip)["function"] == "rotate_proxy"
-    assert (await chip_row(conn, on_other))["proxy_id"] == other and rotation_job(on_other) is None
+    assert (await chip_row(conn, on_other))["proxy_id"] == other
+    assert rotation_job(on_other) is None
     assert_error(await client.delete(f"{PATH}/{doomed}", headers=admin["headers"]), 404, "not_found")
 
 
@@ -276,13 +369,16 @@ async def test_key_rotation_reencrypts_every_password(proxies, conn, settings):
     proxies.box = SecretBox(msgspec.structs.replace(settings, encryption_key=new_key))  # old key dropped
     for i, proxy_id in enumerate(ids):
         config = await proxies.waha_config(proxy_id)
-        assert config.password == f"{SECRET}-{i}" and config.username == USERNAME and config.server == f"127.0.0.1:{3000 + i}"
+        assert config.password == f"{SECRET}-{i}"
+        assert config.username == USERNAME
+        assert config.server == f"127.0.0.1:{3000 + i}"
 
 
 async def test_waha_config_shapes_the_server(proxies, conn):
     http = await add_proxy(conn, port=3128)
     socks = await conn.fetchval(
-        "INSERT INTO proxies (scheme, host, port) VALUES ('socks5', '10.1.2.3', 1080) RETURNING id")
+        "INSERT INTO proxies (scheme, host, port) VALUES ('socks5', '10.1.2.3', 1080) RETURNING id"
+    )
     assert (await proxies.waha_config(http)).server == "127.0.0.1:3128"  # WAHA: host:port, no scheme
     assert (await proxies.waha_config(socks)).server == "socks5://10.1.2.3:1080"
     assert await proxies.waha_config(None) is None
@@ -303,7 +399,8 @@ async def test_assign_picks_the_least_loaded_and_prefers_the_country(proxies, co
     anywhere = await add_chip(conn, owner, status="provisioning")
     assert await proxies.assign(anywhere) == quiet  # 0/10 beats 2/10 and 3/10
     row = await chip_row(conn, anywhere)
-    assert row["proxy_id"] == quiet and row["proxy_dirty"] is True  # the WAHA config must follow
+    assert row["proxy_id"] == quiet
+    assert row["proxy_dirty"] is True  # the WAHA config must follow
 
     wants_br = await add_chip(conn, owner, country="br", status="provisioning")
     assert await proxies.assign(wants_br) == brazil  # country first, even though busier
@@ -356,7 +453,8 @@ async def test_concurrent_assignment_never_overfills(proxies, conn):
     results = await asyncio.gather(*(proxies.assign(c) for c in chips))
 
     assigned = Counter(r for r in results if r is not None)
-    assert sum(assigned.values()) == 15 and set(assigned) == pool
+    assert sum(assigned.values()) == 15
+    assert set(assigned) == pool
     assert all(n == 5 for n in assigned.values())
     in_db = Counter(r["proxy_id"] for r in await conn.fetch("SELECT proxy_id FROM chips WHERE proxy_id IS NOT NULL"))
     assert in_db == assigned  # what assign() returned is what the database holds
@@ -389,15 +487,22 @@ async def test_health_check_marks_dead_proxies_and_moves_their_chips(proxies, co
         assert report == {"checked": 2, "unhealthy": 1, "went_bad": 1, "moved": 2}
 
         rows = {r["id"]: r for r in await conn.fetch("SELECT id, healthy, last_error, last_checked_at FROM proxies")}
-        assert rows[up]["healthy"] is True and rows[up]["last_error"] is None and rows[up]["last_checked_at"] is not None
-        assert rows[down]["healthy"] is False and rows[down]["last_error"]
+        assert rows[up]["healthy"] is True
+        assert rows[up]["last_error"] is None
+        assert rows[up]["last_checked_at"] is not None
+        assert rows[down]["healthy"] is False
+        assert rows[down]["last_error"]
         assert rows[off]["last_checked_at"] is None
-        assert (await chip_row(conn, on_up))["proxy_id"] == up and rotation_job(on_up) is None
+        assert (await chip_row(conn, on_up))["proxy_id"] == up
+        assert rotation_job(on_up) is None
         for chip in on_down:
             row = await chip_row(conn, chip)
-            assert row["proxy_id"] is None and row["proxy_dirty"] is True
+            assert row["proxy_id"] is None
+            assert row["proxy_dirty"] is True
             job = rotation_job(chip)
-            assert job is not None and job["function"] == "rotate_proxy" and job["kwargs"] == {"chip_id": str(chip)}
+            assert job is not None
+            assert job["function"] == "rotate_proxy"
+            assert job["kwargs"] == {"chip_id": str(chip)}
         # an unhealthy proxy takes no new chips
         newcomer = await add_chip(conn, owner, status="provisioning")
         assert await proxies.assign(newcomer) == up
@@ -405,7 +510,8 @@ async def test_health_check_marks_dead_proxies_and_moves_their_chips(proxies, co
     # the listener is gone now: `up` fails too; `down` comes back when something listens again
     with caplog.at_level(logging.DEBUG):
         again = await proxies.check_health()
-    assert again["unhealthy"] == 2 and again["went_bad"] == 1
+    assert again["unhealthy"] == 2
+    assert again["went_bad"] == 1
     assert await conn.fetchval("SELECT healthy FROM proxies WHERE id = $1", up) is False
     assert_no_secret(caplog.text)
     assert USERNAME not in caplog.text
@@ -446,9 +552,13 @@ async def test_assignment_and_admin_edits_do_not_deadlock(proxies, conn):
     for round_ in range(15):
         await conn.execute("UPDATE chips SET proxy_id = $1", proxy)
         await conn.execute("UPDATE proxies SET enabled = true, healthy = true, max_chips = 50")
-        edits = [proxies.update(proxy, ProxyUpdate(max_chips=5 + round_ % 3)), proxies.update(proxy, ProxyUpdate(port=2000 + round_))]
+        edits = [
+            proxies.update(proxy, ProxyUpdate(max_chips=5 + round_ % 3)),
+            proxies.update(proxy, ProxyUpdate(port=2000 + round_)),
+        ]
         results = await asyncio.gather(*(proxies.assign(c) for c in chips), *edits, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         assert not errors, errors
     placed = Counter(r["proxy_id"] for r in await conn.fetch("SELECT proxy_id FROM chips"))
-    assert sum(placed.values()) == 10 and set(placed) <= {proxy, other, None}
+    assert sum(placed.values()) == 10
+    assert set(placed) <= {proxy, other, None}

@@ -5,17 +5,21 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import register
+from tests.support.api import register
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_register_login_me(client):
     user = await register(client, "Alice@Example.com")
-    assert user["token_type"] == "bearer" and user["expires_in"] > 0
+    assert user["token_type"] == "bearer"
+    assert user["expires_in"] > 0
     assert user["user"]["email"] == "alice@example.com"
-    assert user["user"]["plan"] == "free" and user["user"]["max_chips"] == 1 and user["user"]["is_admin"] is False
-    assert "password" not in user["user"] and "password_hash" not in user["user"]
+    assert user["user"]["plan"] == "free"
+    assert user["user"]["max_chips"] == 1
+    assert user["user"]["is_admin"] is False
+    assert "password" not in user["user"]
+    assert "password_hash" not in user["user"]
 
     login = await client.post("/api/v1/auth/login", json={"email": "ALICE@example.com", "password": "correct horse"})
     assert login.status_code == 200
@@ -34,8 +38,12 @@ async def test_email_taken_is_case_insensitive(client):
 
 async def test_bad_credentials_do_not_reveal_the_email(client):
     await register(client, "carol@example.com")
-    wrong_password = await client.post("/api/v1/auth/login", json={"email": "carol@example.com", "password": "nope-nope"})
-    unknown_email = await client.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "nope-nope"})
+    wrong_password = await client.post(
+        "/api/v1/auth/login", json={"email": "carol@example.com", "password": "nope-nope"}
+    )
+    unknown_email = await client.post(
+        "/api/v1/auth/login", json={"email": "nobody@example.com", "password": "nope-nope"}
+    )
     assert wrong_password.status_code == unknown_email.status_code == 401
     assert wrong_password.json() == unknown_email.json()
     assert wrong_password.json()["code"] == "invalid_credentials"
@@ -65,9 +73,12 @@ async def test_missing_expired_tampered_and_wrong_type_tokens(client, settings):
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tampered}"})
-    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
 
-    forged = jwt.encode({"sub": user["user"]["id"], "typ": "access", "exp": int(time.time()) + 60}, "wrong-key-" + "y" * 32)
+    forged = jwt.encode(
+        {"sub": user["user"]["id"], "typ": "access", "exp": int(time.time()) + 60}, "wrong-key-" + "y" * 32
+    )
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
 
@@ -75,7 +86,8 @@ async def test_missing_expired_tampered_and_wrong_type_tokens(client, settings):
         {"sub": user["user"]["id"], "typ": "access", "iat": 1, "exp": int(time.time()) - 5}, settings.secret_key
     )
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
-    assert response.status_code == 401 and "expired" in response.json()["detail"].lower()
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"].lower()
 
     stream = await client.post("/api/v1/auth/stream-token", headers=user["headers"])
     assert stream.status_code == 200

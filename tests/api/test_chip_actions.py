@@ -18,18 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_events import open_stream
-from tests.api.test_webhooks import (
-    HOOK,
-    assert_error,
-    deliver_ok,
-    eventually,
-    get_chip,
-    history,
-    new_chip,
-    status_event,
-)
-from tests.conftest import register, set_plan
+from tests.support.api import get_chip, history, new_chip, register, set_plan
+from tests.support.errors import assert_error
+from tests.support.sse import open_stream
+from tests.support.waiting import eventually
+from tests.support.webhooks import HOOK, deliver_ok, status_event
 
 pytestmark = pytest.mark.anyio
 
@@ -55,8 +48,14 @@ def emulator() -> Iterator[Emulator]:
     from tests.support.asgi_server import serve
 
     # QR codes last long enough that no rotation happens during a test
-    config = EmulatorConfig(api_key="test-waha-api-key", boot_delay_seconds=0.1, qr_first_seconds=120,
-                            qr_next_seconds=120, qr_max=2, webhook_timeout_seconds=5)
+    config = EmulatorConfig(
+        api_key="test-waha-api-key",
+        boot_delay_seconds=0.1,
+        qr_first_seconds=120,
+        qr_next_seconds=120,
+        qr_max=2,
+        webhook_timeout_seconds=5,
+    )
     app = create_emulator_app(config)
     with serve(app) as served:
         yield Emulator(served, app)
@@ -69,9 +68,11 @@ def waha_api(migrated_db, emulator) -> Iterator[Any]:
     from app.settings import load_settings
     from tests.support.asgi_server import serve
 
-    settings = load_settings({**os.environ, "WHAGO_WAHA_URL": emulator.url,
-                              "WHAGO_MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE)})
-    assert settings.scheduler == "static" and settings.waha_api_key == emulator.state.config.api_key
+    settings = load_settings(
+        {**os.environ, "WHAGO_WAHA_URL": emulator.url, "WHAGO_MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE)}
+    )
+    assert settings.scheduler == "static"
+    assert settings.waha_api_key == emulator.state.config.api_key
     with serve(create_app(settings)) as served:
         served.settings = settings
         yield served
@@ -112,9 +113,14 @@ async def provision(api, waha, waha_api, user, chip) -> dict:
     from app.waha import chip_metadata
 
     await waha.create_session(
-        chip["session_name"], start=True, metadata=chip_metadata(user["user"]["id"], chip["id"]), proxy=None,
-        webhook_url=waha_api.url + HOOK, hmac_key=waha_api.settings.webhook_hmac_key,
-        retry_attempts=3, retry_delay_seconds=0.1,
+        chip["session_name"],
+        start=True,
+        metadata=chip_metadata(user["user"]["id"], chip["id"]),
+        proxy=None,
+        webhook_url=waha_api.url + HOOK,
+        hmac_key=waha_api.settings.webhook_hmac_key,
+        retry_attempts=3,
+        retry_delay_seconds=0.1,
     )
     return await wait_status(api, user, chip, "waiting_qr")
 
@@ -156,16 +162,21 @@ async def test_qr_as_data_url_and_png_while_waiting(api, waha, waha_api, emulato
     assert raw == emulator.session(chip["session_name"]).qr_value
 
     response = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=user["headers"])
-    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"status", "qr_code", "message"} and body["status"] == "waiting_qr" and body["message"]
+    assert set(body) == {"status", "qr_code", "message"}
+    assert body["status"] == "waiting_qr"
+    assert body["message"]
     prefix = "data:image/png;base64,"
     assert body["qr_code"].startswith(prefix)
-    assert decode_qr(base64.b64decode(body["qr_code"][len(prefix):], validate=True)) == raw
+    assert decode_qr(base64.b64decode(body["qr_code"][len(prefix) :], validate=True)) == raw
 
     png = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers={**user["headers"], "Accept": "image/png"})
-    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert png.content.startswith(b"\x89PNG\r\n\x1a\n") and decode_qr(png.content) == raw
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert decode_qr(png.content) == raw
 
 
 async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
@@ -177,7 +188,9 @@ async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
         response = await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=user["headers"])
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["status"] == status and body["qr_code"] is None and body["message"]
+        assert body["status"] == status
+        assert body["qr_code"] is None
+        assert body["message"]
         assert_error(await api.get(f"/api/v1/chips/{chip['id']}/qr", headers=png_headers), 409, "chip_not_waiting_qr")
 
     provisioning = await new_chip(api, user, "fresh")
@@ -204,15 +217,22 @@ async def test_qr_when_not_waiting(api, waha, waha_api, control, emulator):
 async def test_pairing_code(api, waha, waha_api, emulator):
     user = await register(api)
     chip = await new_chip(api, user)
-    assert_error(await post(api, user, chip, "pairing-code", {"phone_number": "5511912345678"}), 409,
-                 "chip_not_waiting_qr")
+    assert_error(
+        await post(api, user, chip, "pairing-code", {"phone_number": "5511912345678"}), 409, "chip_not_waiting_qr"
+    )
     await provision(api, waha, waha_api, user, chip)
     response = await post(api, user, chip, "pairing-code", {"phone_number": "+5511912345678"})
     assert response.status_code == 200, response.text
     assert response.json() == {"code": emulator.session(chip["session_name"]).pairing_code}
-    assert len(response.json()["code"]) == 9 and response.json()["code"][4] == "-"
-    for bad in ({}, {"phone_number": "abc"}, {"phone_number": "12"}, {"phone_number": 5511912345678},
-                {"phone_number": "5511912345678", "extra": 1}):
+    assert len(response.json()["code"]) == 9
+    assert response.json()["code"][4] == "-"
+    for bad in (
+        {},
+        {"phone_number": "abc"},
+        {"phone_number": "12"},
+        {"phone_number": 5511912345678},
+        {"phone_number": "5511912345678", "extra": 1},
+    ):
         assert_error(await post(api, user, chip, "pairing-code", bad), 400, "validation_error")
 
 
@@ -226,7 +246,8 @@ async def test_pairing_attempts_limited_to_5_per_chip_per_hour(api, waha, waha_a
         assert (await post(api, user, chip, "pairing-code", phone)).status_code == 200
     for _ in range(2):
         restarted = await post(api, user, chip, "restart")
-        assert restarted.status_code == 202 and restarted.json()["status"] == "starting", restarted.text
+        assert restarted.status_code == 202, restarted.text
+        assert restarted.json()["status"] == "starting", restarted.text
         await eventually(lambda: _both_waiting(api, user, chip, emulator), what="QR again after restart")
     for action, body in (("pairing-code", phone), ("restart", None)):
         response = await post(api, user, chip, action, body)
@@ -256,10 +277,17 @@ async def test_messages(api, waha, waha_api, control, emulator, pg):
     await wait_status(api, user, chip, "connected")
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"])) is None
 
-    for bad in ({"to": "5521999990000", "text": ""}, {"to": "", "text": "x"}, {"to": "abc", "text": "x"},
-                {"to": "55 21 99999", "text": "x"}, {"to": "5521999990000"}, {"text": "x"},
-                {"to": 5521999990000, "text": "x"}, {"to": "5521999990000", "text": "x" * 4097},
-                {"to": "5521999990000", "text": "x", "html": True}):
+    for bad in (
+        {"to": "5521999990000", "text": ""},
+        {"to": "", "text": "x"},
+        {"to": "abc", "text": "x"},
+        {"to": "55 21 99999", "text": "x"},
+        {"to": "5521999990000"},
+        {"text": "x"},
+        {"to": 5521999990000, "text": "x"},
+        {"to": "5521999990000", "text": "x" * 4097},
+        {"to": "5521999990000", "text": "x", "html": True},
+    ):
         assert_error(await post(api, user, chip, "messages", bad), 400, "validation_error")
 
     sent_ok = []
@@ -268,7 +296,9 @@ async def test_messages(api, waha, waha_api, control, emulator, pg):
         assert response.status_code == 202, response.text
         body = response.json()
         assert set(body) == {"id", "chip_id", "to", "status", "created_at"}
-        assert body["chip_id"] == chip["id"] and body["to"] == to.lstrip("+") and body["id"]
+        assert body["chip_id"] == chip["id"]
+        assert body["to"] == to.lstrip("+")
+        assert body["id"]
         sent_ok.append(body)
     sent = emulator.session(chip["session_name"]).sent
     assert [(m["to"], m["body"]) for m in sent] == [
@@ -295,23 +325,28 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     async with open_stream(api, user) as sse:
         response = await post(api, user, chip, "logout")
         assert response.status_code == 202, response.text
-        assert response.json()["status"] == "disconnected" and response.json()["phone_number"] is None
+        assert response.json()["status"] == "disconnected"
+        assert response.json()["phone_number"] is None
         event, data = await sse.next()
         assert (event, data["status"], data["previous"]) == ("chip.status", "disconnected", "connected")
     session = emulator.session(chip["session_name"])
-    assert session.status == "STOPPED" and session.auth is None
+    assert session.status == "STOPPED"
+    assert session.auth is None
     # WAHA's own STOPPED webhook (before or after ours) changes nothing more
     await eventually(lambda: _delivered(emulator, chip, "STOPPED"), what="the STOPPED webhook")
     got = await get_chip(api, user, chip)
-    assert got["status"] == "disconnected" and got["phone_number"] is None
+    assert got["status"] == "disconnected"
+    assert got["phone_number"] is None
     rows = await history(api, user, chip, source=None)
     assert ("connected", "disconnected") in [(r["from_status"], r["to_status"]) for r in rows]
-    assert_error(await post(api, user, chip, "messages", {"to": "5521999990000", "text": "x"}), 409,
-                 "chip_not_connected")
+    assert_error(
+        await post(api, user, chip, "messages", {"to": "5521999990000", "text": "x"}), 409, "chip_not_connected"
+    )
 
     # restart after logout: a new pairing (QR), since the link is gone
     restarted = await post(api, user, chip, "restart")
-    assert restarted.status_code == 202 and restarted.json()["status"] == "starting"
+    assert restarted.status_code == 202
+    assert restarted.json()["status"] == "starting"
     await wait_status(api, user, chip, "waiting_qr")
 
 
@@ -324,7 +359,8 @@ async def test_logout_when_webhook_wins_the_race_still_clears_the_phone(api, wah
     got = await wait_status(api, user, chip, "disconnected")
     assert got["phone_number"] == "5511912345678"
     response = await post(api, user, chip, "logout")
-    assert response.status_code == 202 and response.json()["phone_number"] is None
+    assert response.status_code == 202
+    assert response.json()["phone_number"] is None
 
 
 async def _delivered(emulator: Emulator, chip: dict, status: str) -> bool:
@@ -345,10 +381,15 @@ async def test_restart_of_a_linked_chip_reconnects(api, waha, waha_api, control,
     assert got["phone_number"] == "5511912345678"
     # WAHA's STOPPED for this restart may land before or after the API's own write
     transitions = [(r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip))]
-    transitions += [(r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip, "api"))]
+    transitions += [
+        (r["from_status"], r["to_status"], r["source"]) for r in reversed(await history(api, user, chip, "api"))
+    ]
     assert ("starting", "connected", "webhook") in transitions
-    assert {("connected", "starting", "api"), ("disconnected", "starting", "api"),
-            ("disconnected", "starting", "webhook")} & set(transitions)
+    assert {
+        ("connected", "starting", "api"),
+        ("disconnected", "starting", "api"),
+        ("disconnected", "starting", "webhook"),
+    } & set(transitions)
 
 
 async def test_restart_and_logout_refused_while_provisioning_or_deleting(api):
@@ -368,7 +409,10 @@ async def test_restart_and_logout_refused_while_provisioning_or_deleting(api):
 async def _actions(api, user, waiting: dict, connected: dict) -> list[tuple[str, httpx.Response]]:
     return [
         ("qr json", await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers=user["headers"])),
-        ("qr png", await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"})),
+        (
+            "qr png",
+            await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"}),
+        ),
         ("pairing", await post(api, user, waiting, "pairing-code", {"phone_number": "5511912345678"})),
         ("restart", await post(api, user, connected, "restart")),
         ("logout", await post(api, user, connected, "logout")),
@@ -434,9 +478,12 @@ async def test_another_tenants_chip_is_404_on_every_action(api, waha, waha_api, 
     unknown = {"id": str(uuid.uuid4())}
     assert_error(await post(api, alice, unknown, "restart"), 404, "not_found")
     got = await get_chip(api, alice, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511912345678"
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511912345678"
     session = emulator.session(chip["session_name"])
-    assert session.status == "WORKING" and session.auth is not None and session.sent == []
+    assert session.status == "WORKING"
+    assert session.auth is not None
+    assert session.sent == []
     # and Mallory's refused attempts did not use up Alice's pairing budget
     for _ in range(5):
         assert (await post(api, alice, chip, "restart")).status_code == 202

@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 import redis as sync_redis
 
-from tests.conftest import TEST_REDIS_URL, register, set_plan
+from tests.support.api import register, set_plan
+from tests.support.env import TEST_REDIS_URL
 
 pytestmark = pytest.mark.anyio
 
@@ -24,10 +25,20 @@ async def test_create_get_list_rename_delete_and_events(client):
     chip = created.json()
     assert chip["status"] == "provisioning"
     assert chip["session_name"] == "chip_" + uuid.UUID(chip["id"]).hex
-    assert chip["phone_number"] is None and chip["proxy"] is None and chip["error"] is None
+    assert chip["phone_number"] is None
+    assert chip["proxy"] is None
+    assert chip["error"] is None
     assert set(chip) == {
-        "id", "alias", "status", "session_name", "phone_number", "proxy", "error",
-        "status_changed_at", "created_at", "updated_at",
+        "id",
+        "alias",
+        "status",
+        "session_name",
+        "phone_number",
+        "proxy",
+        "error",
+        "status_changed_at",
+        "created_at",
+        "updated_at",
     }
 
     got = await client.get(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
@@ -37,10 +48,12 @@ async def test_create_get_list_rename_delete_and_events(client):
     assert listing.json() == {"items": [chip], "total": 1, "limit": 50, "offset": 0}
 
     renamed = await client.patch(f"/api/v1/chips/{chip['id']}", json={"alias": "support"}, headers=user["headers"])
-    assert renamed.status_code == 200 and renamed.json()["alias"] == "support"
+    assert renamed.status_code == 200
+    assert renamed.json()["alias"] == "support"
 
     deleted = await client.delete(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
-    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    assert deleted.status_code == 202
+    assert deleted.json()["status"] == "deleting"
 
     events = await client.get(f"/api/v1/chips/{chip['id']}/events", headers=user["headers"])
     items = events.json()["items"]
@@ -60,7 +73,8 @@ async def test_create_enqueues_one_provisioning_job(client):
     job = json.loads(raw)
     assert job["function"] == "provision_chip"
     assert job["kwargs"] == {"chip_id": chip["id"]}
-    assert job["timeout"] > 10 and job["retries"] > 1
+    assert job["timeout"] > 10
+    assert job["retries"] > 1
 
 
 async def test_pagination_and_status_filter(client, migrated_db):
@@ -76,7 +90,8 @@ async def test_pagination_and_status_filter(client, migrated_db):
     deleting = await client.get("/api/v1/chips?status=deleting", headers=user["headers"])
     assert [c["id"] for c in deleting.json()["items"]] == [ids[0]]
     bad = await client.get("/api/v1/chips?status=sleeping", headers=user["headers"])
-    assert bad.status_code == 400 and bad.json()["code"] == "validation_error"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "validation_error"
     for query in ("limit=0", "limit=101", "offset=-1", "limit=abc"):
         response = await client.get(f"/api/v1/chips?{query}", headers=user["headers"])
         assert response.status_code == 400, query
@@ -86,7 +101,8 @@ async def test_plan_limit_sequential(client):
     user = await register(client)
     assert (await _create(client, user)).status_code == 202
     second = await _create(client, user, alias="second")
-    assert second.status_code == 409 and second.json()["code"] == "plan_limit_reached"
+    assert second.status_code == 409
+    assert second.json()["code"] == "plan_limit_reached"
 
 
 @pytest.mark.parametrize(("plan", "limit"), [("free", 1), ("enterprise", 10)])
@@ -126,6 +142,8 @@ async def test_tenant_isolation(client):
 async def test_unknown_chip_is_404(client):
     user = await register(client)
     response = await client.get(f"/api/v1/chips/{uuid.uuid4()}", headers=user["headers"])
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
     response = await client.get("/api/v1/chips/not-a-uuid", headers=user["headers"])
-    assert response.status_code in (400, 404) and "code" in response.json()
+    assert response.status_code in (400, 404)
+    assert "code" in response.json()

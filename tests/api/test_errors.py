@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import register, set_plan
+from tests.support.api import register, set_plan
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.anyio
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and body["code"] == code
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert set(body) <= {"status_code", "detail", "code", "extra"}
-    assert "Traceback" not in response.text
-    return body
 
 
 BAD_REGISTRATIONS = [
@@ -38,12 +29,12 @@ BAD_REGISTRATIONS = [
 
 @pytest.mark.parametrize("body", BAD_REGISTRATIONS)
 async def test_bad_registration_bodies_are_400_and_create_nothing(client, body):
-    response = await client.post(
-        "/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = await client.post("/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "validation_error")
     # nothing was created: the same email still registers
-    assert (await client.post("/api/v1/auth/register", json={"email": "a@b.co", "password": "longenough"})).status_code == 201
+    assert (
+        await client.post("/api/v1/auth/register", json={"email": "a@b.co", "password": "longenough"})
+    ).status_code == 201
 
 
 BAD_CHIPS = [
@@ -89,13 +80,16 @@ async def test_admin_guard(client, migrated_db):
     assert_error(await client.get("/api/v1/admin/users"), 401, "not_authenticated")
     await set_plan(migrated_db, user["user"]["id"], "free", is_admin=True)
     listing = await client.get("/api/v1/admin/users", headers=user["headers"])
-    assert listing.status_code == 200 and listing.json()["total"] == 1
+    assert listing.status_code == 200
+    assert listing.json()["total"] == 1
     assert "password_hash" not in listing.text
     other = await register(client)
     path = f"/api/v1/admin/users/{other['user']['id']}"
     assert_error(await client.patch(path, json={"plan": "platinum"}, headers=user["headers"]), 400, "validation_error")
     updated = await client.patch(path, json={"plan": "business"}, headers=user["headers"])
-    assert updated.status_code == 200 and updated.json()["plan"] == "business" and updated.json()["max_chips"] == 3
+    assert updated.status_code == 200
+    assert updated.json()["plan"] == "business"
+    assert updated.json()["max_chips"] == 3
     me = await client.get("/api/v1/auth/me", headers=other["headers"])
     assert me.json()["plan"] == "business"
     assert_error(await client.get("/api/v1/admin/users", headers=other["headers"]), 403, "forbidden")
@@ -105,4 +99,5 @@ async def test_schema_is_served(client):
     response = await client.get("/schema/openapi.json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    assert "/api/v1/chips" in paths and "/api/v1/auth/register" in paths
+    assert "/api/v1/chips" in paths
+    assert "/api/v1/auth/register" in paths

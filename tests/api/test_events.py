@@ -3,103 +3,20 @@ pub/sub, isolated per tenant, authenticated with short-lived stream tokens only.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import jwt
 import pytest
 
-from tests.api.test_webhooks import (
-    assert_error,
-    deliver,
-    deliver_ok,
-    new_chip,
-    now_ms,
-    status_event,
-)
-from tests.conftest import register
+from tests.support.api import new_chip, register
+from tests.support.errors import assert_error
+from tests.support.sse import EVENTS, open_stream, stream_token
+from tests.support.waiting import eventually
+from tests.support.webhooks import deliver, deliver_ok, now_ms, status_event
 
 pytestmark = pytest.mark.anyio
-
-EVENTS = "/api/v1/events"
-
-
-class SSEReader:
-    """Parses a text/event-stream response in a background task (per the HTML spec's rules)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.frames: list[dict] = []  # every frame: {"comment": [...], "event": ..., "data": ...}
-        self.comments: list[str] = []
-        self.connected = asyncio.Event()
-        self._events: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        import json
-
-        frame: dict = {"comment": [], "event": None, "data": None}
-        async for line in self.response.aiter_lines():
-            if line == "":
-                self.frames.append(frame)
-                if frame["data"] is not None:  # what EventSource would dispatch
-                    self._events.put_nowait((frame["event"] or "message", json.loads(frame["data"]) if frame["data"] else None))
-                frame = {"comment": [], "event": None, "data": None}
-                continue
-            if line.startswith(":"):
-                comment = line[1:].strip()
-                frame["comment"].append(comment)
-                self.comments.append(comment)
-                if comment == "connected":
-                    self.connected.set()
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                frame["data"] = value if frame["data"] is None else frame["data"] + "\n" + value
-            elif name == "event":
-                frame["event"] = value
-
-    async def next(self, timeout: float = 5.0) -> tuple[str, dict]:
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no event within {timeout}s (frames so far: {self.frames})") from None
-
-    def pending(self) -> int:
-        return self._events.qsize()
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
-
-
-async def stream_token(client: httpx.AsyncClient, user: dict) -> str:
-    response = await client.post("/api/v1/auth/stream-token", headers=user["headers"])
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert set(body) == {"token", "expires_in"} and 0 < body["expires_in"] <= 120
-    return body["token"]
-
-
-@contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, user: dict) -> AsyncIterator[SSEReader]:
-    token = await stream_token(client, user)
-    async with client.stream("GET", EVENTS, params={"token": token}, timeout=httpx.Timeout(10, read=60)) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        reader = SSEReader(response)
-        try:
-            await asyncio.wait_for(reader.connected.wait(), 5)
-            yield reader
-        finally:
-            await reader.close()
 
 
 def parse_time(text: str) -> datetime:
@@ -115,19 +32,26 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
         event, data = await sse.next()
         assert event == "chip.status"
         assert set(data) == {"chip_id", "status", "previous", "at"}
-        assert data["chip_id"] == chip["id"] and data["status"] == "starting" and data["previous"] == "provisioning"
-        assert parse_time(data["at"]) == datetime.fromtimestamp((t0 + 1) / 1000, timezone.utc)
+        assert data["chip_id"] == chip["id"]
+        assert data["status"] == "starting"
+        assert data["previous"] == "provisioning"
+        assert parse_time(data["at"]) == datetime.fromtimestamp((t0 + 1) / 1000, UTC)
 
         await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))
-        assert await sse.next() == ("chip.status", {"chip_id": chip["id"], "status": "waiting_qr",
-                                                    "previous": "starting", "at": at_text(t0 + 2)})
+        assert await sse.next() == (
+            "chip.status",
+            {"chip_id": chip["id"], "status": "waiting_qr", "previous": "starting", "at": at_text(t0 + 2)},
+        )
         event, qr = await sse.next()
-        assert event == "chip.qr" and set(qr) == {"chip_id", "at"} and qr["chip_id"] == chip["id"]
+        assert event == "chip.qr"
+        assert set(qr) == {"chip_id", "at"}
+        assert qr["chip_id"] == chip["id"]
 
         # a QR rotation re-sends SCAN_QR_CODE: only a fresh chip.qr, no status change
         await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 3))
         event, qr = await sse.next()
-        assert event == "chip.qr" and parse_time(qr["at"]) == datetime.fromtimestamp((t0 + 3) / 1000, timezone.utc)
+        assert event == "chip.qr"
+        assert parse_time(qr["at"]) == datetime.fromtimestamp((t0 + 3) / 1000, UTC)
 
         # a duplicate and a stale event publish nothing; the next real change does
         duplicate = status_event(user, chip, "WORKING", at=t0 + 10, phone="5511912345678")
@@ -143,12 +67,13 @@ async def test_chip_status_and_qr_events_follow_webhooks(client):
 
     # comments are comment-only frames: nothing an EventSource would dispatch as a message
     connected = next(f for f in sse.frames if "connected" in f["comment"])
-    assert connected["data"] is None and connected["event"] is None
+    assert connected["data"] is None
+    assert connected["event"] is None
 
 
 def at_text(ms: int) -> str:
     """The ``at`` the API publishes for an envelope timestamp: RFC 3339 UTC, like every REST time."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def test_other_tenant_stream_gets_nothing(client):
@@ -162,7 +87,8 @@ async def test_other_tenant_stream_gets_nothing(client):
         await deliver_ok(client, status_event(bob, b_chip, "STARTING"))
         event, data = await bob_sse.next()
         assert (event, data["chip_id"], data["status"]) == ("chip.status", b_chip["id"], "starting")
-        assert bob_sse.pending() == 0 and alice_sse.pending() == 0
+        assert bob_sse.pending() == 0
+        assert alice_sse.pending() == 0
         # a webhook lying about the tenant publishes nowhere
         lie = status_event(bob, a_chip, "WORKING")
         await deliver_ok(client, lie, expect="ignored")
@@ -214,8 +140,9 @@ async def test_stream_rejects_anything_but_a_valid_stream_token(client, settings
     assert_error(await client.get(EVENTS, headers=user["headers"]), 401, "not_authenticated")
     # and a stream token is no access token
     stream = await stream_token(client, user)
-    assert_error(await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {stream}"}), 401,
-                 "not_authenticated")
+    assert_error(
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {stream}"}), 401, "not_authenticated"
+    )
     assert_error(await client.post("/api/v1/auth/stream-token"), 401, "not_authenticated")
     # the forged-but-valid control: the same recipe with the right key works
     async with client.stream("GET", EVENTS, params={"token": good}) as response:
@@ -253,10 +180,8 @@ async def test_closed_stream_unsubscribes(client, api_server):
         assert len(hub._listeners.get(channel, ())) == 1
         await deliver_ok(client, status_event(user, chip, "STARTING"))
         await sse.next()
-    deadline = time.monotonic() + 5
-    while channel in hub._listeners:
-        assert time.monotonic() < deadline, "the closed stream's listener was never removed"
-        await asyncio.sleep(0.02)
+    await eventually(lambda: channel not in hub._listeners, what="the closed stream's listener to be removed")
     # later webhooks still work with no listener at all
     response = await deliver(client, status_event(user, chip, "SCAN_QR_CODE"))
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -15,18 +16,31 @@ import pytest
 
 from app.factory import create_app
 from app.settings import load_settings
-from tests.conftest import TEST_DATABASE_URL, register
+from tests.support.api import register
 from tests.support.asgi_server import ServedApp, free_port
+from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
+
+
+def proxied(url: str) -> tuple[TcpProxy, str]:
+    """A switchable proxy in front of the server ``url`` names, and ``url`` pointed at the proxy
+    (same credentials and database number: each engineer's test database stays their own)."""
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or {"redis": 6379}.get(parts.scheme, 5432))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+    return proxy, urlunsplit(parts._replace(netloc=netloc))
 
 
 async def test_live_and_ready(client):
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"]["database"] == "ok" and ready.json()["checks"]["redis"] == "ok"
+    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.json()["checks"]["redis"] == "ok"
 
 
 async def test_metrics_endpoint(client):
@@ -52,12 +66,12 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 @pytest.fixture()
 def api_behind_db_proxy(migrated_db, clean_state):
     """A real ``whago serve`` process whose database connection goes through a switchable proxy."""
-    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy, database_url = proxied(TEST_DATABASE_URL)
     proxy.up()
     port = free_port()
     env = {
         **os.environ,
-        "WHAGO_DATABASE_URL": TEST_DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
+        "WHAGO_DATABASE_URL": database_url,
         "WHAGO_DATABASE_TIMEOUT_SECONDS": "1",
     }
     proc = subprocess.Popen(
@@ -90,8 +104,10 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
         ready = await http.get("/health/ready")
         assert ready.status_code == 503
         body = ready.json()
-        assert body["code"] == "dependency_unavailable" and "database" in body["detail"]
-        assert body["extra"]["database"] != "ok" and body["extra"]["redis"] == "ok"
+        assert body["code"] == "dependency_unavailable"
+        assert "database" in body["detail"]
+        assert body["extra"]["database"] != "ok"
+        assert body["extra"]["redis"] == "ok"
         for response in (
             await http.get("/api/v1/chips", headers=user["headers"]),
             await http.post("/api/v1/chips", json={"alias": "x"}, headers=user["headers"]),
@@ -103,10 +119,11 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
         assert (await http.get("/api/v1/plans")).status_code == 200
 
         proxy.up()
-        deadline = time.monotonic() + 15
-        while (await http.get("/health/ready")).status_code != 200:
-            assert time.monotonic() < deadline, "did not recover"
-            await asyncio.sleep(0.2)
+
+        async def ready() -> bool:
+            return (await http.get("/health/ready")).status_code == 200
+
+        await eventually(ready, timeout=15, what="the API to recover", interval=0.2)
         created = await http.post("/api/v1/chips", json={"alias": "after"}, headers=user["headers"])
         assert created.status_code == 202
         assert (await http.get("/api/v1/chips", headers=user["headers"])).json()["total"] == 1
@@ -114,9 +131,8 @@ async def test_database_outage_gives_503_and_recovers(api_behind_db_proxy):
 
 async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_state, settings):
     """Redis down: the chip is recorded durably with an outbox mark; the drain enqueues it later."""
-    proxy = TcpProxy("127.0.0.1", 6379)
+    proxy, redis_url = proxied(TEST_REDIS_URL)
     proxy.up()
-    redis_url = f"redis://127.0.0.1:{proxy.port}/15"
     outage_settings = load_settings({**os.environ, "WHAGO_REDIS_URL": redis_url, "WHAGO_REDIS_TIMEOUT_SECONDS": "0.5"})
     served = ServedApp(create_app(outage_settings)).start()
     try:
@@ -124,7 +140,8 @@ async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_s
             user = await register(http)
             proxy.down()
             ready = await http.get("/health/ready")
-            assert ready.status_code == 503 and ready.json()["extra"]["redis"] != "ok"
+            assert ready.status_code == 503
+            assert ready.json()["extra"]["redis"] != "ok"
             created = await http.post("/api/v1/chips", json={"alias": "durable"}, headers=user["headers"])
             assert created.status_code == 202, created.text
             chip_id = uuid.UUID(created.json()["id"])
@@ -133,8 +150,8 @@ async def test_redis_outage_records_chip_and_enqueues_later(migrated_db, clean_s
                 marker = await conn.fetchval("SELECT provision_enqueued_at FROM chips WHERE id = $1", chip_id)
                 assert marker is None  # recorded, waiting for the queue
                 proxy.up()
-                from app.core import db
                 from app.container import Container
+                from app.core import db
                 from app.reconciler.service import Reconciler
 
                 await db.start_pool(settings)
@@ -161,13 +178,20 @@ async def test_migrations_apply_to_an_empty_database_and_rerun():
     env = {**os.environ, "WHAGO_DATABASE_URL": url}
     try:
         for _ in range(2):  # creates the database, applies; then a no-op re-run
-            result = subprocess.run(
-                [sys.executable, "-m", "app.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "app.cli", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert result.returncode == 0, result.stderr + result.stdout
         conn = await asyncpg.connect(url)
         try:
-            tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            tables = {
+                r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
             applied = await conn.fetchval("SELECT count(*) FROM migration")
         finally:
             await conn.close()

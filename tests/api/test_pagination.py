@@ -8,9 +8,8 @@ import uuid
 import pytest
 
 from app.core.pagination import MAX_LIMIT, MAX_OFFSET, Page, paginate, total_from_page
-from tests.api.test_admin import add_chip
-from tests.api.test_errors import assert_error
-from tests.conftest import register
+from tests.support.api import add_chip, register
+from tests.support.errors import assert_error
 
 pytestmark = pytest.mark.anyio
 
@@ -103,15 +102,21 @@ async def test_admin_chips_total_past_the_last_page(client, admin, conn):
 async def test_admin_instances_total_past_the_last_page(client, admin, conn):
     for _ in range(3):
         user_id = uuid.UUID((await register(client))["user"]["id"])
-        await conn.execute("INSERT INTO instances (user_id, job_id, status) VALUES ($1, $2, 'running')",
-                           user_id, f"whago-waha-{user_id}")
+        await conn.execute(
+            "INSERT INTO instances (user_id, job_id, status) VALUES ($1, $2, 'running')",
+            user_id,
+            f"whago-waha-{user_id}",
+        )
     await assert_totals(client, admin, "/api/v1/admin/instances", 3)
 
 
 async def test_admin_proxies_total_past_the_last_page(client, admin):
     for port in (3128, 3129, 3130):
-        created = await client.post("/api/v1/admin/proxies", json={"scheme": "http", "host": "p.example", "port": port},
-                                    headers=admin["headers"])
+        created = await client.post(
+            "/api/v1/admin/proxies",
+            json={"scheme": "http", "host": "p.example", "port": port},
+            headers=admin["headers"],
+        )
         assert created.status_code == 201, created.text
     await assert_totals(client, admin, "/api/v1/admin/proxies", 3)
 

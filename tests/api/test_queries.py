@@ -51,8 +51,9 @@ async def test_piccolo_and_raw_queries_share_the_transaction(pool, conn):
 async def test_a_piccolo_row_lock_holds_for_the_rest_of_the_transaction(pool, conn):
     from app.proxies import queries
 
-    proxy_id = await queries.insert(scheme="http", host="locked", port=1, username=None, password_encrypted=None,
-                                    country=None, max_chips=1)
+    proxy_id = await queries.insert(
+        scheme="http", host="locked", port=1, username=None, password_encrypted=None, country=None, max_chips=1
+    )
     nowait = "SELECT id FROM proxies WHERE id = $1 FOR UPDATE NOWAIT"
     async with pool.transaction():
         assert await queries.lock(proxy_id)
@@ -69,8 +70,9 @@ async def test_queries_answer_typed_rows(pool, conn):
     from app.proxies.schemas import ProxyOut
     from app.users import queries as user_queries
 
-    user = await user_queries.insert(email=f"q-{uuid.uuid4().hex[:8]}@example.com", name="Q", password_hash="x",
-                                     plan="free", is_admin=False)
+    user = await user_queries.insert(
+        email=f"q-{uuid.uuid4().hex[:8]}@example.com", name="Q", password_hash="x", plan="free", is_admin=False
+    )
     assert isinstance(user, user_queries.UserRow) and user.plan == "free"
     assert await user_queries.get_by_email(user.email) == user
     assert await user_queries.get_by_id(user.id) == user
@@ -79,8 +81,9 @@ async def test_queries_answer_typed_rows(pool, conn):
     assert (await user_queries.get_by_id(user.id)).plan == "business"
     assert await user_queries.update(uuid.uuid4(), plan="business") is False
 
-    proxy_id = await proxy_queries.insert(scheme="http", host="h", port=1, username=None, password_encrypted="tok",
-                                          country="br", max_chips=3)
+    proxy_id = await proxy_queries.insert(
+        scheme="http", host="h", port=1, username=None, password_encrypted="tok", country="br", max_chips=3
+    )
     view = await proxy_queries.get_view(proxy_id)
     assert isinstance(view, ProxyOut) and view.has_password is True and view.chips == 0
     assert await proxy_queries.count() == 1

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,133 +17,24 @@ import httpx
 import pytest
 import redis as sync_redis
 
-from tests.conftest import TEST_REDIS_URL, register
+from tests.support.api import get_chip, history, new_chip, register, set_plan
+from tests.support.env import TEST_REDIS_URL
+from tests.support.errors import assert_error
+from tests.support.waiting import eventually
+from tests.support.webhooks import (
+    HOOK,
+    KEY,
+    MAPPING,
+    deliver,
+    deliver_ok,
+    envelope,
+    metadata,
+    now_ms,
+    sign,
+    status_event,
+)
 
 pytestmark = pytest.mark.anyio
-
-HOOK = "/api/v1/webhooks/waha"
-KEY = "test-webhook-hmac-key"  # WHAGO_WEBHOOK_HMAC_KEY in tests/conftest.py
-
-MAPPING = {
-    "STARTING": "starting",
-    "SCAN_QR_CODE": "waiting_qr",
-    "WORKING": "connected",
-    "STOPPED": "disconnected",
-    "FAILED": "failed",
-}
-
-
-# --- helpers (also used by test_events.py and test_chip_actions.py) -----------------------------
-
-
-def sign(body: bytes, key: str = KEY) -> str:
-    return hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def new_event_id() -> str:
-    return "evt_" + uuid.uuid4().hex[:26]
-
-
-def metadata(user: dict, chip: dict) -> dict[str, str]:
-    return {"user_id": user["user"]["id"], "chip_id": chip["id"]}
-
-
-def envelope(
-    session: str,
-    status: str | None = None,
-    *,
-    event: str = "session.status",
-    at: int | None = None,
-    event_id: str | None = None,
-    meta: dict | None = None,
-    me: dict | None = None,
-    payload: Any = None,
-) -> dict[str, Any]:
-    """A WAHA event envelope with every field WAHA sends (waha.md §4.3)."""
-    if payload is None and event == "session.status":
-        payload = {"name": session, "status": status, "statuses": [], "data": None}
-    return {
-        "id": event_id or new_event_id(),
-        "timestamp": now_ms() if at is None else at,
-        "event": event,
-        "session": session,
-        "metadata": meta,
-        "me": me,
-        "payload": payload,
-        "engine": "GOWS",
-        "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "browser": "",
-                        "platform": "linux/x64", "worker": {"id": "test"}},
-    }
-
-
-def status_event(user: dict, chip: dict, status: str, *, at: int | None = None, phone: str | None = None,
-                 event_id: str | None = None) -> dict[str, Any]:
-    me = {"id": f"{phone}@c.us", "pushName": "Test"} if phone else None
-    return envelope(chip["session_name"], status, at=at, event_id=event_id, meta=metadata(user, chip), me=me)
-
-
-async def deliver(client: httpx.AsyncClient, body: dict | bytes, *, signature: str | None | bool = True,
-                  headers: dict | None = None) -> httpx.Response:
-    """POST a webhook; ``signature=True`` signs the exact bytes sent, a string is sent as is."""
-    raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if signature is True:
-        sent["X-Webhook-Hmac"] = sign(raw)
-        sent["X-Webhook-Hmac-Algorithm"] = "sha512"
-    elif signature:
-        sent["X-Webhook-Hmac"] = signature
-    return await client.post(HOOK, content=raw, headers=sent)
-
-
-async def deliver_ok(client: httpx.AsyncClient, body: dict, expect: str = "ok") -> None:
-    response = await deliver(client, body)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"status": expect}, (body.get("event"), body.get("payload"))
-
-
-async def new_chip(client: httpx.AsyncClient, user: dict, alias: str = "sales-1") -> dict:
-    response = await client.post("/api/v1/chips", json={"alias": alias}, headers=user["headers"])
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-async def get_chip(client: httpx.AsyncClient, user: dict, chip: dict) -> dict:
-    response = await client.get(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def history(client: httpx.AsyncClient, user: dict, chip: dict, source: str | None = "webhook") -> list[dict]:
-    response = await client.get(f"/api/v1/chips/{chip['id']}/events?limit=500", headers=user["headers"])
-    assert response.status_code == 200, response.text
-    return [e for e in response.json()["items"] if source is None or e["source"] == source]
-
-
-async def eventually(check, timeout: float = 5.0, what: str = "condition", interval: float = 0.02):
-    """Await ``check()`` (async) until it returns a truthy value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        await asyncio.sleep(interval)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status_code"] == status and body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert set(body) <= {"status_code", "detail", "code", "extra"}
-    assert "Traceback" not in response.text and KEY not in response.text
-    return body
-
 
 # --- fixtures -----------------------------------------------------------------------------------
 
@@ -189,9 +80,11 @@ async def test_lifecycle_moves_chip_and_records_history(client, tenant):
         assert got["status"] == expected, waha
         seen.append(got)
     connected, disconnected, failed, restarted = seen[2], seen[3], seen[4], seen[5]
-    assert connected["phone_number"] == "5511912345678" and connected["error"] is None
+    assert connected["phone_number"] == "5511912345678"
+    assert connected["error"] is None
     assert disconnected["phone_number"] == "5511912345678"  # the number stays known until a logout
-    assert failed["error"] and "FAILED" in failed["error"]
+    assert failed["error"]
+    assert "FAILED" in failed["error"]
     assert restarted["error"] is None  # a later good status clears the error
     rows = await history(client, user, chip)
     assert [(r["from_status"], r["to_status"]) for r in rows] == [
@@ -204,7 +97,8 @@ async def test_lifecycle_moves_chip_and_records_history(client, tenant):
     ]
     assert all(r["source"] == "webhook" for r in rows)
     everything = await history(client, user, chip, source=None)
-    assert everything[-1]["source"] == "api" and everything[-1]["to_status"] == "provisioning"
+    assert everything[-1]["source"] == "api"
+    assert everything[-1]["to_status"] == "provisioning"
 
 
 async def test_repeated_same_status_is_ok_without_a_history_row(client, tenant):
@@ -217,8 +111,6 @@ async def test_repeated_same_status_is_ok_without_a_history_row(client, tenant):
 
 
 async def test_phone_number_only_from_a_phone_jid(client, migrated_db):
-    from tests.conftest import set_plan
-
     user = await register(client)
     await set_plan(migrated_db, user["user"]["id"], "business")
     a, b = await new_chip(client, user, "a"), await new_chip(client, user, "b")
@@ -240,7 +132,9 @@ async def test_unhandled_waha_status_is_recorded_but_moves_nothing(client, tenan
     await deliver_ok(client, status_event(user, chip, "PASSKEY_REQUIRED"))
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
     latest = (await history(client, user, chip))[0]
-    assert latest["to_status"] == "waiting_qr" and "ignored" in latest["detail"] and "PASSKEY_REQUIRED" in latest["detail"]
+    assert latest["to_status"] == "waiting_qr"
+    assert "ignored" in latest["detail"]
+    assert "PASSKEY_REQUIRED" in latest["detail"]
 
 
 # --- dedup --------------------------------------------------------------------------------------
@@ -252,11 +146,13 @@ async def test_duplicate_event_id_has_no_second_effect(client, tenant, pg):
     await deliver_ok(client, event)
     await deliver_ok(client, event, expect="duplicate")
     # the same id with a different body (even a newer, different status) is still that event
-    other = status_event(user, chip, "WORKING", at=event["timestamp"] + 1000, phone="5511900000000",
-                         event_id=event["id"])
+    other = status_event(
+        user, chip, "WORKING", at=event["timestamp"] + 1000, phone="5511900000000", event_id=event["id"]
+    )
     await deliver_ok(client, other, expect="duplicate")
     got = await get_chip(client, user, chip)
-    assert got["status"] == "waiting_qr" and got["phone_number"] is None
+    assert got["status"] == "waiting_qr"
+    assert got["phone_number"] is None
     assert len(await history(client, user, chip)) == 1
     assert await pg.fetchval("SELECT count(*) FROM webhook_events WHERE event_id = $1", event["id"]) == 1
 
@@ -269,15 +165,16 @@ async def test_same_event_delivered_10_times_concurrently_applies_once(client, t
     outcomes = sorted(r.json()["status"] for r in responses)
     assert outcomes == ["duplicate"] * 9 + ["ok"]
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511987650000"
-    assert [(r["from_status"], r["to_status"]) for r in await history(client, user, chip)] == [("provisioning", "connected")]
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511987650000"
+    assert [(r["from_status"], r["to_status"]) for r in await history(client, user, chip)] == [
+        ("provisioning", "connected")
+    ]
 
 
 async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(client, migrated_db):
     """Many different events for one chip at once: the row lock serialises them, each decision is
     taken on the latest row, so the newest wins and applied transitions form one unbroken chain."""
-    from tests.conftest import set_plan
-
     user = await register(client)
     await set_plan(migrated_db, user["user"]["id"], "enterprise")
     chips = [await new_chip(client, user, f"c{i}") for i in range(4)]
@@ -287,9 +184,10 @@ async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(cl
     for chip in chips:
         events = [status_event(user, chip, cycle[i % 5], at=t0 + i, phone="5511911112222") for i in range(40)]
         batches[chip["id"]] = events[::-1][:15] + events[:25]  # the newest first, then the rest
-    bodies = [json.dumps(e).encode() for order in zip(*batches.values()) for e in order]
-    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30,
-                                 limits=httpx.Limits(max_connections=200)) as wide:
+    bodies = [json.dumps(e).encode() for order in zip(*batches.values(), strict=True) for e in order]
+    async with httpx.AsyncClient(
+        base_url=str(client.base_url), timeout=30, limits=httpx.Limits(max_connections=200)
+    ) as wide:
         responses = await asyncio.gather(*(deliver(wide, b) for b in bodies))
     assert all(r.status_code == 200 and r.json() == {"status": "ok"} for r in responses)
     for chip in chips:
@@ -297,10 +195,11 @@ async def test_concurrent_distinct_events_for_one_chip_converge_on_the_newest(cl
         rows = await history(client, user, chip)
         applied = [r for r in rows if not r["detail"].startswith("ignored")]
         stale = [r for r in rows if r["detail"].startswith("ignored: older")]
-        assert len(applied) + len(stale) <= 40 and applied  # 'same' outcomes write no row
+        assert len(applied) + len(stale) <= 40  # 'same' outcomes write no row
+        assert applied
         chain = list(reversed(applied))
         assert chain[0]["from_status"] == "provisioning"
-        assert all(a["to_status"] == b["from_status"] for a, b in zip(chain, chain[1:])), chain
+        assert all(a["to_status"] == b["from_status"] for a, b in itertools.pairwise(chain)), chain
         assert chain[-1]["to_status"] == MAPPING[cycle[39 % 5]]
 
 
@@ -342,13 +241,16 @@ async def test_out_of_order_event_is_recorded_but_does_not_move_back(client, ten
     await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 3, phone="5511955554444"))
     await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["phone_number"] == "5511955554444"
+    assert got["status"] == "connected"
+    assert got["phone_number"] == "5511955554444"
     rows = await history(client, user, chip)
     assert len(rows) == 2
     stale, applied = rows
     assert (applied["from_status"], applied["to_status"]) == ("provisioning", "connected")
-    assert stale["from_status"] == "connected" and stale["to_status"] == "waiting_qr"
-    assert stale["detail"].startswith("ignored") and "older" in stale["detail"]
+    assert stale["from_status"] == "connected"
+    assert stale["to_status"] == "waiting_qr"
+    assert stale["detail"].startswith("ignored")
+    assert "older" in stale["detail"]
     # a newer event still applies
     await deliver_ok(client, status_event(user, chip, "STOPPED", at=t0 + 4))
     assert (await get_chip(client, user, chip))["status"] == "disconnected"
@@ -360,7 +262,8 @@ async def test_stale_failed_does_not_set_error(client, tenant):
     await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 10, phone="5511955554444"))
     await deliver_ok(client, status_event(user, chip, "FAILED", at=t0 + 1))
     got = await get_chip(client, user, chip)
-    assert got["status"] == "connected" and got["error"] is None
+    assert got["status"] == "connected"
+    assert got["error"] is None
 
 
 # --- signatures ---------------------------------------------------------------------------------
@@ -404,7 +307,8 @@ async def test_signature_header_is_case_insensitive_hex(client, tenant):
     user, chip = tenant
     raw = json.dumps(status_event(user, chip, "STARTING")).encode()
     response = await deliver(client, raw, signature=sign(raw).upper())
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
 
 
 # --- invalid envelopes --------------------------------------------------------------------------
@@ -423,7 +327,7 @@ def _invalid_bodies(session: str, meta: dict) -> list[bytes]:
     return [
         b"",
         b"not json",
-        b"{\"event\": \"session.status\", ",  # truncated
+        b'{"event": "session.status", ',  # truncated
         b"[]",
         b'[{"event": "session.status"}]',
         b'"session.status"',
@@ -460,7 +364,7 @@ def _invalid_bodies(session: str, meta: dict) -> list[bytes]:
         env(payload={"status": 3}),
         env(payload={"status": "W" * 65}),
         b'\xff\xfe{"event": "session.status"}',
-        "{\"event\": \"session.status\", \"session\": \"\ud800\"}".encode("utf-8", "surrogatepass"),
+        '{"event": "session.status", "session": "\ud800"}'.encode("utf-8", "surrogatepass"),
     ]
 
 
@@ -518,7 +422,8 @@ async def test_body_over_1_mib_is_413_and_changes_nothing(client, tenant, pg):
 
     at_limit = padded(limit, "SCAN_QR_CODE")  # exactly 1 MiB is accepted
     response = await deliver(client, at_limit)
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
 
 
@@ -555,13 +460,20 @@ async def test_metadata_naming_another_tenant_is_ignored(client, tenant):
         (a_chip, {"user_id": alice["user"]["id"], "chip_id": 42}),
     ]
     for chip, meta in lies:
-        await deliver_ok(client, envelope(chip["session_name"], "WORKING", meta=meta,
-                                          me={"id": "5511900000000@c.us"}), expect="ignored")
-        await deliver_ok(client, envelope(chip["session_name"], event="message", meta=meta,
-                                          payload={"id": "m", "body": "hi"}), expect="ignored")
+        await deliver_ok(
+            client,
+            envelope(chip["session_name"], "WORKING", meta=meta, me={"id": "5511900000000@c.us"}),
+            expect="ignored",
+        )
+        await deliver_ok(
+            client,
+            envelope(chip["session_name"], event="message", meta=meta, payload={"id": "m", "body": "hi"}),
+            expect="ignored",
+        )
     assert await get_chip(client, alice, a_chip) == a_chip
     assert await get_chip(client, bob, b_chip) == b_chip
-    assert await history(client, alice, a_chip) == [] and await history(client, bob, b_chip) == []
+    assert await history(client, alice, a_chip) == []
+    assert await history(client, bob, b_chip) == []
     # the truthful metadata still works
     await deliver_ok(client, status_event(alice, a_chip, "STARTING"))
     assert (await get_chip(client, alice, a_chip))["status"] == "starting"
@@ -571,16 +483,23 @@ async def test_deleting_chip_is_never_moved_by_a_webhook(client, tenant, pg):
     user, chip = tenant
     await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE"))
     deleted = await client.delete(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
-    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
+    assert deleted.status_code == 202
+    assert deleted.json()["status"] == "deleting"
     for status in ("WORKING", "STOPPED", "FAILED", "STARTING"):
         await deliver_ok(client, status_event(user, chip, status, phone="5511900000000"), expect="ignored")
-    await deliver_ok(client, envelope(chip["session_name"], event="message", meta=metadata(user, chip),
-                                      payload={"id": "m"}), expect="ignored")
+    await deliver_ok(
+        client,
+        envelope(chip["session_name"], event="message", meta=metadata(user, chip), payload={"id": "m"}),
+        expect="ignored",
+    )
     got = await get_chip(client, user, chip)
-    assert got["status"] == "deleting" and got["phone_number"] is None and got["error"] is None
+    assert got["status"] == "deleting"
+    assert got["phone_number"] is None
+    assert got["error"] is None
     rows = await history(client, user, chip)
     ignored = [r for r in rows if r["from_status"] == "deleting"]
-    assert len(ignored) == 4 and all("being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored)
+    assert len(ignored) == 4
+    assert all("being deleted" in r["detail"] and r["detail"].startswith("ignored") for r in ignored)
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"])) is None
 
 
@@ -592,11 +511,17 @@ async def test_message_events_touch_last_activity_and_are_deduped(client, tenant
     chip_id = uuid.UUID(chip["id"])
     assert await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id) is None
     t0 = now_ms() - 60_000
-    message = envelope(chip["session_name"], event="message", at=t0, meta=metadata(user, chip),
-                       payload={"id": "false_5521999990000@c.us_3EB0AA", "from": "5521999990000@c.us", "body": "oi"})
+    message = envelope(
+        chip["session_name"],
+        event="message",
+        at=t0,
+        meta=metadata(user, chip),
+        payload={"id": "false_5521999990000@c.us_3EB0AA", "from": "5521999990000@c.us", "body": "oi"},
+    )
     await deliver_ok(client, message)
     first = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id)
-    assert first is not None and abs(first.timestamp() * 1000 - t0) < 1
+    assert first is not None
+    assert abs(first.timestamp() * 1000 - t0) < 1
     await deliver_ok(client, message, expect="duplicate")
     older = envelope(chip["session_name"], event="message", at=t0 - 30_000, meta=metadata(user, chip), payload={})
     await deliver_ok(client, older)
@@ -607,7 +532,8 @@ async def test_message_events_touch_last_activity_and_are_deduped(client, tenant
     assert abs(latest.timestamp() * 1000 - (t0 + 30_000)) < 1
     # messages never touch the status or history
     got = await get_chip(client, user, chip)
-    assert got["status"] == "provisioning" and await history(client, user, chip) == []
+    assert got["status"] == "provisioning"
+    assert await history(client, user, chip) == []
     assert await pg.fetchval("SELECT count(*) FROM webhook_events WHERE event = 'message'") == 3
 
 
@@ -620,44 +546,64 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
     from tests.support.asgi_server import serve
 
     user, chip = tenant
-    config = EmulatorConfig(api_key="emu-key", boot_delay_seconds=0.05, qr_first_seconds=30, qr_next_seconds=30,
-                            qr_max=2, webhook_timeout_seconds=5)
+    config = EmulatorConfig(
+        api_key="emu-key",
+        boot_delay_seconds=0.05,
+        qr_first_seconds=30,
+        qr_next_seconds=30,
+        qr_max=2,
+        webhook_timeout_seconds=5,
+    )
     emulator_app = create_emulator_app(config)
     with serve(emulator_app) as emulator:
-        async with WahaClient(emulator.url, "emu-key", timeout=5) as waha, \
-                httpx.AsyncClient(base_url=emulator.url, timeout=10) as control:
+        async with (
+            WahaClient(emulator.url, "emu-key", timeout=5) as waha,
+            httpx.AsyncClient(base_url=emulator.url, timeout=10) as control,
+        ):
             await waha.create_session(
-                chip["session_name"], start=True, metadata=chip_metadata(user["user"]["id"], chip["id"]), proxy=None,
-                webhook_url=api_server.url + HOOK, hmac_key=settings.webhook_hmac_key,
-                retry_attempts=3, retry_delay_seconds=0.1,
+                chip["session_name"],
+                start=True,
+                metadata=chip_metadata(user["user"]["id"], chip["id"]),
+                proxy=None,
+                webhook_url=api_server.url + HOOK,
+                hmac_key=settings.webhook_hmac_key,
+                retry_attempts=3,
+                retry_delay_seconds=0.1,
             )
 
             async def status_is(expected: str):
                 return (await get_chip(client, user, chip))["status"] == expected
 
             await eventually(lambda: status_is("waiting_qr"), what="waiting_qr via emulator webhooks")
-            scanned = await control.post(f"/_emulator/sessions/{chip['session_name']}/scan",
-                                         json={"phone": "5511912345678", "pushName": "Ana"})
+            scanned = await control.post(
+                f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678", "pushName": "Ana"}
+            )
             assert scanned.status_code == 200, scanned.text
             await eventually(lambda: status_is("connected"), what="connected via emulator webhooks")
             got = await get_chip(client, user, chip)
-            assert got["phone_number"] == "5511912345678" and got["error"] is None
+            assert got["phone_number"] == "5511912345678"
+            assert got["error"] is None
 
             sent = await control.post(f"/_emulator/sessions/{chip['session_name']}/message", json={"text": "oi"})
             assert sent.status_code == 200
             await eventually(
-                lambda: pg.fetchval("SELECT last_activity_at IS NOT NULL FROM chips WHERE id = $1", uuid.UUID(chip["id"])),
+                lambda: pg.fetchval(
+                    "SELECT last_activity_at IS NOT NULL FROM chips WHERE id = $1", uuid.UUID(chip["id"])
+                ),
                 what="last_activity_at from the emulator's message event",
             )
             deliveries = emulator_app.state.emulator.deliveries
-            assert deliveries and all(d.get("status") == 200 for d in deliveries), list(deliveries)
+            assert deliveries
+            assert all(d.get("status") == 200 for d in deliveries), list(deliveries)
             # WAHA retrying a delivery we already accepted (it may not have seen our answer)
             last = next(e for e in reversed(emulator_app.state.emulator.events) if e["event"] == "session.status")
             await deliver_ok(client, last, expect="duplicate")
 
     rows = await history(client, user, chip)
     assert [(r["from_status"], r["to_status"]) for r in reversed(rows)] == [
-        ("provisioning", "starting"), ("starting", "waiting_qr"), ("waiting_qr", "connected"),
+        ("provisioning", "starting"),
+        ("starting", "waiting_qr"),
+        ("waiting_qr", "connected"),
     ]
 
 

@@ -41,7 +41,12 @@ async def main(duration: float, connections: int) -> None:
         )
         chips_request = loadgen.get_request("/api/v1/chips", headers)
         chips = await loadgen.run(
-            "GET /api/v1/chips (10)", "127.0.0.1", port, lambda i: chips_request, connections=connections, duration=duration
+            "GET /api/v1/chips (10)",
+            "127.0.0.1",
+            port,
+            lambda i: chips_request,
+            connections=connections,
+            duration=duration,
         )
         print(trivial.line())
         print(chips.line())

@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import tests.conftest  # noqa: E402,F401  (test environment: settings, Redis db 15)
+from tests.support.env import apply_test_environment
+
+apply_test_environment()  # settings are read once: before any app import
+
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
@@ -58,10 +61,20 @@ async def main() -> None:
         double.seed_jobs(args.foreign // 2, prefix="aaa-other-")
         double.seed_jobs(args.foreign - args.foreign // 2, prefix="zzz-other-")
         settings = msgspec.structs.replace(
-            base, scheduler="nomad", nomad_addr=double.nomad_url, consul_addr=double.consul_url, nomad_timeout_seconds=30
+            base,
+            scheduler="nomad",
+            nomad_addr=double.nomad_url,
+            consul_addr=double.consul_url,
+            nomad_timeout_seconds=30,
         )
-        print(f"python {sys.version.split()[0]}, cpus {os.cpu_count()}; {args.jobs} tenant jobs + {args.foreign} foreign jobs in the double")
-        print(f"{'page size':>10} {'requests':>9} {'listed':>7} {'time (s)':>9} {'req/s':>7} {'raw loop (s)':>13} {'adapter/raw':>12}")
+        print(
+            f"python {sys.version.split()[0]}, cpus {os.cpu_count()}; "
+            f"{args.jobs} tenant jobs + {args.foreign} foreign jobs in the double"
+        )
+        print(
+            f"{'page size':>10} {'requests':>9} {'listed':>7} {'time (s)':>9} {'req/s':>7} "
+            f"{'raw loop (s)':>13} {'adapter/raw':>12}"
+        )
 
         results = {}
         async with httpx.AsyncClient(base_url=double.nomad_url, timeout=30) as raw:
@@ -106,12 +119,18 @@ async def main() -> None:
         default_elapsed, default_requests, listed = results[1000]
         extrapolated = per_job * args.jobs
         print()
-        print(f"adapter default (page 1000): {default_requests} requests, {default_elapsed:.3f} s for {listed} jobs "
-              f"(target: <= 1 request/page, < 5 s)")
-        print(f"baseline one GET per job: {args.jobs} requests, ~{extrapolated:.2f} s "
-              f"(measured {per_job * 1000:.2f} ms/job on {len(ids)} jobs)")
-        print(f"paged listing vs per-job: {args.jobs / default_requests:.0f}x fewer requests, "
-              f"{extrapolated / default_elapsed:.1f}x faster")
+        print(
+            f"adapter default (page 1000): {default_requests} requests, {default_elapsed:.3f} s for {listed} jobs "
+            f"(target: <= 1 request/page, < 5 s)"
+        )
+        print(
+            f"baseline one GET per job: {args.jobs} requests, ~{extrapolated:.2f} s "
+            f"(measured {per_job * 1000:.2f} ms/job on {len(ids)} jobs)"
+        )
+        print(
+            f"paged listing vs per-job: {args.jobs / default_requests:.0f}x fewer requests, "
+            f"{extrapolated / default_elapsed:.1f}x faster"
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def fake_waha(sessions_by_tenant: dict[str, bytes], api_key: str):
         body = sessions_by_tenant.get(parts[2]) if len(parts) == 5 and parts[3:] == ["api", "sessions"] else None
         status = 401 if headers.get(b"x-api-key", b"").decode() != api_key else (200 if body is not None else 404)
         payload = body if status == 200 else b"{}"
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": payload})
 
     return app
@@ -49,8 +51,8 @@ def fake_waha(sessions_by_tenant: dict[str, bytes], api_key: str):
 
 async def main(tenants: int, per_tenant: int, runs: int) -> None:
     os.environ.update(BENCH_ENV)
-    from app.core import db
     from app.container import Container
+    from app.core import db
     from app.reconciler.service import Reconciler
     from app.scheduler.cache import AddressCache
     from app.settings import load_settings
@@ -59,8 +61,13 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
         job_ids = double.seed_jobs(tenants)
         user_ids = [j.removeprefix("whago-waha-") for j in job_ids]
         settings = load_settings(
-            {**os.environ, "WHAGO_SCHEDULER": "nomad", "WHAGO_NOMAD_ADDR": double.nomad_url,
-             "WHAGO_CONSUL_ADDR": double.consul_url, "WHAGO_INSTANCE_ADDRESS_CACHE_SECONDS": "3600"}
+            {
+                **os.environ,
+                "WHAGO_SCHEDULER": "nomad",
+                "WHAGO_NOMAD_ADDR": double.nomad_url,
+                "WHAGO_CONSUL_ADDR": double.consul_url,
+                "WHAGO_INSTANCE_ADDRESS_CACHE_SECONDS": "3600",
+            }
         )
         from app.core.db import migrate
 
@@ -79,21 +86,31 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
                 name = "chip_" + chip_id.hex
                 phone = f"55119{len(chips):08d}"
                 chips.append((chip_id, uuid.UUID(u), f"c{i}", name, phone))
-                listing.append({"name": name, "status": "WORKING", "config": {"metadata": {"user_id": u, "chip_id": str(chip_id)}},
-                                "me": {"id": f"{phone}@c.us", "pushName": "bench"}, "timestamps": {"activity": None}})
+                listing.append(
+                    {
+                        "name": name,
+                        "status": "WORKING",
+                        "config": {"metadata": {"user_id": u, "chip_id": str(chip_id)}},
+                        "me": {"id": f"{phone}@c.us", "pushName": "bench"},
+                        "timestamps": {"activity": None},
+                    }
+                )
             sessions_by_tenant[u] = msgspec.json.encode(listing)
         await conn.copy_records_to_table(
-            "chips", records=[(c[0], c[1], c[2], "connected", c[3], c[4]) for c in chips],
+            "chips",
+            records=[(c[0], c[1], c[2], "connected", c[3], c[4]) for c in chips],
             columns=["id", "user_id", "alias", "status", "session_name", "phone_number"],
         )
-        await conn.execute("UPDATE chips SET status_changed_at = now() - interval '1 hour', provision_enqueued_at = now()")
+        await conn.execute(
+            "UPDATE chips SET status_changed_at = now() - interval '1 hour', provision_enqueued_at = now()"
+        )
 
         with serve(fake_waha(sessions_by_tenant, settings.waha_api_key)) as waha:
             await db.start_pool(settings)
             container = Container.build(settings)
             await container.redis.flushdb()
             cache = AddressCache(container.redis, 3600)
-            for u, j in zip(user_ids, job_ids):
+            for u, j in zip(user_ids, job_ids, strict=True):
                 await cache.set(u, j, f"{waha.url}/t/{u}")
 
             # baseline: the unavoidable I/O of one pass, done bare
@@ -115,11 +132,15 @@ async def main(tenants: int, per_tenant: int, runs: int) -> None:
                 started = time.perf_counter()
                 report = await Reconciler(container).run()
                 timings.append(time.perf_counter() - started)
-                assert report.ran and not report.errors, report.as_dict()
+                assert report.ran, report.as_dict()
+                assert not report.errors, report.as_dict()
                 assert not report.drift, report.as_dict()
             print(f"tenants {tenants}, chips {len(chips)}, sessions seen {report.sessions}")
             print(f"Nomad requests per pass: {double.count('nomad')} (listing), Consul: {double.count('consul')}")
-            print(f"reconcile, no drift: best {min(timings):.2f} s, median {sorted(timings)[len(timings)//2]:.2f} s over {runs} runs")
+            print(
+                f"reconcile, no drift: best {min(timings):.2f} s, "
+                f"median {sorted(timings)[len(timings) // 2]:.2f} s over {runs} runs"
+            )
             print(f"baseline (bare SELECT + {tenants} bare session listings): {baseline:.2f} s")
             print(f"reconcile / baseline: {min(timings) / baseline:.2f}")
             await container.aclose()

@@ -35,8 +35,13 @@ from tests.bench.server import BENCH_ENV, whago_server
 TENANTS = 10
 CHIPS_PER_TENANT = 10
 CYCLE = ["STARTING", "SCAN_QR_CODE", "WORKING", "STOPPED", "FAILED"]
-MAPPING = {"STARTING": "starting", "SCAN_QR_CODE": "waiting_qr", "WORKING": "connected",
-           "STOPPED": "disconnected", "FAILED": "failed"}
+MAPPING = {
+    "STARTING": "starting",
+    "SCAN_QR_CODE": "waiting_qr",
+    "WORKING": "connected",
+    "STOPPED": "disconnected",
+    "FAILED": "failed",
+}
 BURST = 3
 MAX_IN_FLIGHT_PER_CHIP = 4  # < len(CYCLE): see the module docstring
 HOOK = "/api/v1/webhooks/waha"
@@ -70,17 +75,20 @@ class WebhookLoad:
         self.in_flight[index] += 1
         status = CYCLE[seq % len(CYCLE)]
         at = self.base_ms + seq  # increasing per chip, in send order
-        body = json.dumps({
-            "id": "evt_" + uuid.uuid4().hex[:26],
-            "timestamp": at,
-            "event": "session.status",
-            "session": chip["session_name"],
-            "metadata": {"user_id": chip["user_id"], "chip_id": chip["id"]},
-            "me": {"id": "5511900000000@c.us", "pushName": "bench"} if status == "WORKING" else None,
-            "payload": {"name": chip["session_name"], "status": status, "statuses": [], "data": None},
-            "engine": "GOWS",
-            "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "worker": {"id": "bench"}},
-        }, separators=(",", ":")).encode()
+        body = json.dumps(
+            {
+                "id": "evt_" + uuid.uuid4().hex[:26],
+                "timestamp": at,
+                "event": "session.status",
+                "session": chip["session_name"],
+                "metadata": {"user_id": chip["user_id"], "chip_id": chip["id"]},
+                "me": {"id": "5511900000000@c.us", "pushName": "bench"} if status == "WORKING" else None,
+                "payload": {"name": chip["session_name"], "status": status, "statuses": [], "data": None},
+                "engine": "GOWS",
+                "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "worker": {"id": "bench"}},
+            },
+            separators=(",", ":"),
+        ).encode()
         signature = hmac.new(self.key, body, hashlib.sha512).hexdigest()
         request = loadgen.post_request(HOOK, body, {"X-Webhook-Hmac": signature, "X-Webhook-Hmac-Algorithm": "sha512"})
         return index, at, status, request
@@ -162,8 +170,10 @@ async def verify(database_url: str, chips: list[dict], load: WebhookLoad) -> lis
         accepted = load.accepted.get(index, [])
         total_stale += row["stale"]
         if row["applied"] + row["stale"] != len(accepted):
-            problems.append(f"chip {chip['alias']}/{chip['id']}: {row['applied']} applied + {row['stale']} stale "
-                            f"!= {len(accepted)} accepted")
+            problems.append(
+                f"chip {chip['alias']}/{chip['id']}: {row['applied']} applied + {row['stale']} stale "
+                f"!= {len(accepted)} accepted"
+            )
         if row["other"]:
             problems.append(f"chip {chip['id']}: {row['other']} unexpected ignored rows")
         expected = MAPPING[max(accepted)[1]] if accepted else "provisioning"

@@ -28,7 +28,7 @@ class Result:
         if not self.latencies_ms:
             return float("nan")
         data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(round(p / 100 * (len(data) - 1))))]
+        return data[min(len(data) - 1, round(p / 100 * (len(data) - 1)))]
 
     def line(self) -> str:
         return (
@@ -111,4 +111,4 @@ def summary(result: Result, baseline: Result) -> str:
     return f"{result.name} / {baseline.name} throughput ratio: {result.rps / baseline.rps:.2f}"
 
 
-__all__ = ["Result", "run", "get_request", "post_request", "read_response", "summary", "statistics"]
+__all__ = ["Result", "get_request", "post_request", "read_response", "run", "statistics", "summary"]

@@ -8,7 +8,9 @@ import uuid
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=dict(os.environ), timeout=60
+    )
 
 
 def test_nomad_render_prints_the_registration_body_without_a_database():
@@ -16,12 +18,17 @@ def test_nomad_render_prints_the_registration_body_without_a_database():
     env = {**os.environ, "WHAGO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "nomad", "render", "--user-id", user_id, "--plan", "enterprise"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["Job"]
-    assert job["ID"] == f"whago-waha-{user_id}" and job["Type"] == "service"
-    assert job["Meta"]["whago_plan"] == "enterprise" and job["Meta"]["created_by"] == "whago"
+    assert job["ID"] == f"whago-waha-{user_id}"
+    assert job["Type"] == "service"
+    assert job["Meta"]["whago_plan"] == "enterprise"
+    assert job["Meta"]["created_by"] == "whago"
     assert os.environ["WHAGO_WAHA_API_KEY"] not in result.stdout
 
 
@@ -40,7 +47,8 @@ def test_create_admin_is_idempotent_and_promotes(migrated_db):
     assert first.returncode == 0, first.stderr
     assert f"created admin {email}" in first.stdout
     second = run("create-admin", email, "--password", "operator-pw-2")
-    assert second.returncode == 0 and f"promoted admin {email}" in second.stdout
+    assert second.returncode == 0
+    assert f"promoted admin {email}" in second.stdout
     assert run("create-admin", email, "--password", "short").returncode != 0
 
     async def row():
@@ -70,14 +78,22 @@ def test_rotate_encryption_key(migrated_db):
         finally:
             await conn.close()
 
-    proxy_id = asyncio.run(setup_and_read(lambda c: c.fetchval(
-        "INSERT INTO proxies (scheme, host, port, password_encrypted) VALUES ('http', 'p.example', 8080, $1) RETURNING id",
-        token,
-    )))
+    proxy_id = asyncio.run(
+        setup_and_read(
+            lambda c: c.fetchval(
+                "INSERT INTO proxies (scheme, host, port, password_encrypted)"
+                " VALUES ('http', 'p.example', 8080, $1) RETURNING id",
+                token,
+            )
+        )
+    )
     env = {**os.environ, "WHAGO_ENCRYPTION_KEY": f"{new_key},{old_key}"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "rotate-encryption-key"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "rotate-encryption-key"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stderr
-    stored = asyncio.run(setup_and_read(lambda c: c.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", proxy_id)))
+    stored = asyncio.run(
+        setup_and_read(lambda c: c.fetchval("SELECT password_encrypted FROM proxies WHERE id = $1", proxy_id))
+    )
     assert Fernet(new_key).decrypt(stored.encode()) == b"proxy-secret"  # readable with the new key alone
     asyncio.run(setup_and_read(lambda c: c.execute("DELETE FROM proxies WHERE id = $1", proxy_id)))

@@ -20,7 +20,8 @@ def test_generated_dev_secrets_are_stable_across_restarts(tmp_path, caplog):
     first = load_settings({"WHAGO_DEV_STATE_DIR": str(tmp_path)})
     assert "WHAGO_SECRET_KEY is not set" in caplog.text
     second = load_settings({"WHAGO_DEV_STATE_DIR": str(tmp_path)})
-    assert first.secret_key == second.secret_key and first.webhook_hmac_key == second.webhook_hmac_key
+    assert first.secret_key == second.secret_key
+    assert first.webhook_hmac_key == second.webhook_hmac_key
     stored = json.loads((tmp_path / "dev-secrets.json").read_text())
     assert stored["secret_key"] == first.secret_key
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
@@ -68,4 +69,5 @@ def test_cli_reports_bad_settings(tmp_path):
     env = {**os.environ, "WHAGO_DATABASE_POOL_SIZE": "lots"}
     result = subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, capture_output=True, text=True)
     assert result.returncode == 2
-    assert "WHAGO_DATABASE_POOL_SIZE" in result.stderr and "Traceback" not in result.stderr
+    assert "WHAGO_DATABASE_POOL_SIZE" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -41,26 +41,41 @@ async def waha():
 
 async def create(waha: WahaClient, start: bool = True):
     return await waha.create_session(
-        "chip_x", start=start, metadata={"user_id": "u", "chip_id": "c"},
+        "chip_x",
+        start=start,
+        metadata={"user_id": "u", "chip_id": "c"},
         proxy=ProxyConfig.from_parts("10.0.0.1", 3128, "bob", PROXY_PASSWORD),
-        webhook_url="http://api/api/v1/webhooks/waha", hmac_key=HMAC, retry_attempts=5, retry_delay_seconds=3,
+        webhook_url="http://api/api/v1/webhooks/waha",
+        hmac_key=HMAC,
+        retry_attempts=5,
+        retry_delay_seconds=3,
     )
 
 
 async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x", json={**DTO, "presence": None, "timestamps": {"activity": None}})
+    httpx_mock.add_response(
+        url=f"{BASE}/api/sessions/chip_x", json={**DTO, "presence": None, "timestamps": {"activity": None}}
+    )
     info = await waha.get_session("chip_x")
-    assert info.status == "STARTING" and info.me is None
+    assert info.status == "STARTING"
+    assert info.me is None
     request = httpx_mock.get_request()
     assert request.headers["X-Api-Key"] == KEY
     timeout = request.extensions["timeout"]
-    assert timeout["connect"] == 3.0 and timeout["read"] == 3.0
+    assert timeout["connect"] == 3.0
+    assert timeout["read"] == 3.0
 
 
 @pytest.mark.parametrize(
     ("exception", "status"),
-    [(httpx.ConnectError("refused"), None), (httpx.ReadTimeout("slow"), None), (httpx.RemoteProtocolError("eof"), None),
-     (None, 500), (None, 502), (None, 503)],
+    [
+        (httpx.ConnectError("refused"), None),
+        (httpx.ReadTimeout("slow"), None),
+        (httpx.RemoteProtocolError("eof"), None),
+        (None, 500),
+        (None, 502),
+        (None, 503),
+    ],
 )
 async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, exception, status) -> None:
     if exception is not None:
@@ -71,20 +86,27 @@ async def test_unreachable_or_5xx_is_unavailable(waha: WahaClient, httpx_mock, e
         httpx_mock.add_response(status_code=status, json={"statusCode": status, "message": "boom"})
     with pytest.raises(WahaUnavailable) as caught:
         await waha.list_sessions()
-    assert isinstance(caught.value, DependencyUnavailable) and caught.value.status_code == 503
+    assert isinstance(caught.value, DependencyUnavailable)
+    assert caught.value.status_code == 503
     assert caught.value.waha_status == status
 
 
 async def test_404_and_422_mapping(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(status_code=404, json={"statusCode": 404, "message": "Session not found", "error": "Not Found"})
+    httpx_mock.add_response(
+        status_code=404, json={"statusCode": 404, "message": "Session not found", "error": "Not Found"}
+    )
     with pytest.raises(WahaNotFound) as not_found:
         await waha.start_session("chip_x")
-    assert isinstance(not_found.value, NotFound) and "Session not found" in not_found.value.detail
+    assert isinstance(not_found.value, NotFound)
+    assert "Session not found" in not_found.value.detail
 
-    httpx_mock.add_response(status_code=422, json={"statusCode": 422, "message": "Can get QR code only in SCAN_QR_CODE"})
+    httpx_mock.add_response(
+        status_code=422, json={"statusCode": 422, "message": "Can get QR code only in SCAN_QR_CODE"}
+    )
     with pytest.raises(WahaConflict) as conflict:
         await waha.get_qr_raw("chip_x")
-    assert isinstance(conflict.value, Conflict) and conflict.value.status_code == 409
+    assert isinstance(conflict.value, Conflict)
+    assert conflict.value.status_code == 409
     assert not isinstance(conflict.value, WahaSessionExists)
 
 
@@ -101,22 +123,30 @@ async def test_other_4xx_is_rejected_without_leaking_secrets(waha: WahaClient, h
     with pytest.raises(WahaRejected) as caught:
         await create(waha)
     error = caught.value
-    assert error.status_code == 502 and error.waha_status == status and error.code == "waha_rejected"
+    assert error.status_code == 502
+    assert error.waha_status == status
+    assert error.code == "waha_rejected"
     for secret in (KEY, HMAC, PROXY_PASSWORD):
-        assert secret not in str(error) and secret not in repr(error)
+        assert secret not in str(error)
+        assert secret not in repr(error)
     assert "second" in error.detail
 
 
 async def test_create_falls_back_to_put_with_same_config_then_starts(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", url=f"{BASE}/api/sessions", status_code=422,
-                            json={"statusCode": 422, "message": "Session 'chip_x' already exists. Use PUT to update it."})
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BASE}/api/sessions",
+        status_code=422,
+        json={"statusCode": 422, "message": "Session 'chip_x' already exists. Use PUT to update it."},
+    )
     httpx_mock.add_response(method="PUT", url=f"{BASE}/api/sessions/chip_x", json={**DTO, "status": "STOPPED"})
     httpx_mock.add_response(method="POST", url=f"{BASE}/api/sessions/chip_x/start", status_code=201, json=DTO)
     result = await create(waha)
     assert result.status == "STARTING"
     post, put, start = httpx_mock.get_requests()
     posted, updated = json.loads(post.content), json.loads(put.content)
-    assert posted["name"] == "chip_x" and posted["start"] is True
+    assert posted["name"] == "chip_x"
+    assert posted["start"] is True
     assert updated == {"config": posted["config"]}  # the full config again
     assert start.url.path == "/api/sessions/chip_x/start"
     hook = posted["config"]["webhooks"][0]
@@ -126,14 +156,18 @@ async def test_create_falls_back_to_put_with_same_config_then_starts(waha: WahaC
 
 
 async def test_create_put_fallback_does_not_start_when_not_asked(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", status_code=422, json={"message": "Session 'chip_x' already exists. Use PUT to update it."})
+    httpx_mock.add_response(
+        method="POST", status_code=422, json={"message": "Session 'chip_x' already exists. Use PUT to update it."}
+    )
     httpx_mock.add_response(method="PUT", json={**DTO, "status": "STOPPED"})
     assert (await create(waha, start=False)).status == "STOPPED"
     assert len(httpx_mock.get_requests()) == 2
 
 
 async def test_other_422_on_create_is_not_retried_as_put(waha: WahaClient, httpx_mock) -> None:
-    httpx_mock.add_response(method="POST", status_code=422, json={"message": "WAHA Core support only 'default' session"})
+    httpx_mock.add_response(
+        method="POST", status_code=422, json={"message": "WAHA Core support only 'default' session"}
+    )
     with pytest.raises(WahaConflict):
         await create(waha)
     assert len(httpx_mock.get_requests()) == 1
@@ -154,7 +188,8 @@ async def test_send_text_handles_engine_shapes(waha: WahaClient, httpx_mock, bod
     else:
         httpx_mock.add_response(method="POST", status_code=201, json=body)
     sent = await waha.send_text("chip_x", "+55 11 91234-5678", "hi")
-    assert sent["id"] == expected and sent["raw"] == body
+    assert sent["id"] == expected
+    assert sent["raw"] == body
     request = json.loads(httpx_mock.get_request().content)
     assert request == {"session": "chip_x", "chatId": "5511912345678@c.us", "text": "hi"}
 
@@ -202,8 +237,10 @@ async def test_pool_reuses_one_client_per_base_url() -> None:
 def test_session_names_round_trip() -> None:
     chip_id = uuid.uuid4()
     name = session_name(chip_id)
-    assert name == "chip_" + chip_id.hex and len(name) <= 54
-    assert all(ch.isalnum() or ch == "_" for ch in name) and name == name.lower()
+    assert name == "chip_" + chip_id.hex
+    assert len(name) <= 54
+    assert all(ch.isalnum() or ch == "_" for ch in name)
+    assert name == name.lower()
     assert chip_id_from_session(name) == chip_id
     for other in ("default", "chip_", "chip_" + chip_id.hex.upper(), "chip_" + chip_id.hex + "0", "x" + name):
         assert chip_id_from_session(other) is None
@@ -213,8 +250,13 @@ def test_session_config_without_optional_parts() -> None:
     config = build_session_config(metadata={"user_id": "u"}, webhook_url="http://h/w", hmac_key=None)
     assert config == {
         "metadata": {"user_id": "u"},
-        "webhooks": [{"url": "http://h/w", "events": ["session.status", "message"],
-                      "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8}}],
+        "webhooks": [
+            {
+                "url": "http://h/w",
+                "events": ["session.status", "message"],
+                "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8},
+            }
+        ],
     }
     assert PROXY_PASSWORD not in repr(ProxyConfig(server="h:1", password=PROXY_PASSWORD))
 

@@ -23,7 +23,8 @@ from referencing.jsonschema import DRAFT202012
 
 from app.waha import ProxyConfig, WahaClient
 from tests.support.reference import reference_file
-from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
+from tests.support.waha import API_KEY, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -33,18 +34,31 @@ SCHEMAS = "/components/schemas"
 # (JSON pointer into the spec, change, why). The only place where we accept WAHA != its spec.
 RELAXATIONS: list[tuple[str, str, str]] = [
     (f"{SCHEMAS}/SessionInfo/properties/me", "nullable", "waha.md: `me` is null until the session is logged in"),
-    (f"{SCHEMAS}/WAHAWebhookSessionStatus/properties/me", "nullable",
-     "waha.md §4.3: the envelope's `me` is null when not authenticated"),
+    (
+        f"{SCHEMAS}/WAHAWebhookSessionStatus/properties/me",
+        "nullable",
+        "waha.md §4.3: the envelope's `me` is null when not authenticated",
+    ),
     (f"{SCHEMAS}/WebhookConfig/properties/hmac", "nullable", "waha.md: unset webhook sub-objects echo as null"),
     (f"{SCHEMAS}/WebhookConfig/properties/retries", "nullable", "waha.md: unset webhook sub-objects echo as null"),
-    (f"{SCHEMAS}/WebhookConfig/properties/customHeaders", "nullable", "waha.md: unset webhook sub-objects echo as null"),
+    (
+        f"{SCHEMAS}/WebhookConfig/properties/customHeaders",
+        "nullable",
+        "waha.md: unset webhook sub-objects echo as null",
+    ),
     (f"{SCHEMAS}/WebhookConfig/properties/events/items", "string", "waha.md: events are event-name strings"),
-    (f"{SCHEMAS}/WAHAWebhookSessionStatus/properties/event", "string",
-     "the event name is a string (the spec's own enum and default are strings, its type says object)"),
+    (
+        f"{SCHEMAS}/WAHAWebhookSessionStatus/properties/event",
+        "string",
+        "the event name is a string (the spec's own enum and default are strings, its type says object)",
+    ),
     (f"{SCHEMAS}/WAHAWebhookMessage/properties/event", "string", "as above"),
-    (f"{SCHEMAS}/WAMessage/required", "unrequire:source,participant,mediaUrl",
-     "the schema's own descriptions: source only on fromMe events, participant only in groups, "
-     "mediaUrl only with media; WAHA omits them otherwise"),
+    (
+        f"{SCHEMAS}/WAMessage/required",
+        "unrequire:source,participant,mediaUrl",
+        "the schema's own descriptions: source only on fromMe events, participant only in groups, "
+        "mediaUrl only with media; WAHA omits them otherwise",
+    ),
 ]
 # SessionInfo.timestamps.activity needs no entry: the spec itself marks it `nullable`.
 
@@ -58,7 +72,9 @@ def _dialect(node: Any) -> Any:
     node = {key: _dialect(value) for key, value in node.items()}
     properties = node.get("properties")
     if isinstance(properties, dict):
-        required = [name for name, prop in properties.items() if isinstance(prop, dict) and prop.get("required") is True]
+        required = [
+            name for name, prop in properties.items() if isinstance(prop, dict) and prop.get("required") is True
+        ]
         if required:
             node["required"] = sorted(set(node.get("required", [])) | set(required))
     if isinstance(node.get("required"), bool) and "in" not in node:  # "in": a parameter, not a schema
@@ -147,8 +163,15 @@ class Recorder:
     async def on_response(self, response: httpx.Response) -> None:
         await response.aread()
         request = response.request
-        self.responses.append((request.method, request.url.path, response.status_code,
-                               response.headers.get("content-type", ""), response.content))
+        self.responses.append(
+            (
+                request.method,
+                request.url.path,
+                response.status_code,
+                response.headers.get("content-type", ""),
+                response.content,
+            )
+        )
 
     def samples(self) -> tuple[list[Sample], list[str]]:
         samples, unchecked = [], []
@@ -156,8 +179,13 @@ class Recorder:
             if body:
                 pointer, op = operation(method, path)
                 assert "requestBody" in op, f"{method} {path}: the spec takes no body"
-                samples.append(Sample(f"request {method} {path}", pointer + "/requestBody/content/application~1json/schema",
-                                      json.loads(body)))
+                samples.append(
+                    Sample(
+                        f"request {method} {path}",
+                        pointer + "/requestBody/content/application~1json/schema",
+                        json.loads(body),
+                    )
+                )
         for method, path, status, content_type, body in self.responses:
             pointer, op = operation(method, path)
             declared = op["responses"].get(str(status))
@@ -166,10 +194,16 @@ class Recorder:
                 continue
             assert declared is not None, f"{method} {path}: status {status} is not in the spec"
             if content_type.startswith("image/png"):
-                assert "image/png" in declared["content"] and body.startswith(b"\x89PNG")
+                assert "image/png" in declared["content"]
+                assert body.startswith(b"\x89PNG")
             elif "content" in declared:
-                samples.append(Sample(f"response {method} {path} {status}",
-                                      pointer + f"/responses/{status}/content/application~1json/schema", json.loads(body)))
+                samples.append(
+                    Sample(
+                        f"response {method} {path} {status}",
+                        pointer + f"/responses/{status}/content/application~1json/schema",
+                        json.loads(body),
+                    )
+                )
             else:
                 unchecked.append(f"{method} {path} {status} (no response schema in the spec)")
         return samples, unchecked
@@ -183,9 +217,15 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
     http = httpx.AsyncClient(event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]})
     waha = WahaClient(emulator.url, API_KEY, timeout=5.0, http=http)
     name = "chip_contract"
-    kwargs = dict(start=True, metadata={"user_id": "u", "chip_id": "c"},
-                  proxy=ProxyConfig(server="10.1.1.1:3128", username="u", password="p" * 8),
-                  webhook_url=hook_url, hmac_key=HMAC_KEY, retry_attempts=3, retry_delay_seconds=0.05)
+    kwargs = dict(
+        start=True,
+        metadata={"user_id": "u", "chip_id": "c"},
+        proxy=ProxyConfig(server="10.1.1.1:3128", username="u", password="p" * 8),
+        webhook_url=hook_url,
+        hmac_key=HMAC_KEY,
+        retry_attempts=3,
+        retry_delay_seconds=0.05,
+    )
     try:
         assert await waha.ping()
         await waha.server_version()
@@ -194,8 +234,11 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
         await emulator.wait_status(name, "SCAN_QR_CODE")
         await waha.get_qr_raw(name)
         await waha.get_qr_png(name)
-        await http.get(f"{emulator.url}/api/{name}/auth/qr", params={"format": "image"},  # Base64File fallback
-                       headers={"X-Api-Key": API_KEY, "Accept": "application/json"})
+        await http.get(
+            f"{emulator.url}/api/{name}/auth/qr",
+            params={"format": "image"},  # Base64File fallback
+            headers={"X-Api-Key": API_KEY, "Accept": "application/json"},
+        )
         await waha.request_pairing_code(name, "5511999998888")
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/scan")
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/message", json={"text": "hi"})
@@ -205,8 +248,9 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
         await waha.list_sessions(all=False)
         await eventually(lambda: any(b'"event":"message"' in b for _, b in receiver.accepted()), what="message webhook")
         # A config without hmac/retries, as another WAHA client may have left it: echoes nulls.
-        await waha.update_session(name, {"metadata": {"user_id": "u"},
-                                         "webhooks": [{"url": hook_url, "events": ["session.status"]}]})
+        await waha.update_session(
+            name, {"metadata": {"user_id": "u"}, "webhooks": [{"url": hook_url, "events": ["session.status"]}]}
+        )
         for action in (waha.stop_session, waha.start_session, waha.restart_session, waha.logout_session):
             await action(name)
         await waha.get_session(name)
@@ -228,14 +272,24 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
     samples, unchecked = recorded
     labels = {s.label.rsplit(" ", 1)[0] if s.label.startswith("response") else s.label for s in samples}
     # every call the client relies on was actually checked, not skipped
-    for expected in ["request POST /api/sessions", "request PUT /api/sessions/chip_contract",
-                     "request POST /api/sendText", "request POST /api/chip_contract/auth/request-code",
-                     "response POST /api/sessions", "response PUT /api/sessions/chip_contract",
-                     "response GET /api/sessions/chip_contract", "response GET /api/sessions",
-                     "response POST /api/sessions/chip_contract/start", "response POST /api/sessions/chip_contract/logout",
-                     "response GET /api/chip_contract/auth/qr", "response POST /api/sendText",
-                     "response GET /api/server/version", "response GET /ping",
-                     "webhook session.status", "webhook message"]:
+    for expected in [
+        "request POST /api/sessions",
+        "request PUT /api/sessions/chip_contract",
+        "request POST /api/sendText",
+        "request POST /api/chip_contract/auth/request-code",
+        "response POST /api/sessions",
+        "response PUT /api/sessions/chip_contract",
+        "response GET /api/sessions/chip_contract",
+        "response GET /api/sessions",
+        "response POST /api/sessions/chip_contract/start",
+        "response POST /api/sessions/chip_contract/logout",
+        "response GET /api/chip_contract/auth/qr",
+        "response POST /api/sendText",
+        "response GET /api/server/version",
+        "response GET /ping",
+        "webhook session.status",
+        "webhook message",
+    ]:
         assert expected in labels, f"{expected} was not validated"
     assert any("422" in u for u in unchecked)  # the create conflict happened
     failures = {s.label: errs for s in samples if (errs := errors(spec(), s.pointer, s.instance))}

@@ -28,7 +28,8 @@ from app.waha.emulator import (
     create_emulator_app,
 )
 from tests.support.asgi_server import serve
-from tests.waha.conftest import API_KEY, FAST, HMAC_KEY, Emu, eventually
+from tests.support.waha import API_KEY, FAST, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +47,14 @@ def served(store: SessionStore | None, worker_id: str = WORKER, **overrides: Any
 async def create(emu: Emu, name: str, hook: str, *, start: bool = True) -> None:
     async with WahaClient(emu.url, API_KEY, timeout=5.0) as waha:
         await waha.create_session(
-            name, start=start, metadata={"user_id": "u1", "chip_id": name}, proxy=None,
-            webhook_url=hook, hmac_key=HMAC_KEY, retry_attempts=2, retry_delay_seconds=0,
+            name,
+            start=start,
+            metadata={"user_id": "u1", "chip_id": name},
+            proxy=None,
+            webhook_url=hook,
+            hmac_key=HMAC_KEY,
+            retry_attempts=2,
+            retry_delay_seconds=0,
         )
 
 
@@ -88,9 +95,13 @@ async def first_life(emu: Emu, hook: str) -> None:
         await create(emu, name, hook)
     for name in ("chip_linked", "chip_qr", "chip_stopped", "chip_loggedout", "chip_failed", "chip_deleted"):
         await emu.wait_status(name, "SCAN_QR_CODE")
-    for name, phone in (("chip_linked", "5511911110000"), ("chip_stopped", "5511922220000"),
-                        ("chip_loggedout", "5511933330000"), ("chip_failed", "5511944440000"),
-                        ("chip_deleted", "5511955550000")):
+    for name, phone in (
+        ("chip_linked", "5511911110000"),
+        ("chip_stopped", "5511922220000"),
+        ("chip_loggedout", "5511933330000"),
+        ("chip_failed", "5511944440000"),
+        ("chip_deleted", "5511955550000"),
+    ):
         await control(emu, name, "scan", {"phone": phone})
     await call(emu, "stop_session", "chip_stopped")
     await call(emu, "logout_session", "chip_loggedout")  # running: back to a fresh QR
@@ -109,12 +120,15 @@ async def check_second_life(emu: Emu, receiver) -> None:
     assert statuses(emu, "chip_linked") == ["STARTING", "WORKING"]
     assert emu.state.sessions["chip_linked"].qr_count == 0
     info = await call(emu, "get_session", "chip_linked")
-    assert info.me is not None and info.me.id == "5511911110000@c.us"
+    assert info.me is not None
+    assert info.me.id == "5511911110000@c.us"
     assert info.config.metadata == {"user_id": "u1", "chip_id": "chip_linked"}
-    hooks = await eventually(lambda: (lambda d: d if len(d) >= 2 else None)(delivered(receiver, emu, "chip_linked")),
-                             what="restart webhooks")
+    hooks = await eventually(
+        lambda: (lambda d: d if len(d) >= 2 else None)(delivered(receiver, emu, "chip_linked")), what="restart webhooks"
+    )
     assert [status for status, _ in hooks] == ["STARTING", "WORKING"]
-    assert hooks[0][1] is None and hooks[1][1]["id"] == "5511911110000@c.us"
+    assert hooks[0][1] is None
+    assert hooks[1][1]["id"] == "5511911110000@c.us"
 
     # a FAILED session with its link kept was running: it reconnects too
     await emu.wait_status("chip_failed", "WORKING")
@@ -127,7 +141,8 @@ async def check_second_life(emu: Emu, receiver) -> None:
         assert emu.state.sessions[name].auth is None
 
     # stopped by a user: stays stopped (WHATSAPP_RESTART_ALL_SESSIONS is off), keeps its link
-    assert emu.status("chip_stopped") == "STOPPED" and statuses(emu, "chip_stopped") == []
+    assert emu.status("chip_stopped") == "STOPPED"
+    assert statuses(emu, "chip_stopped") == []
     await call(emu, "start_session", "chip_stopped")
     await emu.wait_status("chip_stopped", "WORKING")
     assert (await call(emu, "get_session", "chip_stopped")).me.id == "5511922220000@c.us"
@@ -141,7 +156,13 @@ async def test_memory_store_restarts_running_sessions(receiver_factory) -> None:
     store = MemorySessionStore()
     with served(store) as emu:
         await first_life(emu, hook)
-        assert {s.name for s in store.load(WORKER)} == {"chip_linked", "chip_qr", "chip_stopped", "chip_loggedout", "chip_failed"}
+        assert {s.name for s in store.load(WORKER)} == {
+            "chip_linked",
+            "chip_qr",
+            "chip_stopped",
+            "chip_loggedout",
+            "chip_failed",
+        }
     with served(store) as emu:
         await check_second_life(emu, receiver)
 
@@ -157,12 +178,15 @@ async def test_file_store_restarts_running_sessions_and_keeps_secrets_private(re
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600  # holds the HMAC key, like WAHA's storage
     linked = msgspec.json.decode((folder / "chip_linked.json").read_bytes(), type=StoredSession)
-    assert linked.running and linked.auth["id"] == "5511911110000@c.us"
+    assert linked.running
+    assert linked.auth["id"] == "5511911110000@c.us"
     assert linked.config["webhooks"][0]["hmac"] == {"key": HMAC_KEY}
     stopped = msgspec.json.decode((folder / "chip_stopped.json").read_bytes(), type=StoredSession)
-    assert not stopped.running and stopped.auth is not None
+    assert not stopped.running
+    assert stopped.auth is not None
     logged_out = msgspec.json.decode((folder / "chip_loggedout.json").read_bytes(), type=StoredSession)
-    assert logged_out.running and logged_out.auth is None
+    assert logged_out.running
+    assert logged_out.auth is None
     with served(FileSessionStore(tmp_path)) as emu:  # a fresh store object: only the files carry over
         await check_second_life(emu, receiver)
 
@@ -199,7 +223,8 @@ async def test_restart_sessions_off_keeps_everything_stopped() -> None:
         await emu.wait_status("chip_x", "SCAN_QR_CODE")
         await control(emu, "chip_x", "scan")
     with served(store, restart_sessions=False) as emu:  # WAHA_WORKER_RESTART_SESSIONS=False
-        assert emu.status("chip_x") == "STOPPED" and emu.events("chip_x") == []
+        assert emu.status("chip_x") == "STOPPED"
+        assert emu.events("chip_x") == []
         await call(emu, "start_session", "chip_x")
         await emu.wait_status("chip_x", "WORKING")  # the link was kept all the same
 
@@ -213,7 +238,8 @@ async def test_unlink_and_update_are_stored() -> None:
         assert store.load(WORKER)[0].auth is not None
         await control(emu, "chip_u", "disconnect", {"status": "STOPPED"})  # the phone unlinked it
         record = store.load(WORKER)[0]
-        assert record.auth is None and record.running is False
+        assert record.auth is None
+        assert record.running is False
         async with WahaClient(emu.url, API_KEY) as waha:
             await waha.update_session("chip_u", {"metadata": {"user_id": "u2"}})
         assert store.load(WORKER)[0].config["metadata"] == {"user_id": "u2"}

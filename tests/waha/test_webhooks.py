@@ -14,9 +14,10 @@ import msgspec
 import pytest
 
 from app.waha import WahaClient
-from app.webhooks.schemas import Envelope, StatusPayload
 from app.waha.sessions import build_session_config
-from tests.waha.conftest import API_KEY, HMAC_KEY, Emu, eventually
+from app.webhooks.schemas import Envelope, StatusPayload
+from tests.support.waha import API_KEY, HMAC_KEY, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +31,9 @@ async def create(client: WahaClient, name: str, url: str, *, hmac_key: str | Non
 
 
 def statuses(requests: list[tuple[dict[str, str], bytes]]) -> list[str]:
-    return [json.loads(body)["payload"]["status"] for _, body in requests if json.loads(body)["event"] == "session.status"]
+    return [
+        json.loads(body)["payload"]["status"] for _, body in requests if json.loads(body)["event"] == "session.status"
+    ]
 
 
 async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, receiver_factory) -> None:
@@ -52,27 +55,43 @@ async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, rece
         assert re.fullmatch(r"\d{13}", headers["x-webhook-timestamp"])
         assert headers["x-webhook-request-id"]
         envelope = json.loads(body)
-        assert list(envelope) == ["id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"]
+        assert list(envelope) == [
+            "id",
+            "timestamp",
+            "event",
+            "session",
+            "metadata",
+            "me",
+            "payload",
+            "engine",
+            "environment",
+        ]
         assert re.fullmatch(r"evt_[0-9a-hjkmnp-tv-z]{26}", envelope["id"])
-        assert envelope["session"] == "chip_hook" and envelope["metadata"] == METADATA
+        assert envelope["session"] == "chip_hook"
+        assert envelope["metadata"] == METADATA
         assert envelope["environment"]["worker"]["id"] == "test-worker"
     assert len({json.loads(body)["id"] for _, body in requests}) == len(requests)
     assert statuses(requests) == ["STARTING", "SCAN_QR_CODE", "WORKING"]  # emission order kept
 
     events = [json.loads(body) for _, body in requests]
     working = next(e for e in events if e["event"] == "session.status" and e["payload"]["status"] == "WORKING")
-    assert working["me"]["id"] == "5511912345678@c.us" and working["me"]["pushName"] == "Ana"
+    assert working["me"]["id"] == "5511912345678@c.us"
+    assert working["me"]["pushName"] == "Ana"
     assert [p["status"] for p in working["payload"]["statuses"]] == ["STARTING", "SCAN_QR_CODE", "WORKING"]
     starting = events[0]
-    assert starting["me"] is None and starting["payload"]["data"] is None
+    assert starting["me"] is None
+    assert starting["payload"]["data"] is None
     message = next(e for e in events if e["event"] == "message")
-    assert message["payload"]["from"] == "5521999990000@c.us" and message["payload"]["body"] == "oi"
+    assert message["payload"]["from"] == "5521999990000@c.us"
+    assert message["payload"]["body"] == "oi"
     assert message["me"]["id"] == "5511912345678@c.us"
     assert not any(e["event"] == "message.any" for e in events)  # not subscribed
     # the envelope decodes with the struct the webhook receiver will use
     for _, body in requests:
         decoded = msgspec.json.decode(body, type=Envelope)
-        assert decoded.metadata == METADATA and decoded.id and decoded.timestamp
+        assert decoded.metadata == METADATA
+        assert decoded.id
+        assert decoded.timestamp
         if decoded.event == "session.status":
             assert msgspec.convert(decoded.payload, StatusPayload).status in ("STARTING", "SCAN_QR_CODE", "WORKING")
     assert msgspec.json.decode(requests[-1][1], type=Envelope).me is not None
@@ -83,7 +102,8 @@ async def test_no_hmac_header_without_key(emulator: Emu, client: WahaClient, rec
     await create(client, "chip_nokey", url, hmac_key=None)
     await eventually(lambda: receiver.accepted(), what="a webhook")
     headers, _ = receiver.accepted()[0]
-    assert "x-webhook-hmac" not in headers and "x-webhook-hmac-algorithm" not in headers
+    assert "x-webhook-hmac" not in headers
+    assert "x-webhook-hmac-algorithm" not in headers
 
 
 async def test_retries_on_500_then_delivers_in_order(emulator: Emu, client: WahaClient, receiver_factory) -> None:
@@ -101,8 +121,15 @@ async def test_retries_on_500_then_delivers_in_order(emulator: Emu, client: Waha
 
 async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiver_factory) -> None:
     receiver, url = receiver_factory(fail_first=1000, fail_status=503)
-    config = build_session_config(metadata=METADATA, webhook_url=url, hmac_key=None, events=["session.status"],
-                                  retry_attempts=3, retry_delay_seconds=0.01, retry_policy="constant")
+    config = build_session_config(
+        metadata=METADATA,
+        webhook_url=url,
+        hmac_key=None,
+        events=["session.status"],
+        retry_attempts=3,
+        retry_delay_seconds=0.01,
+        retry_policy="constant",
+    )
     async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/api/sessions", json={"name": "chip_giveup", "start": False, "config": config})
     await client.start_session("chip_giveup")  # one STARTING event

@@ -24,7 +24,7 @@ from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from app.scheduler.errors import SchedulerUnavailable
 from app.waha import client as client_module
-from tests.worker.conftest import platform
+from tests.support.platform import platform
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +44,7 @@ def local_env(tmp_path) -> dict[str, str]:
 async def live_events(p, user_id: uuid.UUID) -> AsyncIterator[list[dict]]:
     """Every live event published for the user while the block runs, in order."""
     received: list[dict] = []
-    pubsub = p.services.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub = p.container.redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(user_channel(user_id))
 
     async def pump() -> None:
@@ -110,7 +110,7 @@ async def test_worker_reconciler_and_operator_changes_publish_events_too(clean_s
         async with live_events(p, user_id) as events:
             removed = await p.http.delete(f"/api/v1/admin/instances/{user_id}", headers=admin["headers"])
             assert removed.json()["chips_disconnected"] == 1
-            await ProvisioningService(p.services).mark_failed(chip_id, "Provisioning failed after 4 attempts: boom")
+            await ProvisioningService(p.container).mark_failed(chip_id, "Provisioning failed after 4 attempts: boom")
             await until(lambda: len(events) >= 2, "two events")
 
         assert [(e["data"]["previous"], e["data"]["status"]) for e in events] == [
@@ -132,9 +132,9 @@ async def test_a_removed_instance_is_never_reaped_to_idle_nor_woken(clean_state,
         assert (await p.http.delete(f"/api/v1/admin/instances/{user_id}", headers=admin["headers"])).status_code == 202
         await db.fetch("UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = $1", user_id)
 
-        assert await InstanceService(p.services).reap_idle() == []
+        assert await InstanceService(p.container).reap_idle() == []
         # the tenant's next activity does not re-create what an operator removed
-        assert await ProvisioningService(p.services).wake_tenant(user_id) is False
+        assert await ProvisioningService(p.container).wake_tenant(user_id) is False
         row = await db.fetchrow("SELECT status FROM instances WHERE user_id = $1", user_id)
         assert row["status"] == "removed"
 
@@ -144,15 +144,15 @@ async def test_one_tenants_scheduler_error_does_not_stop_reaping_the_others(clea
         tenants = [(await p.waiting_chip())[0] for _ in range(2)]
         ids = sorted(uuid.UUID(t["user"]["id"]) for t in tenants)
         await db.fetch("UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = ANY($1::uuid[])", ids)
-        stop = p.services.scheduler.stop_instance
+        stop = p.container.scheduler.stop_instance
 
         async def failing_for_the_first(user_id: str) -> None:
             if user_id == str(ids[0]):
                 raise SchedulerUnavailable("Nomad is down")
             await stop(user_id)
 
-        monkeypatch.setattr(p.services.scheduler, "stop_instance", failing_for_the_first)
-        assert await InstanceService(p.services).reap_idle() == [str(ids[1])]
+        monkeypatch.setattr(p.container.scheduler, "stop_instance", failing_for_the_first)
+        assert await InstanceService(p.container).reap_idle() == [str(ids[1])]
         statuses = {
             r["user_id"]: r["status"]
             for r in await db.fetch("SELECT user_id, status FROM instances WHERE user_id = ANY($1::uuid[])", ids)
@@ -210,9 +210,9 @@ async def test_a_chip_created_during_a_reconcile_pass_keeps_its_session(static_e
             return [c for c in await real(*args) if str(c.id) != chip["id"]]
 
         monkeypatch.setattr(chip_queries, "for_reconcile", snapshot_before_the_chip_existed)
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert not report.drift.get("session_orphan_deleted"), report.as_dict()
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
-        instance = await p.services.scheduler.get_instance(tenant["user"]["id"])
-        names = [s.name for s in await p.services.waha.get(instance.base_url).list_sessions(all=True)]
+        instance = await p.container.scheduler.get_instance(tenant["user"]["id"])
+        names = [s.name for s in await p.container.waha.get(instance.base_url).list_sessions(all=True)]
         assert chip["session_name"] in names

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import pytest
@@ -13,8 +11,8 @@ from app.instances.service import InstanceService
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from tests.doubles import serve_double
-from tests.worker.conftest import platform
-from tests.worker.test_nomad_e2e import nomad_env
+from tests.support.platform import nomad_env, platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -43,20 +41,21 @@ async def _removed_then_restarted(p) -> None:
     removed = await p.http.delete(f"/api/v1/admin/instances/{user_id}", headers=admin["headers"])
     assert removed.status_code == 202
     assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
-    assert await p.services.scheduler.get_instance(str(user_id)) is None
+    assert await p.container.scheduler.get_instance(str(user_id)) is None
 
-    report = await Reconciler(p.services).run()  # not drift: an operator decided it
+    report = await Reconciler(p.container).run()  # not drift: an operator decided it
     assert not report.drift.get("instance_missing"), report.as_dict()
-    assert await p.services.scheduler.get_instance(str(user_id)) is None
+    assert await p.container.scheduler.get_instance(str(user_id)) is None
     listed = (await p.http.get("/api/v1/admin/instances", headers=admin["headers"])).json()
     assert [(i["user_id"], i["status"]) for i in listed if i["user_id"] == str(user_id)] == [(str(user_id), "removed")]
 
     restarted = await p.http.post(f"/api/v1/chips/{chip['id']}/restart", headers=tenant["headers"])
-    assert restarted.status_code == 202 and restarted.json()["status"] == "provisioning"
+    assert restarted.status_code == 202
+    assert restarted.json()["status"] == "provisioning"
     await p.wait_status(tenant, chip["id"], "waiting_qr")
-    instance = await p.services.scheduler.get_instance(str(user_id))
-    assert instance is not None and instance.status == "running"
-
+    instance = await p.container.scheduler.get_instance(str(user_id))
+    assert instance is not None
+    assert instance.status == "running"
 
 
 async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_state, tmp_path):
@@ -65,13 +64,11 @@ async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_st
         user_id = uuid.UUID(tenant["user"]["id"])
         chip = await p.create_chip(tenant)
         await p.wait_status(tenant, chip["id"], "waiting_qr")
-        await db.fetch(
-            "UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = $1", user_id
-        )
-        assert await InstanceService(p.services).reap_idle() == [str(user_id)]
-        instance = await p.services.scheduler.get_instance(str(user_id))
+        await db.fetch("UPDATE users SET last_active_at = now() - interval '40 days' WHERE id = $1", user_id)
+        assert await InstanceService(p.container).reap_idle() == [str(user_id)]
+        instance = await p.container.scheduler.get_instance(str(user_id))
         assert instance is None or instance.status != "running"
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert not report.drift.get("instance_missing"), report.as_dict()  # idle is not drift
 
         # the tenant comes back: their next API request wakes the instance (the API process
@@ -79,11 +76,10 @@ async def test_idle_tenants_are_reaped_and_woken_by_their_next_activity(clean_st
         # enqueues `wake_instance`, which the platform's worker runs)
         p.api.app.state.container.activity.interval = 0
         assert (await p.http.get("/api/v1/chips", headers=tenant["headers"])).status_code == 200
-        deadline = time.monotonic() + 20
-        while True:
-            instance = await p.services.scheduler.get_instance(str(user_id))
-            if instance is not None and instance.status == "running":
-                break
-            assert time.monotonic() < deadline, "instance did not come back"
-            await asyncio.sleep(0.05)
+
+        async def running() -> bool:
+            instance = await p.container.scheduler.get_instance(str(user_id))
+            return instance is not None and instance.status == "running"
+
+        await eventually(running, timeout=20, what="the instance to come back")
         await p.wait_status(tenant, chip["id"], "waiting_qr")

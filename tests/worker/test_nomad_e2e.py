@@ -4,9 +4,7 @@ the tenant's own WAHA, webhooks, QR, scan, message, logout, delete; and healing 
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 
 import httpx
 import pytest
@@ -17,7 +15,8 @@ from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from app.scheduler.base import job_id_for
 from tests.doubles import serve_double
-from tests.worker.conftest import platform
+from tests.support.platform import nomad_env, platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -28,13 +27,10 @@ def double(clean_state):
         yield served
 
 
-def nomad_env(double) -> dict[str, str]:
-    return {"WHAGO_SCHEDULER": "nomad", "WHAGO_NOMAD_ADDR": double.nomad_url, "WHAGO_CONSUL_ADDR": double.consul_url}
-
-
 def emulator_url(double, user_id: str) -> str:
     alloc = double.current_alloc(job_id_for(user_id))
-    assert alloc is not None and alloc.port, "no running allocation"
+    assert alloc is not None, "no allocation"
+    assert alloc.port, "the allocation has no port yet"
     return f"http://127.0.0.1:{alloc.port}"
 
 
@@ -46,37 +42,47 @@ async def test_end_to_end_through_nomad_and_consul(double):
         await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
 
         job = double.job(job_id_for(user_id)).job
-        assert job["Meta"]["whago_user_id"] == user_id and job["Meta"]["whago_plan"] == "business"
+        assert job["Meta"]["whago_user_id"] == user_id
+        assert job["Meta"]["whago_plan"] == "business"
         waha = emulator_url(double, user_id)
-        instances = await p.services.scheduler.list_instances()
+        instances = await p.container.scheduler.list_instances()
         assert [(i.user_id, i.status) for i in instances] == [(user_id, "running")]
 
         qr = await p.http.get(f"/api/v1/chips/{chip['id']}/qr", headers={**tenant["headers"], "Accept": "image/png"})
-        assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/png")
+        assert qr.status_code == 200
+        assert qr.headers["content-type"].startswith("image/png")
         decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))
         async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
             value = (await raw.get(f"/api/{chip['session_name']}/auth/qr", params={"format": "raw"})).json()["value"]
-            assert decoded and decoded[0].text == value
-            scanned = await raw.post(f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"})
+            assert decoded
+            assert decoded[0].text == value
+            scanned = await raw.post(
+                f"/_emulator/sessions/{chip['session_name']}/scan", json={"phone": "5511912345678"}
+            )
             assert scanned.status_code in (200, 201)
         connected = await p.wait_status(tenant, chip["id"], "connected")
         assert connected["phone_number"] == "5511912345678"
 
         sent = await p.http.post(
-            f"/api/v1/chips/{chip['id']}/messages", json={"to": "5511999999999", "text": "hello"}, headers=tenant["headers"]
+            f"/api/v1/chips/{chip['id']}/messages",
+            json={"to": "5511999999999", "text": "hello"},
+            headers=tenant["headers"],
         )
         assert sent.status_code == 202, sent.text
-        assert sent.json()["chip_id"] == chip["id"] and sent.json()["to"] == "5511999999999"
+        assert sent.json()["chip_id"] == chip["id"]
+        assert sent.json()["to"] == "5511999999999"
 
         logout = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
         assert logout.status_code == 202
         await p.wait_status(tenant, chip["id"], "disconnected")
 
         assert (await p.http.delete(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code == 202
-        deadline = time.monotonic() + 20
-        while (await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code != 404:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+
+        async def gone() -> bool:
+            response = await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])
+            return response.status_code == 404
+
+        await eventually(gone, timeout=20, what="the chip to be deleted")
         async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
             assert (await raw.get("/api/sessions", params={"all": "true"})).json() == []
 
@@ -93,31 +99,32 @@ async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatc
 
         async with httpx.AsyncClient(base_url=double.nomad_url) as nomad:  # an operator, behind our back
             assert (await nomad.delete(f"/v1/job/{job_id_for(user_id)}", params={"purge": "true"})).status_code == 200
-        await p.services.scheduler.invalidate(user_id)
+        await p.container.scheduler.invalidate(user_id)
 
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert report.drift["instance_missing"] == 1, report.as_dict()
-        deadline = time.monotonic() + 30
-        while True:
+
+        async def sessions_back():
             alloc = double.current_alloc(job_id_for(user_id))
-            if alloc is not None and alloc.port and alloc.client_status == "running":
-                async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
-                    listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
-                names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
-                if names == {c["session_name"] for c in chips}:
-                    break
-            assert time.monotonic() < deadline, "sessions did not come back"
-            await asyncio.sleep(0.1)
+            if alloc is None or not alloc.port or alloc.client_status != "running":
+                return None
+            async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+                listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
+            names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
+            return alloc if names == {c["session_name"] for c in chips} else None
+
+        alloc = await eventually(sessions_back, timeout=30, what="the sessions to come back", interval=0.1)
         assert alloc.port != old_port
         for chip in chips:
             await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
-        # and the next run sees no drift
-        for _ in range(50):
-            report = await Reconciler(p.services).run()
-            if not report.drift:
-                break
-            await asyncio.sleep(0.2)
-        assert not report.drift and not report.errors, report.as_dict()
+
+        # and a run soon sees no drift (the re-provisioning settles at its own pace)
+        async def settled():
+            report = await Reconciler(p.container).run()
+            return report if not report.drift else None
+
+        report = await eventually(settled, timeout=10, what="a reconciler run without drift", interval=0.2)
+        assert not report.errors, report.as_dict()
 
 
 async def test_nomad_down_during_provisioning_then_back(double):
@@ -125,11 +132,17 @@ async def test_nomad_down_during_provisioning_then_back(double):
     async with platform({**nomad_env(double), "WHAGO_JOB_ATTEMPTS": "40"}) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
-        await asyncio.sleep(1.5)
+
+        async def retried() -> bool:  # the first attempt failed on Nomad and a retry has started
+            job = await p.container.queue.saq.job(f"provision:{chip['id']}")
+            return job is not None and job.attempts >= 2
+
+        await eventually(retried, timeout=15, what="a second provisioning attempt")
         assert (await p.chip(tenant, chip["id"]))["status"] == "provisioning"
         assert double.job(job_id_for(tenant["user"]["id"])) is None  # nothing half-made
         ready = await p.http.get("/health/ready")
-        assert ready.status_code == 503 and ready.json()["extra"]["scheduler"] != "ok"
+        assert ready.status_code == 503
+        assert ready.json()["extra"]["scheduler"] != "ok"
         double.nomad_status = None  # back: no manual action needed
         await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=40)
         assert (await p.http.get("/health/ready")).json()["checks"]["scheduler"] == "ok"

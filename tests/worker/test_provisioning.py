@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import httpx
@@ -14,11 +12,22 @@ import pytest
 
 from app.chips.provisioning import ProvisioningService
 from app.core import db
-from tests.support.asgi_server import free_port
 from app.worker.runner import running_worker
-from tests.worker.conftest import platform
+from tests.support.asgi_server import free_port
+from tests.support.platform import platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
+
+
+async def retried(p, chip: dict, attempts: int = 2) -> None:
+    """Wait until the chip's provisioning job has been tried ``attempts`` times (it failed before)."""
+
+    async def tried() -> bool:
+        job = await p.container.queue.saq.job(f"provision:{chip['id']}")
+        return job is not None and job.attempts >= attempts
+
+    await eventually(tried, timeout=15, what=f"provisioning attempt {attempts}")
 
 
 async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(static_emulator):
@@ -35,8 +44,11 @@ async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(stati
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
         assert [e["to_status"] for e in reversed(history)][:3] == ["provisioning", "starting", "waiting_qr"]
         # the instance record the admin endpoint serves
-        row = await db.fetchrow("SELECT status, base_url FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"]))
-        assert row["status"] == "running" and row["base_url"] == served.url
+        row = await db.fetchrow(
+            "SELECT status, base_url FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"])
+        )
+        assert row["status"] == "running"
+        assert row["base_url"] == served.url
 
 
 async def test_provisioning_is_idempotent(static_emulator):
@@ -44,7 +56,7 @@ async def test_provisioning_is_idempotent(static_emulator):
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
-        service = ProvisioningService(p.services)
+        service = ProvisioningService(p.container)
         assert await service.provision(uuid.UUID(chip["id"])) == "created"
         await p.wait_status(tenant, chip["id"], "waiting_qr")
         first_qr = emulator.sessions[chip["session_name"]].qr_value
@@ -61,7 +73,7 @@ async def test_waha_down_then_back_retries_until_waiting_qr(static_emulator):
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url, "WHAGO_JOB_ATTEMPTS": "30"}) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
-        await asyncio.sleep(1.5)
+        await retried(p, chip)
         assert (await p.chip(tenant, chip["id"]))["status"] == "provisioning"
         emulator.fault = "none"  # WAHA is back: no manual action needed
         ready = await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
@@ -75,9 +87,11 @@ async def test_waha_down_past_the_last_retry_fails_the_chip_with_a_reason(clean_
         chip = await p.create_chip(tenant)
         failed = await p.wait_status(tenant, chip["id"], "failed", timeout=30)
         assert "Provisioning failed after 2 attempts" in failed["error"]
-        assert "api key" not in failed["error"].lower() and p.settings.waha_api_key not in failed["error"]
+        assert "api key" not in failed["error"].lower()
+        assert p.settings.waha_api_key not in failed["error"]
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
-        assert history[0]["to_status"] == "failed" and history[0]["source"] == "worker"
+        assert history[0]["to_status"] == "failed"
+        assert history[0]["source"] == "worker"
 
 
 async def test_teardown_deletes_session_releases_proxy_and_limits(static_emulator):
@@ -88,29 +102,31 @@ async def test_teardown_deletes_session_releases_proxy_and_limits(static_emulato
         )
         tenant, chip = await p.waiting_chip()
         assert emulator.sessions[chip["session_name"]].config["proxy"]["server"] == "127.0.0.1:3128"
-        await p.services.redis.set(f"whago:ratelimit:pairing:{chip['id']}", "x")
+        await p.container.redis.set(f"whago:ratelimit:pairing:{chip['id']}", "x")
         response = await p.http.delete(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])
         assert response.status_code == 202
-        deadline = time.monotonic() + 15
-        while (await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])).status_code != 404:
-            assert time.monotonic() < deadline, "teardown did not complete"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: _gone(p, tenant, chip), timeout=15, what="teardown to complete")
         assert chip["session_name"] not in emulator.sessions
         assert (await p.http.get("/api/v1/chips", headers=tenant["headers"])).json()["total"] == 0
         load = await db.fetchrow("SELECT count(*) AS n FROM chips WHERE proxy_id = $1", proxy["id"])
         assert load["n"] == 0
-        assert not await p.services.redis.exists(f"whago:ratelimit:pairing:{chip['id']}")
+        assert not await p.container.redis.exists(f"whago:ratelimit:pairing:{chip['id']}")
         # the plan slot is free again
         again = await p.http.post("/api/v1/chips", json={"alias": "next"}, headers=tenant["headers"])
         assert again.status_code == 202
 
 
+async def _gone(p, tenant: dict, chip: dict) -> bool:
+    response = await p.http.get(f"/api/v1/chips/{chip['id']}", headers=tenant["headers"])
+    return response.status_code == 404
+
+
 async def test_teardown_of_a_session_already_gone_counts_as_done(static_emulator):
-    served, emulator = static_emulator
+    served, _ = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
-        service = ProvisioningService(p.services)
+        service = ProvisioningService(p.container)
         await service.provision(uuid.UUID(chip["id"]))
         async with httpx.AsyncClient() as raw:
             await raw.delete(
@@ -131,26 +147,32 @@ async def test_a_worker_killed_mid_provisioning_is_finished_by_another(static_em
         )
         marker = tmp_path / "provisioned"
         log = (tmp_path / "doomed.log").open("w")
-        doomed = subprocess.Popen(
+        # Popen returns at once; the test waits for the process's marker with eventually()
+        doomed = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "tests.worker.doomed_worker", str(marker)], env=p.env, stdout=log, stderr=log
         )
         try:
             tenant = await p.tenant()
             chip = await p.create_chip(tenant)
-            deadline = time.monotonic() + 45
-            while not marker.exists():
-                assert time.monotonic() < deadline and doomed.poll() is None, (tmp_path / "doomed.log").read_text()[-3000:]
-                await asyncio.sleep(0.05)
+
+            def provisioned() -> bool:
+                # a worker that died before its marker fails here at once, with its log
+                assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()[-3000:]
+                return marker.exists()
+
+            await eventually(provisioned, timeout=45, what="worker A to reach its marker")
         finally:
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(10)
-        job = await p.services.queue.saq.job(f"provision:{chip['id']}")
+        job = await p.container.queue.saq.job(f"provision:{chip['id']}")
         assert job.status == "active"  # orphaned: nobody will finish it but another worker
-        async with running_worker(p.settings, p.services, with_cron=False):
-            deadline = time.monotonic() + 30
-            while (job := await p.services.queue.saq.job(f"provision:{chip['id']}")).status != "complete":
-                assert time.monotonic() < deadline, f"the swept job was not finished: {job}"
-                await asyncio.sleep(0.1)
+        async with running_worker(p.settings, p.container, with_cron=False):
+
+            async def finished():
+                job = await p.container.queue.saq.job(f"provision:{chip['id']}")
+                return job if job is not None and job.status == "complete" else None
+
+            job = await eventually(finished, timeout=30, what="the swept job to be finished")
             assert job.attempts >= 2  # a slow sweep may re-run it once more: still one session
             await p.wait_status(tenant, chip["id"], "waiting_qr")
         assert list(emulator.sessions) == [chip["session_name"]]  # no duplicate session

@@ -11,7 +11,8 @@ import pytest
 from app.core import db
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
-from tests.worker.conftest import platform
+from tests.support.platform import platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -23,6 +24,7 @@ def no_settle_delay(monkeypatch):
 
 
 async def _scan(url: str, name: str) -> None:
+    """The phone scans the QR; the session must already show one (SCAN_QR_CODE) in the emulator."""
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{url}/_emulator/sessions/{name}/scan", json={"phone": "5511988887777"})
         assert response.status_code in (200, 201), response.text
@@ -34,17 +36,20 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
         tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False  # WAHA's WORKING webhook never arrives
         await _scan(served.url, chip["session_name"])
-        await asyncio.sleep(0.3)
+        assert emulator.sessions[chip["session_name"]].status == "WORKING"
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert report.drift["status_fixed"] == 1, report.as_dict()
         fixed = await p.chip(tenant, chip["id"])
-        assert fixed["status"] == "connected" and fixed["phone_number"] == "5511988887777"
+        assert fixed["status"] == "connected"
+        assert fixed["phone_number"] == "5511988887777"
         events = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
-        assert events[0]["source"] == "reconciler" and events[0]["to_status"] == "connected"
+        assert events[0]["source"] == "reconciler"
+        assert events[0]["to_status"] == "connected"
         # a second run finds nothing to do
-        again = await Reconciler(p.services).run()
-        assert not again.drift and not again.errors, again.as_dict()
+        again = await Reconciler(p.container).run()
+        assert not again.drift, again.as_dict()
+        assert not again.errors, again.as_dict()
 
 
 async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator, monkeypatch):
@@ -54,7 +59,7 @@ async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator,
         tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False
         await _scan(served.url, chip["session_name"])
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert not report.drift.get("status_fixed")
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
 
@@ -65,7 +70,7 @@ async def test_two_reconcilers_at_once_one_does_the_work(static_emulator):
         tenant, chip = await p.waiting_chip()
         emulator.deliver_webhooks = False
         await _scan(served.url, chip["session_name"])
-        reports = await asyncio.gather(*(Reconciler(p.services).run() for _ in range(5)))
+        reports = await asyncio.gather(*(Reconciler(p.container).run() for _ in range(5)))
         assert sum(r.ran for r in reports) == 1
         assert sum(r.drift.get("status_fixed", 0) for r in reports) == 1
         events = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
@@ -88,43 +93,45 @@ async def test_session_without_chip_is_deleted_and_chip_without_session_is_provi
             foreign = "someone_elses_session"
             await waha.post("/api/sessions", json={"name": foreign, "start": False})
             await waha.delete(f"/api/sessions/{lost['session_name']}")
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert report.drift["session_orphan_deleted"] == 1, report.as_dict()
         assert report.drift["session_missing"] == 1
-        assert stray not in emulator.sessions and foreign in emulator.sessions  # only WHAGO's own
-        await asyncio.sleep(0.5)
-        for _ in range(100):
-            if lost["session_name"] in emulator.sessions:
-                break
-            await asyncio.sleep(0.1)
-        assert lost["session_name"] in emulator.sessions  # re-provisioned by the worker
+        assert stray not in emulator.sessions  # only WHAGO's own sessions are deleted
+        assert foreign in emulator.sessions
+        await eventually(
+            lambda: lost["session_name"] in emulator.sessions, timeout=10, what="the lost session re-provisioned"
+        )
 
 
 async def test_durable_to_dos_are_requeued(static_emulator):
     """Chips recorded while Redis was down, or deleted with a lost teardown job, are re-driven."""
-    served, emulator = static_emulator
+    served, _ = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
         tenant = await p.tenant("business")
         chip = await p.create_chip(tenant, "pending")
         doomed = await p.create_chip(tenant, "doomed")
-        await p.services.redis.flushdb()  # every queued job is lost
+        await p.container.redis.flushdb()  # every queued job is lost
         await db.fetch("UPDATE chips SET provision_enqueued_at = NULL WHERE id = $1", uuid.UUID(chip["id"]))
         await db.fetch(
             "UPDATE chips SET status = 'deleting', status_changed_at = now() - interval '1 hour' WHERE id = $1",
             uuid.UUID(doomed["id"]),
         )
-        report = await Reconciler(p.services).run()
-        assert report.drift["provision_requeued"] == 1 and report.drift["teardown_requeued"] == 1, report.as_dict()
-        assert await p.services.redis.exists(f"saq:job:whago:provision:{chip['id']}")
-        assert await p.services.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
+        report = await Reconciler(p.container).run()
+        assert report.drift["provision_requeued"] == 1, report.as_dict()
+        assert report.drift["teardown_requeued"] == 1, report.as_dict()
+        assert await p.container.redis.exists(f"saq:job:whago:provision:{chip['id']}")
+        assert await p.container.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
 
 
 async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_emulator):
     """WHAGO_WEBHOOK_HMAC_KEY=new,old: events signed with either verify; the reconciler moves
     sessions still configured with the old key to the new one."""
     served, emulator = static_emulator
-    env = {"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url,
-           "WHAGO_WEBHOOK_HMAC_KEY": "new-webhook-key-2,old-webhook-key-1"}
+    env = {
+        "WHAGO_SCHEDULER": "static",
+        "WHAGO_WAHA_URL": served.url,
+        "WHAGO_WEBHOOK_HMAC_KEY": "new-webhook-key-2,old-webhook-key-1",
+    }
     async with platform(env, worker=False) as p:
         tenant = await p.tenant()
         chip = await p.create_chip(tenant)
@@ -134,21 +141,27 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
 
         async with WahaClient(served.url, p.settings.waha_api_key) as waha:
             await waha.create_session(
-                chip["session_name"], start=True, metadata=chip_metadata(tenant["user"]["id"], chip["id"]),
-                proxy=None, webhook_url=p.settings.webhook_url, hmac_key="old-webhook-key-1",
+                chip["session_name"],
+                start=True,
+                metadata=chip_metadata(tenant["user"]["id"], chip["id"]),
+                proxy=None,
+                webhook_url=p.settings.webhook_url,
+                hmac_key="old-webhook-key-1",
             )
         await p.wait_status(tenant, chip["id"], "waiting_qr")  # old-key webhooks still verify
-        report = await Reconciler(p.services).run()
+        report = await Reconciler(p.container).run()
         assert report.drift["session_config_stale"] == 1, report.as_dict()
         from app.chips.provisioning import ProvisioningService
 
-        assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
-        hook = emulator.sessions[chip["session_name"]].config["webhooks"][0]
-        assert hook["hmac"]["key"] == "new-webhook-key-2"
+        assert await ProvisioningService(p.container).provision(uuid.UUID(chip["id"])) == "updated"
+        session = emulator.sessions[chip["session_name"]]
+        assert session.config["webhooks"][0]["hmac"]["key"] == "new-webhook-key-2"
+        # the new config restarted the session (STARTING): only a fresh QR can be scanned
+        await eventually(lambda: session.status == "SCAN_QR_CODE", what="a QR after the config update")
         await _scan(served.url, chip["session_name"])
         connected = await p.wait_status(tenant, chip["id"], "connected")  # new-key webhooks verify
         assert connected["phone_number"] == "5511988887777"
-        again = await Reconciler(p.services).run()
+        again = await Reconciler(p.container).run()
         assert not again.drift.get("session_config_stale"), again.as_dict()
 
 
@@ -161,7 +174,8 @@ async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulato
         await db.fetch("UPDATE chips SET proxy_dirty = true WHERE id = $1", uuid.UUID(chip["id"]))
         from app.chips.provisioning import ProvisioningService
 
-        assert await ProvisioningService(p.services).provision(uuid.UUID(chip["id"])) == "updated"
-        await asyncio.sleep(0.3)
+        assert await ProvisioningService(p.container).provision(uuid.UUID(chip["id"])) == "updated"
+        # provisioning updates (and would start) the session before it returns, and the emulator
+        # applies both before answering: the state here is final, no need to wait
         assert emulator.sessions[chip["session_name"]].status == "STOPPED"
         assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
