@@ -28,7 +28,8 @@ def _warn_local_scheduler(command: str) -> None:
     if get_settings().scheduler == "local":
         logging.getLogger("whago").warning(
             "WHAGO_SCHEDULER=local keeps tenant emulators inside one process: it suits `whago dev`, "
-            "not a separate `whago %s`; use nomad or static", command
+            "not a separate `whago %s`; use nomad or static",
+            command,
         )
 
 
@@ -64,7 +65,9 @@ def _dev(args: argparse.Namespace) -> int:
         # WAHA (the local emulators) must call back this very process
         settings = msgspec.structs.replace(settings, public_url=f"http://{args.host}:{args.port}")
     asyncio.run(migrate(settings))
-    print(f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True)
+    print(
+        f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True
+    )
     uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -134,11 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(func=_migrate)
 
     serve = sub.add_parser("serve", help="run the API with uvicorn")
-    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server in a container listens on all interfaces
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
-        "--access-log", action=argparse.BooleanOptionalAction, default=False,
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="log every request (off by default: /metrics has request counts and latencies)",
     )
     serve.set_defaults(func=_serve)
@@ -161,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--qr-next", type=float, default=20.0, help="lifetime of each later QR (s)")
     emulator.add_argument("--qr-max", type=int, default=6, help="QR codes before the session FAILS")
     emulator.add_argument(
-        "--state-dir", default=None,
+        "--state-dir",
+        default=None,
         help="keep sessions (config, link) in JSON files here, so a restart restarts them (default: memory only)",
     )
     emulator.set_defaults(func=_emulator)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from litestar import Litestar
 
 from app.container import Container
+from app.core.queue import SaqJobQueue
 from app.factory import create_app
 from app.settings import Settings, get_settings
 from app.worker.runner import running_worker
@@ -23,8 +24,9 @@ async def _in_process_worker(app: Litestar, container: Container) -> AsyncIterat
         # Heal right away (e.g. chips whose emulator went away with the previous dev process)
         # instead of waiting for the first cron tick.
         try:
-            await container.queue.saq.enqueue("reconcile", timeout=600, key="reconcile:startup")
-        except Exception as exc:  # noqa: BLE001 - a dev convenience, never fatal
+            if isinstance(container.queue, SaqJobQueue):
+                await container.queue.saq.enqueue("reconcile", timeout=600, key="reconcile:startup")
+        except Exception as exc:
             logger.warning("initial reconcile not enqueued: %s", exc)
         yield
 

@@ -91,7 +91,7 @@ class AdminProxiesController(Controller):
         self, proxy_service: NamedDependency[ProxyService], limit: Limit = MAX_LIMIT, offset: Offset = 0
     ) -> Response[list[ProxyOut]]:
         # The body stays the bare array clients already read; the page's total rides in X-Total-Count.
-        page = await proxy_service.list(limit, offset)
+        page = await proxy_service.page(limit, offset)
         return Response(page.items, headers=page.headers())
 
     @post("/", status_code=201, operation_id="AdminCreateProxy")

@@ -46,7 +46,8 @@ async def list_users(limit: int, offset: int) -> list[AdminUserRow]:
 
 
 async def count_users() -> int:
-    return (await db.fetchrow("SELECT count(*) AS n FROM users"))["n"]
+    row = await db.fetchrow("SELECT count(*) AS n FROM users")
+    return row["n"] if row else 0
 
 
 async def get_user(user_id: UUID) -> AdminUserRow | None:
@@ -64,7 +65,8 @@ async def list_instances(limit: int, offset: int) -> list[AdminInstanceOut]:
 
 
 async def count_instances() -> int:
-    return (await db.fetchrow("SELECT count(*) AS n FROM instances"))["n"]
+    row = await db.fetchrow("SELECT count(*) AS n FROM instances")
+    return row["n"] if row else 0
 
 
 async def list_chips(user_id: UUID | None, status: str | None, limit: int, offset: int) -> list[AdminChipOut]:
@@ -80,4 +82,5 @@ async def list_chips(user_id: UUID | None, status: str | None, limit: int, offse
 
 
 async def count_chips(user_id: UUID | None, status: str | None) -> int:
-    return (await db.fetchrow(f"SELECT count(*) AS n FROM chips {_CHIPS_WHERE}", user_id, status))["n"]
+    row = await db.fetchrow(f"SELECT count(*) AS n FROM chips {_CHIPS_WHERE}", user_id, status)
+    return row["n"] if row else 0

@@ -8,9 +8,9 @@ import msgspec
 
 from app.admin import queries
 from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, AdminUserPage, AdminUserUpdate
+from app.container import Container
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import Page, paginate
-from app.container import Container
 from app.users.service import update_user
 
 
@@ -32,8 +32,10 @@ class AdminService:
         )
 
     async def list_users(self, limit: int, offset: int) -> AdminUserPage:
-        page = await paginate(queries.list_users, queries.count_users, limit, offset)
-        return AdminUserPage(items=[self._user_out(r) for r in page.items], total=page.total, limit=limit, offset=offset)
+        page: Page[queries.AdminUserRow] = await paginate(queries.list_users, queries.count_users, limit, offset)
+        return AdminUserPage(
+            items=[self._user_out(r) for r in page.items], total=page.total, limit=limit, offset=offset
+        )
 
     async def update_user(self, user_id: UUID, data: AdminUserUpdate) -> AdminUserOut:
         plans = self.s.settings.plan_limits

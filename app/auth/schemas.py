@@ -26,7 +26,7 @@ class AuthOut(msgspec.Struct):
     user: UserOut
     access_token: str
     expires_in: int
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
 class StreamTokenOut(msgspec.Struct):

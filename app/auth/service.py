@@ -6,9 +6,9 @@ import hashlib
 from uuid import UUID
 
 from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
+from app.container import Container
 from app.core.errors import NotAuthenticated, RateLimited
 from app.core.security import ACCESS, STREAM
-from app.container import Container
 from app.users.service import UserRow, create_user, find_user_by_email, require_user_row, to_user_out
 
 _LOGIN_LIMIT = "login"
@@ -30,7 +30,9 @@ class AuthService:
     async def register(self, data: RegisterIn) -> AuthOut:
         password_hash = await self.s.passwords.hash(data.password)
         # self-registered users start on the free plan and are never admins
-        row = await create_user(email=data.email, name=data.name, password_hash=password_hash, plan="free", is_admin=False)
+        row = await create_user(
+            email=data.email, name=data.name, password_hash=password_hash, plan="free", is_admin=False
+        )
         return self._auth_out(row)
 
     async def login(self, data: LoginIn) -> AuthOut:
@@ -44,7 +46,7 @@ class AuthService:
         if retry_after:
             raise RateLimited("Too many failed logins for this account; try again later.", retry_after=retry_after)
         row = await find_user_by_email(email)
-        if not await self.s.passwords.verify(row.password_hash if row else None, data.password):
+        if not await self.s.passwords.verify(row.password_hash if row else None, data.password) or row is None:
             await self.s.limiter.record(_LOGIN_LIMIT, subject, window_seconds=window)
             # same answer whether or not the email exists
             raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")

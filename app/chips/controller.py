@@ -23,9 +23,9 @@ from app.chips.schemas import (
 )
 from app.chips.service import ChipService
 from app.chips.session_service import ChipSessionService
-from app.core.pagination import Limit, Offset, limit_type
+from app.core.pagination import Limit, Offset
 
-ChipLimit = limit_type(100)
+ChipLimit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100.")]
 
 
 class ChipsController(Controller):
@@ -93,7 +93,7 @@ class ChipsController(Controller):
         chip_id: FromPath[UUID],
         user_id: NamedDependency[UUID],
         chip_session_service: NamedDependency[ChipSessionService],
-    ) -> Response[QrOut]:
+    ) -> Response[QrOut | bytes]:
         """JSON with a data-URL QR, or the PNG itself with ``Accept: image/png``."""
         as_png = "image/png" in request.headers.get("accept", "")
         result = await chip_session_service.qr(user_id, chip_id, as_png=as_png)
@@ -114,13 +114,19 @@ class ChipsController(Controller):
 
     @post("/{chip_id:uuid}/restart", status_code=202, operation_id="RestartChip")
     async def restart_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_session_service: NamedDependency[ChipSessionService]
+        self,
+        chip_id: FromPath[UUID],
+        user_id: NamedDependency[UUID],
+        chip_session_service: NamedDependency[ChipSessionService],
     ) -> ChipOut:
         return await chip_session_service.restart(user_id, chip_id)
 
     @post("/{chip_id:uuid}/logout", status_code=202, operation_id="LogoutChip")
     async def logout_chip(
-        self, chip_id: FromPath[UUID], user_id: NamedDependency[UUID], chip_session_service: NamedDependency[ChipSessionService]
+        self,
+        chip_id: FromPath[UUID],
+        user_id: NamedDependency[UUID],
+        chip_session_service: NamedDependency[ChipSessionService],
     ) -> ChipOut:
         return await chip_session_service.logout(user_id, chip_id)
 

@@ -15,10 +15,10 @@ from uuid import UUID
 from app.chips import queries
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import ChipTransitions
+from app.container import Container
 from app.core.errors import DependencyUnavailable
 from app.core.queue import PROVISION_CHIP
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
-from app.container import Container
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
@@ -27,7 +27,8 @@ from app.waha.sessions import build_session_config, chip_metadata
 
 logger = logging.getLogger("whago.provisioning")
 
-def reports_to_us(session: SessionInfo, metadata: dict[str, str], webhook_url: str, signing_key: str) -> bool:
+
+def reports_to_us(session: SessionInfo, metadata: dict[str, str], webhook_url: str, signing_key: str | None) -> bool:
     """Does the session carry our metadata and a webhook to our URL signed with our current key?
 
     False after a webhook key rotation or a public URL change: the session must be updated, or
@@ -56,7 +57,7 @@ def _differs(session: SessionInfo, desired: dict[str, Any]) -> bool:
     have_proxy = current.proxy
     if bool(want_proxy) != bool(have_proxy):
         return True
-    return bool(have_proxy) and (have_proxy.server, have_proxy.username) != (
+    return have_proxy is not None and (have_proxy.server, have_proxy.username) != (
         want_proxy.get("server"),
         want_proxy.get("username"),
     )
@@ -82,6 +83,8 @@ class ProvisioningService:
 
     async def _client(self, user_id: UUID) -> WahaClient:
         instance = await self.instances.ensure(user_id)
+        if not instance.base_url:  # ensure_instance answers running instances with an address
+            raise DependencyUnavailable("The WAHA instance has no address yet; retrying.")
         return self.s.waha.get(instance.base_url)
 
     async def provision(self, chip_id: UUID) -> str:

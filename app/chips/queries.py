@@ -111,9 +111,7 @@ async def count_for_user(user_id: UUID, status: ChipStatus | None = None) -> int
 
 async def get(chip_id: UUID, user_id: UUID | None = None) -> ChipRow | None:
     # user_id given: another tenant's chip is indistinguishable from a missing one
-    record = await db.fetchrow(
-        _SELECT + " WHERE c.id = $1 AND ($2::uuid IS NULL OR c.user_id = $2)", chip_id, user_id
-    )
+    record = await db.fetchrow(_SELECT + " WHERE c.id = $1 AND ($2::uuid IS NULL OR c.user_id = $2)", chip_id, user_id)
     return maybe_struct(record, ChipRow)
 
 
@@ -135,7 +133,8 @@ async def insert(chip_id: UUID, user_id: UUID, alias: str, session_name: str, pr
         session_name,
         proxy_country,
     )
-    assert row is not None
+    if row is None:  # INSERT … RETURNING always answers a row
+        raise RuntimeError("chip insert returned nothing")
     return row["status_changed_at"]
 
 
@@ -154,18 +153,24 @@ async def rename(chip_id: UUID, user_id: UUID, alias: str) -> bool:
 
 
 async def history(chip_id: UUID, limit: int) -> list[HistoryRow]:
-    return to_structs(await db.fetch(
+    return to_structs(
+        await db.fetch(
             "SELECT at, from_status, to_status, source, detail FROM chip_events WHERE chip_id = $1"
             " ORDER BY at DESC, id DESC LIMIT $2",
             chip_id,
             limit,
-        ), HistoryRow)
+        ),
+        HistoryRow,
+    )
 
 
 async def for_work(chip_id: UUID) -> WorkRow | None:
-    return maybe_struct(await db.fetchrow(
+    return maybe_struct(
+        await db.fetchrow(
             "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1", chip_id
-        ), WorkRow)
+        ),
+        WorkRow,
+    )
 
 
 async def live_chip_ids(user_id: UUID) -> list[UUID]:
@@ -195,7 +200,8 @@ async def last_status_event_at(chip_id: UUID) -> datetime | None:
 
 
 async def for_reconcile(settle_seconds: int, stall_seconds: int) -> list[ReconcileRow]:
-    return to_structs(await db.fetch(
+    return to_structs(
+        await db.fetch(
             """
             SELECT c.id, c.user_id, c.status, c.session_name, c.proxy_dirty, c.phone_number,
                    c.provision_enqueued_at, c.status_changed_at,
@@ -205,7 +211,9 @@ async def for_reconcile(settle_seconds: int, stall_seconds: int) -> list[Reconci
             """,
             settle_seconds,
             stall_seconds,
-        ), ReconcileRow)
+        ),
+        ReconcileRow,
+    )
 
 
 async def existing_session_names(names: Sequence[str]) -> set[str]:
@@ -220,12 +228,15 @@ async def existing_session_names(names: Sequence[str]) -> set[str]:
 
 async def lock(chip_id: UUID, user_id: UUID | None) -> LockedRow | None:
     # raw SQL: the row lock makes check-then-write one decision against concurrent writers
-    return maybe_struct(await db.fetchrow(
+    return maybe_struct(
+        await db.fetchrow(
             "SELECT id, user_id, status, status_changed_at, last_status_event_at FROM chips"
             " WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE",
             chip_id,
             user_id,
-        ), LockedRow)
+        ),
+        LockedRow,
+    )
 
 
 async def set_status(
@@ -243,7 +254,8 @@ async def set_status(
         set_phone,
         phone,
     )
-    assert row is not None  # callers hold the row lock
+    if row is None:  # callers hold the row lock, so the row is there
+        raise RuntimeError(f"chip {chip_id} vanished under its row lock")
     return row["status_changed_at"]
 
 
@@ -254,7 +266,8 @@ async def set_phone(chip_id: UUID, phone: str | None) -> None:
 async def set_all_status(user_id: UUID, status: ChipStatus, skip: Sequence[ChipStatus]) -> list[MovedRow]:
     """Move every chip of a tenant (but those in ``skip``) in one statement; raw SQL for the
     lock-then-update CTE that returns each chip's previous status."""
-    return to_structs(await db.fetch(
+    return to_structs(
+        await db.fetch(
             """
             WITH old AS (
                 SELECT id, status FROM chips WHERE user_id = $1 AND status <> ALL($3::varchar[]) FOR UPDATE
@@ -265,7 +278,9 @@ async def set_all_status(user_id: UUID, status: ChipStatus, skip: Sequence[ChipS
             user_id,
             status,
             list(skip),
-        ), MovedRow)
+        ),
+        MovedRow,
+    )
 
 
 async def insert_history(
@@ -303,7 +318,6 @@ async def delete_if_deleting(chip_id: UUID) -> UUID | None:
     """Remove a chip whose teardown finished; returns its tenant (None: not there or not deleting)."""
     row = await db.fetchrow(f"DELETE FROM chips WHERE id = $1 AND status = '{D}' RETURNING user_id", chip_id)
     return None if row is None else row["user_id"]
-
 
 
 async def count_live(user_id: UUID) -> int:

@@ -58,7 +58,9 @@ class ChipEventPage(msgspec.Struct):
 
 PhoneDigits = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{8,15}$")]
 # digits, or a WhatsApp chat id such as 5511999999999@c.us / …@g.us
-Recipient = Annotated[str, msgspec.Meta(pattern=r"^(\+?[0-9]{6,15}|[0-9A-Za-z._:-]{1,64}@(c|g|s)\.(us|whatsapp\.net))$")]
+Recipient = Annotated[
+    str, msgspec.Meta(pattern=r"^(\+?[0-9]{6,15}|[0-9A-Za-z._:-]{1,64}@(c|g|s)\.(us|whatsapp\.net))$")
+]
 
 
 class PairingCodeIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -10,11 +10,11 @@ from app.chips.queries import ChipRow
 from app.chips.schemas import ChipCreate, ChipEventOut, ChipEventPage, ChipOut, ChipPage, ChipProxy
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions
-from app.core import db
-from app.core.pagination import paginate
-from app.core.errors import Conflict, DependencyUnavailable, NotAuthenticated, NotFound
-from app.core.queue import PROVISION_CHIP, TEARDOWN_CHIP
 from app.container import Container
+from app.core import db
+from app.core.errors import Conflict, DependencyUnavailable, NotAuthenticated, NotFound
+from app.core.pagination import paginate
+from app.core.queue import PROVISION_CHIP, TEARDOWN_CHIP
 from app.waha.sessions import session_name
 
 logger = logging.getLogger("whago.chips")
@@ -44,9 +44,7 @@ class ChipService:
         async def page(limit: int, offset: int) -> list[ChipOut]:
             return [to_chip_out(r) for r in await queries.list_for_user(user_id, status, limit, offset)]
 
-        return await paginate(
-            page, lambda: queries.count_for_user(user_id, status), limit, offset, page_type=ChipPage
-        )
+        return await paginate(page, lambda: queries.count_for_user(user_id, status), limit, offset, page_type=ChipPage)
 
     async def get(self, user_id: UUID, chip_id: UUID) -> ChipOut:
         row = await queries.get(chip_id, user_id)
@@ -63,7 +61,9 @@ class ChipService:
             limit = self.s.settings.plan_limits.get(plan, 0)
             # deleting chips still count: they stop counting once teardown removes them
             if await queries.count_for_user(user_id) >= limit:
-                raise Conflict(f"Plan '{plan}' allows {limit} chip(s); delete one or upgrade.", code="plan_limit_reached")
+                raise Conflict(
+                    f"Plan '{plan}' allows {limit} chip(s); delete one or upgrade.", code="plan_limit_reached"
+                )
             created = await self.transitions.create(
                 chip_id,
                 user_id,
@@ -105,12 +105,18 @@ class ChipService:
             await self.s.queue.enqueue(TEARDOWN_CHIP, chip_id, chip_id=str(chip_id))
         except DependencyUnavailable:
             logger.warning("teardown of chip %s left for the reconciler: queue unavailable", chip_id)
-        assert moved.result is not None
+        if moved.result is None:
+            raise NotFound("Chip not found.")
         return moved.result
 
     async def events(self, user_id: UUID, chip_id: UUID, limit: int) -> ChipEventPage:
         await self.get(user_id, chip_id)
         rows = await queries.history(chip_id, limit)
         return ChipEventPage(
-            items=[ChipEventOut(at=r.at, from_status=r.from_status, to_status=r.to_status, source=r.source, detail=r.detail) for r in rows]
+            items=[
+                ChipEventOut(
+                    at=r.at, from_status=r.from_status, to_status=r.to_status, source=r.source, detail=r.detail
+                )
+                for r in rows
+            ]
         )

@@ -11,13 +11,13 @@ import uuid
 from datetime import UTC, datetime
 from uuid import UUID
 
-from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
 from app.chips import queries
+from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
 from app.chips.service import ChipService
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import KEEP
-from app.core.errors import Conflict, DependencyUnavailable, NotFound
 from app.container import Container
+from app.core.errors import Conflict, DependencyUnavailable, NotFound
 from app.instances.service import InstanceService
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
@@ -59,7 +59,9 @@ class ChipSessionService:
                 if as_png:
                     return png
                 data_url = "data:image/png;base64," + base64.b64encode(png).decode()
-                return QrOut(status=chip.status, qr_code=data_url, message="Scan this code with WhatsApp on your phone.")
+                return QrOut(
+                    status=chip.status, qr_code=data_url, message="Scan this code with WhatsApp on your phone."
+                )
         if as_png:
             raise Conflict("The chip is not waiting for a QR scan.", code="chip_not_waiting_qr")
         return QrOut(status=chip.status, qr_code=None, message=_qr_message(chip.status))
@@ -67,7 +69,9 @@ class ChipSessionService:
     async def pairing_code(self, user_id: UUID, chip_id: UUID, phone_number: str) -> str:
         chip = await self.chips.get(user_id, chip_id)
         if chip.status != ChipStatus.WAITING_QR:
-            raise Conflict("A pairing code can only be requested while the chip waits for pairing.", code="chip_not_waiting_qr")
+            raise Conflict(
+                "A pairing code can only be requested while the chip waits for pairing.", code="chip_not_waiting_qr"
+            )
         await self._count_pairing_attempt(chip_id)
         try:
             return await self._remote(user_id, lambda c: c.request_pairing_code(chip.session_name, phone_number))
@@ -121,9 +125,7 @@ class ChipSessionService:
             await self._remote(user_id, stop_and_logout)
         except WahaNotFound:
             pass  # nothing linked any more: the outcome the tenant asked for
-        return await self._set_status(
-            user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True
-        )
+        return await self._set_status(user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True)
 
     async def send_message(self, user_id: UUID, chip_id: UUID, data: MessageIn) -> MessageOut:
         chip = await self.chips.get(user_id, chip_id)
@@ -140,7 +142,9 @@ class ChipSessionService:
         try:
             sent = await self._remote(user_id, lambda c: c.send_text(chip.session_name, to, data.text))
         except WahaConflict:
-            raise Conflict("WhatsApp refused the message: the chip is not connected.", code="chip_not_connected") from None
+            raise Conflict(
+                "WhatsApp refused the message: the chip is not connected.", code="chip_not_connected"
+            ) from None
         await queries.touch_activity(chip_id)
         return MessageOut(
             id=sent.get("id") or uuid.uuid4().hex, chip_id=chip_id, to=to, status="sent", created_at=datetime.now(UTC)
@@ -162,7 +166,10 @@ class ChipSessionService:
     async def _count_pairing_attempt(self, chip_id: UUID) -> None:
         limit = self.s.settings.pairing_attempts_per_hour
         await self.s.limiter.hit(
-            PAIRING_LIMIT, str(chip_id), limit=limit, window_seconds=3600,
+            PAIRING_LIMIT,
+            str(chip_id),
+            limit=limit,
+            window_seconds=3600,
             detail=f"At most {limit} pairing attempts per chip per hour.",
         )
 
@@ -188,7 +195,8 @@ class ChipSessionService:
             phone=None if clear_phone else KEEP,
             then=lambda: self.chips.get(user_id, chip_id),
         )
-        assert moved.result is not None
+        if moved.result is None:
+            raise NotFound("Chip not found.")
         return moved.result
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -163,6 +163,6 @@ class ChipTransitions:
         user_id = await queries.delete_if_deleting(chip_id)
         if user_id is None:
             return False
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         await self._events.publish(user_id, "chip.deleted", {"chip_id": str(chip_id), "at": format_time(at)})
         return True

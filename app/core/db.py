@@ -46,7 +46,7 @@ class LoopLocalPostgresEngine(PostgresEngine):
             return None
 
     @property
-    def pool(self):  # type: ignore[override]
+    def pool(self):
         return self.__dict__.setdefault("_pools", {}).get(self._loop_key())
 
     @pool.setter
@@ -62,7 +62,8 @@ class LoopLocalPostgresEngine(PostgresEngine):
 def get_engine() -> PostgresEngine:
     # engine_finder() re-resolves the conf module on every call; the engine never changes.
     engine = engine_finder()
-    assert isinstance(engine, PostgresEngine), "WHAGO runs on PostgreSQL"
+    if not isinstance(engine, PostgresEngine):
+        raise RuntimeError("WHAGO runs on PostgreSQL: piccolo_conf must define a PostgresEngine")
     return engine
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -70,7 +71,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.", "internal_error")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     WhagoError: _whago_error,
     HTTPException: _http_exception,
     msgspec.ValidationError: _validation,

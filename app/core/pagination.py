@@ -29,9 +29,7 @@ def limit_type(maximum: int = MAX_LIMIT) -> Any:
 
 
 Limit = limit_type(MAX_LIMIT)
-Offset = Annotated[
-    int, QueryParameter(ge=0, le=MAX_OFFSET, description=f"Items to skip, 0 to {MAX_OFFSET}.")
-]
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description=f"Items to skip, 0 to {MAX_OFFSET}.")]
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -49,6 +47,9 @@ class Page(msgspec.Struct, Generic[T]):
     def headers(self) -> dict[str, str]:
         """The paging facts as headers, for listings whose body stays a bare JSON array."""
         return {"X-Total-Count": str(self.total), "X-Limit": str(self.limit), "X-Offset": str(self.offset)}
+
+
+P = TypeVar("P", bound="Page[Any]")
 
 
 def total_from_page(returned: int, limit: int, offset: int) -> int | None:
@@ -69,8 +70,8 @@ async def paginate(
     limit: int,
     offset: int,
     *,
-    page_type: type[Page[T]] = Page,
-) -> Page[T]:
+    page_type: type[P] = Page,  # type: ignore[assignment]  # (the default is Page itself)
+) -> P:
     """Fetch one page, and count the matches only when the page cannot say how many there are.
 
     ``fetch_page(limit, offset)`` returns the items; ``count()`` returns the number of matches

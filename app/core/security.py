@@ -81,9 +81,7 @@ class TokenSigner:
 
     def _decode(self, token: str, kind: str) -> TokenClaims:
         try:
-            payload = jwt.decode(
-                token, self._key, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "typ"]}
-            )
+            payload = jwt.decode(token, self._key, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "typ"]})
             if payload["typ"] != kind:
                 raise NotAuthenticated("Wrong token type.")
             return TokenClaims(uuid.UUID(payload["sub"]), kind, int(payload["exp"]))

@@ -10,19 +10,21 @@ import logging
 import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 
 logger = logging.getLogger("whago.events")
 
+
 def format_time(at: datetime) -> str:
     """RFC 3339 in UTC, as every REST response writes times (``…Z``)."""
-    return msgspec.json.encode(at.astimezone(timezone.utc)).decode()[1:-1]
+    return msgspec.json.encode(at.astimezone(UTC)).decode()[1:-1]
 
 
 def user_channel(user_id: UUID | str) -> str:
@@ -63,7 +65,7 @@ class EventHub:
         self._wakeup: asyncio.Event | None = None
         self._sending = False
         self._publisher: asyncio.Task | None = None
-        self._pubsub = None  # the live PubSub while connected
+        self._pubsub: PubSub | None = None  # the live PubSub while connected
         # keeps the connection in subscribed mode while no user is listening
         self._own_channel = key("hub", uuid.uuid4().hex)
 
@@ -101,17 +103,20 @@ class EventHub:
                 logger.warning("live event queue full (Redis slow or down): %d events dropped", self._dropped)
             return
         self._pending.append((user_channel(user_id), message))
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     async def _drained(self) -> None:
-        while self._pending or self._sending:
+        while self._pending or self._sending:  # noqa: ASYNC110 - bounded by stop()'s timeout
             await asyncio.sleep(0.01)
 
     async def _publish_loop(self) -> None:
-        assert self._wakeup is not None
+        wakeup = self._wakeup
+        if wakeup is None:
+            return
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            await wakeup.wait()
+            wakeup.clear()
             while self._pending:
                 batch = [self._pending.popleft() for _ in range(min(len(self._pending), self.PUBLISH_BATCH))]
                 self._sending = True
@@ -163,7 +168,9 @@ class EventHub:
                     message = await pubsub.get_message(timeout=5.0)
                     if message is None:
                         continue
-                    channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    channel = (
+                        message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    )
                     for queue in list(self._listeners.get(channel, ())):
                         if queue.full():
                             # a stuck client must not grow memory: it gets a resync hint instead

@@ -27,7 +27,9 @@ class EventsController(Controller):
     tags = ["Live events"]
 
     @get("/", operation_id="EventStream")
-    async def stream(self, stream_user_id: NamedDependency[UUID], event_hub: NamedDependency[EventHub]) -> ServerSentEvent:
+    async def stream(
+        self, stream_user_id: NamedDependency[UUID], event_hub: NamedDependency[EventHub]
+    ) -> ServerSentEvent:
         """Server-sent events for the caller's chips; authenticate with a short-lived stream token
         (``?token=``, from POST /api/v1/auth/stream-token).
 
@@ -39,7 +41,7 @@ class EventsController(Controller):
             # Without the hub's Redis subscription the stream would stay silent: say so instead.
             try:
                 await asyncio.wait_for(event_hub.connected.wait(), HUB_WAIT_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise DependencyUnavailable("Live events unavailable (Redis); try again shortly.") from None
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
@@ -48,10 +50,12 @@ class EventsController(Controller):
                 while True:
                     try:
                         raw = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield _comment("keep-alive")
                         continue
                     message = msgspec.json.decode(raw)
-                    yield ServerSentEventMessage(event=message["event"], data=msgspec.json.encode(message["data"]).decode())
+                    yield ServerSentEventMessage(
+                        event=message["event"], data=msgspec.json.encode(message["data"]).decode()
+                    )
 
         return ServerSentEvent(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -22,5 +22,7 @@ class HealthController(Controller):
         checks = await health_service.checks()
         failing = [name for name, result in checks.items() if result != "ok"]
         if failing:
-            return error_response(503, "Not ready: " + ", ".join(failing) + " unavailable.", "dependency_unavailable", checks)
+            return error_response(
+                503, "Not ready: " + ", ".join(failing) + " unavailable.", "dependency_unavailable", checks
+            )
         return Response({"status": "ok", "checks": checks})

@@ -48,6 +48,7 @@ _UPSERT_SET = f"""
     updated_at = now()
 """
 
+
 async def record(instance: InstanceState) -> None:
     """Upsert what we last observed of one instance (raw SQL: ON CONFLICT with the parked rule)."""
     await db.fetch(

@@ -10,8 +10,8 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
-from app.core.errors import NotFound, WhagoError
 from app.container import Container
+from app.core.errors import NotFound, WhagoError
 from app.instances import queries
 from app.instances.queries import PARKED, RecordStatus
 from app.scheduler.base import InstanceState, job_id_for

@@ -18,7 +18,9 @@ class SecretBox:
         try:
             self._fernet = MultiFernet([Fernet(k) for k in keys])
         except (ValueError, TypeError):
-            raise SettingsError("WHAGO_ENCRYPTION_KEY: expected comma-separated Fernet keys (32 url-safe base64 bytes)") from None
+            raise SettingsError(
+                "WHAGO_ENCRYPTION_KEY: expected comma-separated Fernet keys (32 url-safe base64 bytes)"
+            ) from None
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -11,7 +11,7 @@ Run these inside ``db.transaction()`` where a caller needs them atomic: Piccolo 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 import msgspec
@@ -74,7 +74,7 @@ FROM proxies p
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --- admin views and CRUD -----------------------------------------------------------------------
@@ -186,7 +186,9 @@ async def place_chip(chip_id: UUID, proxy_id: UUID | None) -> None:
 async def release_chips(proxy_id: UUID) -> list[UUID]:
     """Detach every chip from the proxy and mark it for rotation; the moved chips' ids."""
     # Raw: one bulk UPDATE … RETURNING on the chips table.
-    rows = await db.fetch("UPDATE chips SET proxy_id = NULL, proxy_dirty = true WHERE proxy_id = $1 RETURNING id", proxy_id)
+    rows = await db.fetch(
+        "UPDATE chips SET proxy_id = NULL, proxy_dirty = true WHERE proxy_id = $1 RETURNING id", proxy_id
+    )
     return [r["id"] for r in rows]
 
 
@@ -218,9 +220,9 @@ async def probe_targets() -> list[ProxyProbeTarget]:
 
 
 async def record_health(proxy_id: UUID, *, error: str | None) -> None:
-    await Proxy.update(
-        {Proxy.healthy: error is None, Proxy.last_error: error, Proxy.last_checked_at: _now()}
-    ).where(Proxy.id == proxy_id)
+    await Proxy.update({Proxy.healthy: error is None, Proxy.last_error: error, Proxy.last_checked_at: _now()}).where(
+        Proxy.id == proxy_id
+    )
 
 
 async def secrets() -> list[ProxySecret]:

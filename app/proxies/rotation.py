@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.core import db
 from app.container import Container
+from app.core import db
 from app.proxies.service import ProxyService
 from app.settings import Settings
 

@@ -26,9 +26,9 @@ class ProxyUpdate(msgspec.Struct, forbid_unknown_fields=True):
     scheme: Literal["http", "socks5"] | msgspec.UnsetType = msgspec.UNSET
     host: Host | msgspec.UnsetType = msgspec.UNSET
     port: Port | msgspec.UnsetType = msgspec.UNSET
-    username: Annotated[str, msgspec.Meta(max_length=128)] | None | msgspec.UnsetType = msgspec.UNSET
-    password: Secret | None | msgspec.UnsetType = msgspec.UNSET
-    country: Country | None | msgspec.UnsetType = msgspec.UNSET
+    username: Annotated[str, msgspec.Meta(max_length=128)] | msgspec.UnsetType | None = msgspec.UNSET
+    password: Secret | msgspec.UnsetType | None = msgspec.UNSET
+    country: Country | msgspec.UnsetType | None = msgspec.UNSET
     max_chips: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
 

@@ -9,11 +9,11 @@ from uuid import UUID
 
 import msgspec
 
+from app.container import Container
 from app.core import db
 from app.core.errors import DependencyUnavailable, NotFound
 from app.core.pagination import MAX_LIMIT, Page, paginate
 from app.core.queue import ROTATE_PROXY
-from app.container import Container
 from app.proxies import queries
 from app.proxies.crypto import SecretBox
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
@@ -27,7 +27,9 @@ def _endpoint_changed(old: queries.ProxyEndpoint, changes: dict[str, object]) ->
     if any(name in changes and changes[name] != getattr(old, name) for name in ("scheme", "host", "port", "username")):
         return True
     # Fernet tokens differ on every encryption: any password set or cleared counts as a change.
-    return "password_encrypted" in changes and (changes["password_encrypted"] is not None or old.password_encrypted is not None)
+    return "password_encrypted" in changes and (
+        changes["password_encrypted"] is not None or old.password_encrypted is not None
+    )
 
 
 class ProxyService:
@@ -37,7 +39,7 @@ class ProxyService:
 
     # --- admin CRUD ------------------------------------------------------------------------
 
-    async def list(self, limit: int = MAX_LIMIT, offset: int = 0) -> Page[ProxyOut]:
+    async def page(self, limit: int = MAX_LIMIT, offset: int = 0) -> Page[ProxyOut]:
         return await paginate(queries.list_views, queries.count, limit, offset)
 
     async def get(self, proxy_id: UUID) -> ProxyOut:
@@ -132,7 +134,11 @@ class ProxyService:
             return current.id
         ranked = sorted(
             usable,
-            key=lambda c: (0 if wanted and c.country == wanted else 1, loads.get(c.id, 0) / max(c.max_chips, 1), str(c.id)),
+            key=lambda c: (
+                0 if wanted and c.country == wanted else 1,
+                loads.get(c.id, 0) / max(c.max_chips, 1),
+                str(c.id),
+            ),
         )
         return ranked[0].id if ranked else None
 
@@ -169,7 +175,7 @@ class ProxyService:
             async with semaphore:
                 try:
                     _, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), timeout)
-                except (OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError) as exc:
                     return f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
                 writer.close()
                 return None
@@ -186,7 +192,12 @@ class ProxyService:
                         logger.warning("proxy %s unhealthy: %s", target.id, error)
                     moved += await queries.release_chips(target.id)
         await self._enqueue_rotations(moved)
-        return {"checked": len(targets), "unhealthy": sum(e is not None for e in errors), "went_bad": went_bad, "moved": len(moved)}
+        return {
+            "checked": len(targets),
+            "unhealthy": sum(e is not None for e in errors),
+            "went_bad": went_bad,
+            "moved": len(moved),
+        }
 
     async def reencrypt_all(self) -> int:
         """Re-encrypt every stored password with the newest key (key rotation)."""

@@ -26,11 +26,11 @@ from app.chips import queries as chip_queries
 from app.chips.provisioning import reports_to_us
 from app.chips.queries import ReconcileRow
 from app.chips.status import OURS, WAHA_TO_CHIP_STATUS, ChipStatus, Source
-from app.chips.transitions import KEEP, ChipTransitions
+from app.chips.transitions import KEEP, ChipTransitions, Moved
+from app.container import Container
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
-from app.container import Container
 from app.instances import queries as instance_queries
 from app.instances.queries import PARKED, InstanceRecord
 from app.scheduler.base import InstanceState
@@ -268,7 +268,7 @@ class Reconciler:
         if observed is None or observed == chip.status or not chip.settled:
             return
         phone = session.me.phone_number if (observed == ChipStatus.CONNECTED and session.me is not None) else None
-        moved = await self.transitions.move(
+        moved: Moved[None] = await self.transitions.move(
             chip.id,
             observed,
             Source.RECONCILER,

@@ -40,9 +40,9 @@ def build_scheduler(settings: Settings, redis: Any) -> Scheduler:
 
 __all__ = [
     "JOB_PREFIX",
-    "InstanceState",
     "InstanceNotFound",
     "InstanceNotReady",
+    "InstanceState",
     "JobRejected",
     "PlacementFailed",
     "Scheduler",

@@ -49,7 +49,7 @@ class AddressCache:
             logger.warning("instance cache read failed: %s", type(exc).__name__)
             return {}
         found = {}
-        for user_id, raw in zip(user_ids, raws):
+        for user_id, raw in zip(user_ids, raws, strict=True):
             url = self._decode(raw)
             if url:
                 found[user_id] = url

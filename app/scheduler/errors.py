@@ -42,8 +42,7 @@ class InstanceNotReady(SchedulerError, DependencyUnavailable):
         self.job_id = job_id
         self.last_status = last_status
         super().__init__(
-            f"job {job_id} did not become healthy within {waited_seconds:.0f}s "
-            f"(last allocation status: {last_status})"
+            f"job {job_id} did not become healthy within {waited_seconds:.0f}s (last allocation status: {last_status})"
         )
 
 

@@ -32,7 +32,7 @@ logger = logging.getLogger("whago.scheduler.local")
 class _QuietServer(uvicorn.Server):
     # The adapter owns the lifecycle: emulators must not grab SIGINT/SIGTERM from the dev process.
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self):
         yield
 
 
@@ -52,7 +52,9 @@ class _Running:
 
 
 class LocalScheduler:
-    def __init__(self, settings: Settings, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, redis: Any | None = None, *, emulator_config: dict[str, Any] | None = None
+    ) -> None:
         self.settings = settings
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
         self.emulator_config = dict(emulator_config or {})
@@ -131,7 +133,7 @@ class LocalScheduler:
         running.server.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(running.task), 10)
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             running.task.cancel()
             with contextlib.suppress(BaseException):
                 await running.task
@@ -144,14 +146,18 @@ class LocalScheduler:
                 running = await self._start(user_id)
                 self._running[user_id] = running
                 self._stopped.discard(user_id)
-            return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
+            return InstanceState(
+                user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url
+            )
 
     async def get_instance(self, user_id: str) -> InstanceState | None:
         user_id = normalize_user_id(user_id)
         running = self._running.get(user_id)
         if running is not None:
             if running.alive:
-                return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url)
+                return InstanceState(
+                    user_id=user_id, job_id=job_id_for(user_id), status="running", base_url=running.base_url
+                )
             return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="dead", base_url=None)
         if user_id in self._stopped:
             return InstanceState(user_id=user_id, job_id=job_id_for(user_id), status="stopped", base_url=None)
@@ -197,7 +203,10 @@ class LocalScheduler:
             )
             for u, r in sorted(self._running.items())
         ]
-        out += [InstanceState(user_id=u, job_id=job_id_for(u), status="stopped", base_url=None) for u in sorted(self._stopped)]
+        out += [
+            InstanceState(user_id=u, job_id=job_id_for(u), status="stopped", base_url=None)
+            for u in sorted(self._stopped)
+        ]
         return out
 
     async def ping(self) -> None:

@@ -156,7 +156,12 @@ def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
     }
     if settings.waha_sessions_host_volume:
         group["Volumes"] = {
-            "sessions": {"Name": "sessions", "Type": "host", "Source": settings.waha_sessions_host_volume, "ReadOnly": False}
+            "sessions": {
+                "Name": "sessions",
+                "Type": "host",
+                "Source": settings.waha_sessions_host_volume,
+                "ReadOnly": False,
+            }
         }
         task["VolumeMounts"] = [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
 

@@ -48,9 +48,12 @@ class ActivityTracker:
     async def _record(self, user_id: UUID) -> None:
         try:
             row = await db.fetchrow(_RECORD_SQL, user_id)
-            if row is not None and row["idle"]:
-                if await self.queue.enqueue(WAKE_INSTANCE, user_id, user_id=str(user_id)):
-                    logger.info("tenant %s is back: waking their instance", user_id)
+            if (
+                row is not None
+                and row["idle"]
+                and await self.queue.enqueue(WAKE_INSTANCE, user_id, user_id=str(user_id))
+            ):
+                logger.info("tenant %s is back: waking their instance", user_id)
         except Exception as exc:  # activity is best effort; the request already succeeded
             self._last.pop(user_id, None)
             logger.warning("could not record activity of %s: %s", user_id, type(exc).__name__)

@@ -9,7 +9,8 @@ errors that subclass ``app.core.errors`` so services can map them without knowin
 | connect error, timeout, broken response, 5xx | ``WahaUnavailable`` | 503, retry later |
 | 404                                      | ``WahaNotFound``   | 404              |
 | 422 (wrong status for QR/send; ``WahaSessionExists`` on create) | ``WahaConflict`` | 409 |
-| other 4xx (400 bad body, 401 bad key, ...), or a 2xx body we cannot decode | ``WahaRejected`` | 502: WAHA refused *our* request; the end user did nothing wrong |
+| other 4xx (400 bad body, 401 bad key, ...), | ``WahaRejected`` | 502: WAHA refused *our* request; |
+| or a 2xx body we cannot decode           |                    | the end user did nothing wrong   |
 
 Messages name the method, path and WAHA's own message; keys and passwords are scrubbed.
 """
@@ -171,7 +172,7 @@ class WahaClient:
     async def get_session(self, name: str) -> SessionInfo:
         return await self._call("GET", f"/api/sessions/{_seg(name)}", SessionInfo)
 
-    async def list_sessions(self, all: bool = True) -> list[SessionInfo]:  # noqa: A002 - WAHA's name
+    async def list_sessions(self, all: bool = True) -> list[SessionInfo]:
         params = {"all": "true"} if all else None
         return await self._call("GET", "/api/sessions", list[SessionInfo], params=params)
 
@@ -215,15 +216,21 @@ class WahaClient:
 
     async def get_qr_raw(self, name: str) -> str:
         """The text encoded in the current QR."""
-        value = await self._call(
-            "GET", f"/api/{_seg(name)}/auth/qr", QRCodeValue, params={"format": "raw"}, headers={"Accept": "application/json"}
+        value: QRCodeValue = await self._call(
+            "GET",
+            f"/api/{_seg(name)}/auth/qr",
+            QRCodeValue,
+            params={"format": "raw"},
+            headers={"Accept": "application/json"},
         )
         return value.value
 
     async def request_pairing_code(self, name: str, phone_number: str) -> str:
         """Ask WhatsApp for an 8-character pairing code to type on the phone instead of scanning."""
         digits = "".join(ch for ch in phone_number if ch.isdigit())
-        result = await self._call("POST", f"/api/{_seg(name)}/auth/request-code", PairingCode, json={"phoneNumber": digits})
+        result: PairingCode = await self._call(
+            "POST", f"/api/{_seg(name)}/auth/request-code", PairingCode, json={"phoneNumber": digits}
+        )
         return result.code
 
     # --- messages -----------------------------------------------------------------------------

@@ -42,7 +42,8 @@ class ProxyConfig(_Body):
         return cls(server=f"{host}:{int(port)}", username=username or None, password=password or None)
 
     def __repr__(self) -> str:
-        return f"ProxyConfig(server={self.server!r}, username={self.username!r}, password={'***' if self.password else None})"
+        password = "***" if self.password else None
+        return f"ProxyConfig(server={self.server!r}, username={self.username!r}, password={password})"
 
 
 class HmacConfig(_Body):

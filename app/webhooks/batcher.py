@@ -71,7 +71,7 @@ class GroupCommitter:
         return await future
 
     async def _collect(self) -> list[_Item]:
-        queue = self._queue
+        queue = self._ensure_started()
         batch = [await queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while len(batch) < self.max_batch:
@@ -85,7 +85,7 @@ class GroupCommitter:
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return sorted(batch)
 
@@ -95,7 +95,7 @@ class GroupCommitter:
             try:
                 try:
                     results = await self._run(batch)
-                except Exception:  # noqa: BLE001 - isolate: each event in its own transaction
+                except Exception:
                     await self._run_each(batch)
                     continue
                 for item, row in zip(batch, results, strict=True):
@@ -115,7 +115,7 @@ class GroupCommitter:
         for item in batch:
             try:
                 row = await db.fetchrow(item.sql, *item.args)
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            except Exception as exc:
                 if not item.future.done():
                     item.future.set_exception(exc)
             else:

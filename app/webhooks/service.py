@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
 
 from app.chips.status import WAHA_TO_CHIP_STATUS, ChipStatus
 from app.chips.transitions import ChipTransitions, Transition
+from app.container import Container
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
-from app.container import Container
 from app.events.bus import format_time
 from app.webhooks.queries import APPLY_MESSAGE, APPLY_STATUS
 from app.webhooks.schemas import Envelope, StatusPayload
@@ -33,7 +33,7 @@ logger = logging.getLogger("whago.webhooks")
 HANDLED_EVENTS = ("session.status", "message")
 
 _NO_METADATA = object()
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def verify_signature(body: bytes, signature: str | None, keys: list[str]) -> None:
@@ -53,7 +53,7 @@ def verify_signature(body: bytes, signature: str | None, keys: list[str]) -> Non
         raise NotAuthenticated("Webhook signature does not match.", code="invalid_signature")
 
 
-def _metadata_uuid(metadata: dict | None, name: str) -> UUID | None | object:
+def _metadata_uuid(metadata: dict | None, name: str) -> UUID | object | None:
     """The UUID WAHA echoed back, None when absent, or a sentinel when present but malformed."""
     value = (metadata or {}).get(name)
     if value is None:
@@ -74,7 +74,7 @@ def _phone_number(jid: str) -> str | None:
 
 def _event_time(envelope: Envelope) -> datetime:
     if envelope.timestamp is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     return _EPOCH + timedelta(milliseconds=envelope.timestamp)  # exact, unlike a float division
 
 
@@ -120,9 +120,11 @@ class WebhookService:
         new_status = WAHA_TO_CHIP_STATUS.get(waha_status)
         at = _event_time(envelope)
         phone = _phone_number(envelope.me.id) if waha_status == "WORKING" and envelope.me is not None else None
-        error = "WAHA reported the session FAILED (QR expired or device unlinked); restart it." if (
-            new_status == "failed"
-        ) else None
+        error = (
+            "WAHA reported the session FAILED (QR expired or device unlinked); restart it."
+            if (new_status == "failed")
+            else None
+        )
         row = await self._apply(
             APPLY_STATUS,
             (
@@ -144,8 +146,7 @@ class WebhookService:
         if row["id"] is None:
             return "ignored"
         action = row["action"]
-        if action == "apply":
-            assert new_status is not None  # 'apply' needs a mapped status
+        if action == "apply" and new_status is not None:  # 'apply' needs a mapped status
             await self.transitions.publish(
                 Transition(row["id"], row["user_id"], ChipStatus(row["previous"]), new_status, at)
             )

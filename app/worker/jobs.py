@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 from uuid import UUID
 
 from app.chips.provisioning import ProvisioningService
@@ -110,6 +111,13 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
-FUNCTIONS = [
-    provision_chip, rotate_proxy, teardown_chip, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
+FUNCTIONS: list[Any] = [
+    provision_chip,
+    rotate_proxy,
+    teardown_chip,
+    wake_instance,
+    reconcile,
+    reap_idle,
+    check_proxies,
+    prune_webhook_events,
 ]

@@ -8,11 +8,13 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 from saq import CronJob, Worker
+from saq.types import PartialTimersDict
 
-from app.core import db
 from app.container import Container
+from app.core import db
 from app.core.queue import SaqJobQueue
 from app.settings import Settings
 from app.worker import jobs
@@ -31,14 +33,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     # unique=True (default) keys each cron job, so several workers never double-schedule it.
     return [
         CronJob(jobs.reconcile, cron=_every(settings.reconcile_interval_seconds), timeout=600, retries=1, ttl=600),
-        CronJob(jobs.check_proxies, cron=_every(settings.proxy_check_interval_seconds), timeout=120, retries=1, ttl=600),
+        CronJob(
+            jobs.check_proxies, cron=_every(settings.proxy_check_interval_seconds), timeout=120, retries=1, ttl=600
+        ),
         CronJob(jobs.reap_idle, cron="17 * * * *", timeout=600, retries=1, ttl=3600),
         CronJob(jobs.prune_webhook_events, cron="43 3 * * *", timeout=600, retries=1, ttl=3600),
     ]
 
 
 def build_worker(settings: Settings, container: Container, *, with_cron: bool = True) -> Worker:
-    queue = container.queue.saq if isinstance(container.queue, SaqJobQueue) else SaqJobQueue(container.redis, settings).saq
+    queue = (
+        container.queue.saq if isinstance(container.queue, SaqJobQueue) else SaqJobQueue(container.redis, settings).saq
+    )
     worker = Worker(
         queue,
         functions=jobs.FUNCTIONS,
@@ -47,7 +53,10 @@ def build_worker(settings: Settings, container: Container, *, with_cron: bool = 
         startup=None,
         shutdown=None,
         # Sweep often: a job whose worker died is picked up again once its heartbeat is stale.
-        timers={"sweep": min(10, max(1, settings.job_heartbeat_seconds // 2)), "schedule": 1, "abort": 1},
+        timers=cast(
+            PartialTimersDict,
+            {"sweep": min(10, max(1, settings.job_heartbeat_seconds // 2)), "schedule": 1, "abort": 1},
+        ),
         # SAQ also waits this long for its idle timer loops; interrupted jobs are re-queued
         # ("cancelled") and every job is idempotent, so a short grace loses nothing.
         shutdown_grace_period_s=settings.worker_shutdown_grace_seconds,
@@ -72,9 +81,9 @@ async def running_worker(settings: Settings, container: Container, *, with_cron:
         # Let running jobs finish (up to the grace period), then stop without waiting out SAQ's
         # idle timer loops, which would hold a Ctrl+C for up to the full grace period.
         deadline = time.monotonic() + settings.worker_shutdown_grace_seconds
-        while worker.job_task_contexts and time.monotonic() < deadline:
+        while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110 - SAQ offers no event
             await asyncio.sleep(0.05)
-        worker._shutdown_grace_period_s = 0  # noqa: SLF001 - SAQ has no public knob for this
+        worker._shutdown_grace_period_s = 0
         await worker.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

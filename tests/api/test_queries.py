@@ -73,7 +73,8 @@ async def test_queries_answer_typed_rows(pool, conn):
     user = await user_queries.insert(
         email=f"q-{uuid.uuid4().hex[:8]}@example.com", name="Q", password_hash="x", plan="free", is_admin=False
     )
-    assert isinstance(user, user_queries.UserRow) and user.plan == "free"
+    assert isinstance(user, user_queries.UserRow)
+    assert user.plan == "free"
     assert await user_queries.get_by_email(user.email) == user
     assert await user_queries.get_by_id(user.id) == user
     assert await user_queries.get_by_id(uuid.uuid4()) is None
@@ -85,7 +86,10 @@ async def test_queries_answer_typed_rows(pool, conn):
         scheme="http", host="h", port=1, username=None, password_encrypted="tok", country="br", max_chips=3
     )
     view = await proxy_queries.get_view(proxy_id)
-    assert isinstance(view, ProxyOut) and view.has_password is True and view.chips == 0
+    assert isinstance(view, ProxyOut)
+    assert view.has_password is True
+    assert view.chips == 0
     assert await proxy_queries.count() == 1
     endpoint = await proxy_queries.get_endpoint(proxy_id)
-    assert isinstance(endpoint, proxy_queries.ProxyEndpoint) and endpoint.password_encrypted == "tok"
+    assert isinstance(endpoint, proxy_queries.ProxyEndpoint)
+    assert endpoint.password_encrypted == "tok"

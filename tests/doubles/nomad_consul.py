@@ -64,7 +64,17 @@ from app.waha.emulator.store import MemorySessionStore
 from tests.doubles.nomad_schema import validate_register_body
 from tests.support.asgi_server import ServedApp
 
-SERVER_FIELDS = ("Status", "StatusDescription", "Stop", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex", "SubmitTime", "Stable")
+SERVER_FIELDS = (
+    "Status",
+    "StatusDescription",
+    "Stop",
+    "Version",
+    "CreateIndex",
+    "ModifyIndex",
+    "JobModifyIndex",
+    "SubmitTime",
+    "Stable",
+)
 NODE_ID = "5f5e2a38-0d6c-4c2b-9b3e-000000000001"
 NODE_NAME = "double-node-1"
 
@@ -119,7 +129,7 @@ class _Route:
         if len(parts) != len(self.parts):
             return None
         params: dict[str, str] = {}
-        for want, got in zip(self.parts, parts):
+        for want, got in zip(self.parts, parts, strict=True):
             if want.startswith(":"):
                 params[want[1:]] = unquote(got)
             elif want != got:
@@ -143,7 +153,9 @@ class _Request(msgspec.Struct):
         return value is not None and value.lower() in ("", "1", "true", "t", "yes")
 
 
-def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+def _json_response(
+    status: int, payload: Any, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     hdrs = {"content-type": "application/json"}
     hdrs.update(headers or {})
     return status, msgspec.json.encode(payload), hdrs
@@ -323,7 +335,9 @@ class NomadConsulDouble:
     def count(self, server: str | None = None, contains: str = "") -> int:
         with self._lock:
             return sum(
-                n for key, n in self.request_counts.items() if (server is None or key.startswith(server + " ")) and contains in key
+                n
+                for key, n in self.request_counts.items()
+                if (server is None or key.startswith(server + " ")) and contains in key
             )
 
     def reset_counts(self) -> None:
@@ -356,18 +370,33 @@ class NomadConsulDouble:
             live = [a for a in record.allocs if a.desired_status == "run"]
             return live[-1] if live else None
 
-    def seed_jobs(self, count: int, *, prefix: str = "whago-waha-", namespace: str = "default", status: str = "running") -> list[str]:
+    def seed_jobs(
+        self, count: int, *, prefix: str = "whago-waha-", namespace: str = "default", status: str = "running"
+    ) -> list[str]:
         """Insert job records directly (no emulators), for listing benchmarks."""
         ids = []
         with self._lock:
             for _ in range(count):
                 job_id = f"{prefix}{uuid.uuid4()}"
                 index = self._next_index()
-                job = {"ID": job_id, "Name": job_id, "Type": "service", "Namespace": namespace, "Datacenters": ["dc1"],
-                       "Meta": {"whago_user_id": job_id[len(prefix):], "created_by": "whago"}}
-                self.jobs[(namespace, job_id)] = JobRecord(job=job, namespace=namespace, version=0, create_index=index,
-                                                           modify_index=index, job_modify_index=index,
-                                                           submit_time=time.time_ns(), seeded=status)
+                job = {
+                    "ID": job_id,
+                    "Name": job_id,
+                    "Type": "service",
+                    "Namespace": namespace,
+                    "Datacenters": ["dc1"],
+                    "Meta": {"whago_user_id": job_id[len(prefix) :], "created_by": "whago"},
+                }
+                self.jobs[(namespace, job_id)] = JobRecord(
+                    job=job,
+                    namespace=namespace,
+                    version=0,
+                    create_index=index,
+                    modify_index=index,
+                    job_modify_index=index,
+                    submit_time=time.time_ns(),
+                    seeded=status,
+                )
                 ids.append(job_id)
             self._sorted_ids = None
         return ids
@@ -483,7 +512,9 @@ class NomadConsulDouble:
         record.allocs.append(alloc)
         self.allocs[alloc.id] = alloc
         snapshot = json.loads(json.dumps(record.job))
-        thread = threading.Thread(target=self._run_alloc, args=(alloc, snapshot), name=f"double-alloc-{alloc.id[:8]}", daemon=True)
+        thread = threading.Thread(
+            target=self._run_alloc, args=(alloc, snapshot), name=f"double-alloc-{alloc.id[:8]}", daemon=True
+        )
         self._threads.append(thread)
         thread.start()
         return alloc
@@ -498,12 +529,22 @@ class NomadConsulDouble:
         if self.alloc_start_fails:
             with self._lock:
                 alloc.client_status = "failed"
-                alloc.events.append({"Type": "Driver Failure", "DisplayMessage": "Failed to pull `devlikeapro/waha`: manifest unknown",
-                                     "DriverError": "manifest unknown", "Time": time.time_ns()})
+                alloc.events.append(
+                    {
+                        "Type": "Driver Failure",
+                        "DisplayMessage": "Failed to pull `devlikeapro/waha`: manifest unknown",
+                        "DriverError": "manifest unknown",
+                        "Time": time.time_ns(),
+                    }
+                )
             return
-        options = {"api_key": env.get("WAHA_API_KEY", ""), "worker_id": env.get("WAHA_WORKER_ID", alloc.job_id),
-                   "engine": env.get("WHATSAPP_DEFAULT_ENGINE", "GOWS"), "boot_delay_seconds": 0.05,
-                   "store": self.session_store}
+        options = {
+            "api_key": env.get("WAHA_API_KEY", ""),
+            "worker_id": env.get("WAHA_WORKER_ID", alloc.job_id),
+            "engine": env.get("WHATSAPP_DEFAULT_ENGINE", "GOWS"),
+            "boot_delay_seconds": 0.05,
+            "store": self.session_store,
+        }
         options.update(self.emulator_options)
         try:
             served = ServedApp(create_emulator_app(EmulatorConfig(**options))).start()
@@ -521,7 +562,9 @@ class NomadConsulDouble:
                 alloc.port = served.port
                 alloc.client_status = "running"
                 alloc.modify_index = self._next_index()
-                alloc.events.append({"Type": "Started", "DisplayMessage": "Task started by client", "Time": time.time_ns()})
+                alloc.events.append(
+                    {"Type": "Started", "DisplayMessage": "Task started by client", "Time": time.time_ns()}
+                )
                 self._register_services(alloc, group)
         if late:
             served.stop()
@@ -535,17 +578,19 @@ class NomadConsulDouble:
             checks = []
             for chk in svc.get("Checks") or []:
                 digest = hashlib.sha1(f"{service_id}{chk.get('Name')}".encode()).hexdigest()
-                checks.append({
-                    "CheckID": f"_nomad-check-{digest}",
-                    "Name": chk.get("Name") or f"service: {name!r} check",
-                    "Status": chk.get("InitialStatus") or "critical",
-                    "Output": "",
-                    "ServiceID": service_id,
-                    "ServiceName": name,
-                    "Path": chk.get("Path") or "/",
-                    "Header": chk.get("Header") or {},
-                    "Type": chk.get("Type"),
-                })
+                checks.append(
+                    {
+                        "CheckID": f"_nomad-check-{digest}",
+                        "Name": chk.get("Name") or f"service: {name!r} check",
+                        "Status": chk.get("InitialStatus") or "critical",
+                        "Output": "",
+                        "ServiceID": service_id,
+                        "ServiceName": name,
+                        "Path": chk.get("Path") or "/",
+                        "Header": chk.get("Header") or {},
+                        "Type": chk.get("Type"),
+                    }
+                )
             meta = dict(svc.get("Meta") or {})
             meta["external-source"] = "nomad"
             self.services[service_id] = {
@@ -624,8 +669,15 @@ class NomadConsulDouble:
             spec = {k: v for k, v in job.items() if k not in SERVER_FIELDS}
             now_index = self._next_index()
             if record is None:
-                record = JobRecord(job=spec, namespace=namespace, version=0, create_index=now_index,
-                                   modify_index=now_index, job_modify_index=now_index, submit_time=time.time_ns())
+                record = JobRecord(
+                    job=spec,
+                    namespace=namespace,
+                    version=0,
+                    create_index=now_index,
+                    modify_index=now_index,
+                    job_modify_index=now_index,
+                    submit_time=time.time_ns(),
+                )
                 self.jobs[key] = record
                 self._sorted_ids = None
                 changed = True
@@ -643,13 +695,24 @@ class NomadConsulDouble:
             if changed:
                 for alloc in record.allocs:
                     if self._live(alloc):
-                        self._terminate(alloc, client_status="complete", description="alloc not needed due to job update")
+                        self._terminate(
+                            alloc, client_status="complete", description="alloc not needed due to job update"
+                        )
             # The scheduler reconciles: a running job with no live allocation gets one placed.
             if not record.stop and not any(self._live(a) for a in record.allocs):
                 self._place(record, ev)
-            return _json_response(200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
-                                        "JobModifyIndex": record.job_modify_index, "Warnings": "", "Index": now_index,
-                                        "LastContact": 0, "KnownLeader": True})
+            return _json_response(
+                200,
+                {
+                    "EvalID": ev["ID"],
+                    "EvalCreateIndex": ev["CreateIndex"],
+                    "JobModifyIndex": record.job_modify_index,
+                    "Warnings": "",
+                    "Index": now_index,
+                    "LastContact": 0,
+                    "KnownLeader": True,
+                },
+            )
 
     def _list_jobs(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
         namespace = request.arg("namespace") or "default"
@@ -682,13 +745,23 @@ class NomadConsulDouble:
                 record = self.jobs[(namespace, jid)]
                 status = self._job_status(record)
                 stub = {
-                    "ID": jid, "ParentID": "", "Name": record.job.get("Name", jid), "Namespace": namespace,
-                    "Datacenters": record.job.get("Datacenters", []), "Type": record.job.get("Type", "service"),
-                    "Priority": record.job.get("Priority", 50), "Periodic": False, "ParameterizedJob": False,
-                    "Stop": record.stop, "Status": status, "StatusDescription": "",
+                    "ID": jid,
+                    "ParentID": "",
+                    "Name": record.job.get("Name", jid),
+                    "Namespace": namespace,
+                    "Datacenters": record.job.get("Datacenters", []),
+                    "Type": record.job.get("Type", "service"),
+                    "Priority": record.job.get("Priority", 50),
+                    "Periodic": False,
+                    "ParameterizedJob": False,
+                    "Stop": record.stop,
+                    "Status": status,
+                    "StatusDescription": "",
                     "JobSummary": {"JobID": jid, "Namespace": namespace, "Summary": {}},
-                    "CreateIndex": record.create_index, "ModifyIndex": record.modify_index,
-                    "JobModifyIndex": record.job_modify_index, "SubmitTime": record.submit_time,
+                    "CreateIndex": record.create_index,
+                    "ModifyIndex": record.modify_index,
+                    "JobModifyIndex": record.job_modify_index,
+                    "SubmitTime": record.submit_time,
                 }
                 if with_meta:
                     stub["Meta"] = record.job.get("Meta") or {}
@@ -711,14 +784,34 @@ class NomadConsulDouble:
 
     def _alloc_stub(self, alloc: Alloc) -> dict[str, Any]:
         return {
-            "ID": alloc.id, "EvalID": alloc.eval_id, "Name": f"{alloc.job_id}.{alloc.group}[0]", "Namespace": alloc.namespace,
-            "NodeID": NODE_ID, "NodeName": NODE_NAME, "JobID": alloc.job_id, "JobType": "service", "JobVersion": alloc.job_version,
-            "TaskGroup": alloc.group, "DesiredStatus": alloc.desired_status, "DesiredDescription": "",
-            "ClientStatus": alloc.client_status, "ClientDescription": alloc.description,
-            "TaskStates": {"waha": {"State": {"running": "running", "pending": "pending"}.get(alloc.client_status, "dead"),
-                                    "Failed": alloc.client_status == "failed", "Restarts": 0, "Events": list(alloc.events)}},
-            "DeploymentStatus": None, "FollowupEvalID": "", "CreateIndex": alloc.create_index,
-            "ModifyIndex": alloc.modify_index, "CreateTime": alloc.create_time, "ModifyTime": time.time_ns(),
+            "ID": alloc.id,
+            "EvalID": alloc.eval_id,
+            "Name": f"{alloc.job_id}.{alloc.group}[0]",
+            "Namespace": alloc.namespace,
+            "NodeID": NODE_ID,
+            "NodeName": NODE_NAME,
+            "JobID": alloc.job_id,
+            "JobType": "service",
+            "JobVersion": alloc.job_version,
+            "TaskGroup": alloc.group,
+            "DesiredStatus": alloc.desired_status,
+            "DesiredDescription": "",
+            "ClientStatus": alloc.client_status,
+            "ClientDescription": alloc.description,
+            "TaskStates": {
+                "waha": {
+                    "State": {"running": "running", "pending": "pending"}.get(alloc.client_status, "dead"),
+                    "Failed": alloc.client_status == "failed",
+                    "Restarts": 0,
+                    "Events": list(alloc.events),
+                }
+            },
+            "DeploymentStatus": None,
+            "FollowupEvalID": "",
+            "CreateIndex": alloc.create_index,
+            "ModifyIndex": alloc.modify_index,
+            "CreateTime": alloc.create_time,
+            "ModifyTime": time.time_ns(),
         }
 
     def _job_allocations(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
@@ -749,8 +842,13 @@ class NomadConsulDouble:
             detail["AllocatedResources"] = {
                 "Shared": {
                     "Ports": ports,
-                    "Networks": [{"Mode": "host", "IP": "127.0.0.1",
-                                  "DynamicPorts": [{"Label": p["Label"], "Value": p["Value"], "To": p["To"]} for p in ports]}],
+                    "Networks": [
+                        {
+                            "Mode": "host",
+                            "IP": "127.0.0.1",
+                            "DynamicPorts": [{"Label": p["Label"], "Value": p["Value"], "To": p["To"]} for p in ports],
+                        }
+                    ],
                     "DiskMB": 300,
                 },
                 "Tasks": {},
@@ -780,7 +878,9 @@ class NomadConsulDouble:
                 return _text_response(404, "job not found")
             for alloc in record.allocs:
                 if alloc.desired_status == "run":
-                    self._terminate(alloc, client_status="complete", description="alloc not needed since job was stopped")
+                    self._terminate(
+                        alloc, client_status="complete", description="alloc not needed since job was stopped"
+                    )
             index = self._next_index()
             record.stop = True
             record.job_modify_index = index
@@ -792,7 +892,9 @@ class NomadConsulDouble:
                 for e in record.evals:
                     self.evals.pop(e["ID"], None)
                 self._sorted_ids = None
-            return _json_response(200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"], "JobModifyIndex": index})
+            return _json_response(
+                200, {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"], "JobModifyIndex": index}
+            )
 
     # ------------------------------------------------------------------ Consul handler
     def _leader(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
@@ -807,23 +909,52 @@ class NomadConsulDouble:
             for reg in self.services.values():
                 if reg["Service"]["Service"] != name:
                     continue
-                checks = [{"Node": NODE_NAME, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing",
-                           "Notes": "", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "",
-                           "ServiceTags": [], "Namespace": "default"}]
+                checks = [
+                    {
+                        "Node": NODE_NAME,
+                        "CheckID": "serfHealth",
+                        "Name": "Serf Health Status",
+                        "Status": "passing",
+                        "Notes": "",
+                        "Output": "Agent alive and reachable",
+                        "ServiceID": "",
+                        "ServiceName": "",
+                        "ServiceTags": [],
+                        "Namespace": "default",
+                    }
+                ]
                 if not self.checks_missing and now >= reg["checks_visible_at"]:
                     for chk in reg["Checks"]:
-                        checks.append({"Node": NODE_NAME, "CheckID": chk["CheckID"], "Name": chk["Name"], "Status": chk["Status"],
-                                       "Notes": "", "Output": chk["Output"], "ServiceID": chk["ServiceID"],
-                                       "ServiceName": chk["ServiceName"], "ServiceTags": reg["Service"]["Tags"],
-                                       "Namespace": "default"})
+                        checks.append(
+                            {
+                                "Node": NODE_NAME,
+                                "CheckID": chk["CheckID"],
+                                "Name": chk["Name"],
+                                "Status": chk["Status"],
+                                "Notes": "",
+                                "Output": chk["Output"],
+                                "ServiceID": chk["ServiceID"],
+                                "ServiceName": chk["ServiceName"],
+                                "ServiceTags": reg["Service"]["Tags"],
+                                "Namespace": "default",
+                            }
+                        )
                 if passing_only and any(c["Status"] != "passing" for c in checks):
                     continue
-                out.append({
-                    "Node": {"ID": NODE_ID, "Node": NODE_NAME, "Address": "127.0.0.1", "Datacenter": "dc1",
-                             "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"}, "Meta": {}},
-                    "Service": dict(reg["Service"]),
-                    "Checks": checks,
-                })
+                out.append(
+                    {
+                        "Node": {
+                            "ID": NODE_ID,
+                            "Node": NODE_NAME,
+                            "Address": "127.0.0.1",
+                            "Datacenter": "dc1",
+                            "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"},
+                            "Meta": {},
+                        },
+                        "Service": dict(reg["Service"]),
+                        "Checks": checks,
+                    }
+                )
             index = self._index
         return _json_response(200, out, {"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true"})
 

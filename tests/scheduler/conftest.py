@@ -36,9 +36,7 @@ async def redis(base_settings: Settings) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def make_nomad(
-    base_settings: Settings, double: NomadConsulDouble, redis: aioredis.Redis
-) -> AsyncIterator[Any]:
+async def make_nomad(base_settings: Settings, double: NomadConsulDouble, redis: aioredis.Redis) -> AsyncIterator[Any]:
     """``make_nomad(**setting_overrides)`` -> a NomadScheduler wired to the double; closed after."""
     created: list[NomadScheduler] = []
 

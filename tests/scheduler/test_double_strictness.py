@@ -59,7 +59,11 @@ def mutate(body, fn):
     ("label", "fn", "needle"),
     [
         ("misspelt key", lambda j: j.update(Datacenter=j.pop("Datacenters")), "'Datacenter' was unexpected"),
-        ("wrong casing", lambda j: j["TaskGroups"][0].update(restartPolicy=j["TaskGroups"][0].pop("RestartPolicy")), "restartPolicy"),
+        (
+            "wrong casing",
+            lambda j: j["TaskGroups"][0].update(restartPolicy=j["TaskGroups"][0].pop("RestartPolicy")),
+            "restartPolicy",
+        ),
         ("job-level ReschedulePolicy", lambda j: j.update(ReschedulePolicy={"Unlimited": True}), "ReschedulePolicy"),
         (
             "duration as string",
@@ -75,11 +79,23 @@ def mutate(body, fn):
         ("bool as int", lambda j: j["TaskGroups"][0].update(Count=True), "Count"),
         ("meta value not a string", lambda j: j["Meta"].update(chips=3), "chips"),
         ("volumes as list", lambda j: j["TaskGroups"][0].update(Volumes=[{"Name": "x"}]), "Volumes"),
-        ("header not a list", lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Header={"X-Api-Key": "k"}), "Header"),
+        (
+            "header not a list",
+            lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Header={"X-Api-Key": "k"}),
+            "Header",
+        ),
         ("docker key misspelt", lambda j: j["TaskGroups"][0]["Tasks"][0]["Config"].update(imagee="x"), "imagee"),
         ("docker port label unknown", lambda j: j["TaskGroups"][0]["Tasks"][0]["Config"].update(ports=["web"]), "web"),
-        ("service name not RFC-1123", lambda j: j["TaskGroups"][0]["Services"][0].update(Name="Whago_WAHA"), "RFC-1123"),
-        ("check interval below 1s", lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Interval=5), "Interval"),
+        (
+            "service name not RFC-1123",
+            lambda j: j["TaskGroups"][0]["Services"][0].update(Name="Whago_WAHA"),
+            "RFC-1123",
+        ),
+        (
+            "check interval below 1s",
+            lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Interval=5),
+            "Interval",
+        ),
         ("missing ID", lambda j: j.pop("ID"), "Job ID"),
     ],
 )
@@ -92,7 +108,8 @@ def test_double_rejects_bad_jobs_with_400(double, body, label, fn, needle):
 
 def test_update_path_must_match_job_id(double, body):
     resp = post(double, body, path="/v1/job/whago-waha-someone-else")
-    assert resp.status_code == 400 and "does not match" in resp.text
+    assert resp.status_code == 400
+    assert "does not match" in resp.text
     ok = post(double, body, path=f"/v1/job/{body['Job']['ID']}")
     assert ok.status_code == 200
     assert httpx.delete(f"{double.nomad_url}/v1/job/{body['Job']['ID']}?purge=true", timeout=5).status_code == 200

@@ -31,8 +31,11 @@ def port_open(url: str) -> bool:
 
 @pytest.fixture
 async def local(base_settings, tmp_path):
-    scheduler = LocalScheduler(msgspec.structs.replace(
-        base_settings, scheduler="local", instance_ready_timeout_seconds=10, dev_state_dir=str(tmp_path)))
+    scheduler = LocalScheduler(
+        msgspec.structs.replace(
+            base_settings, scheduler="local", instance_ready_timeout_seconds=10, dev_state_dir=str(tmp_path)
+        )
+    )
     yield scheduler
     await scheduler.close()
 
@@ -41,17 +44,22 @@ async def test_local_gives_each_tenant_its_own_emulator(local, base_settings):
     a, b = tenant(), tenant()
     ia = await local.ensure_instance(a)
     ib = await local.ensure_instance(b)
-    assert ia.base_url != ib.base_url and ia.status == ib.status == "running"
+    assert ia.base_url != ib.base_url
+    assert ia.status == ib.status == "running"
     async with httpx.AsyncClient(timeout=2) as client:
         for inst in (ia, ib):
             assert (await client.get(inst.base_url + "/ping")).json() == {"message": "pong"}
             assert (await client.get(inst.base_url + "/api/sessions")).status_code == 401
-            version = await client.get(inst.base_url + "/api/server/version", headers={"X-Api-Key": base_settings.waha_api_key})
+            version = await client.get(
+                inst.base_url + "/api/server/version", headers={"X-Api-Key": base_settings.waha_api_key}
+            )
             assert version.status_code == 200
             assert version.json()["worker"]["id"] == inst.job_id  # WAHA_WORKER_ID = job id
         # isolation: a session created on A does not exist on B
         key = {"X-Api-Key": base_settings.waha_api_key}
-        created = await client.post(ia.base_url + "/api/sessions", json={"name": "chip_abc", "start": False}, headers=key)
+        created = await client.post(
+            ia.base_url + "/api/sessions", json={"name": "chip_abc", "start": False}, headers=key
+        )
         assert created.status_code in (200, 201), created.text
         assert (await client.get(ib.base_url + "/api/sessions/chip_abc", headers=key)).status_code == 404
     assert await local.ensure_instance(a) == ia  # idempotent
@@ -64,14 +72,19 @@ async def test_local_stop_restart_remove(local):
     await local.stop_instance(t.id)
     assert not port_open(first.base_url)
     stopped = await local.get_instance(t.id)
-    assert stopped is not None and stopped.status == "stopped" and stopped.base_url is None
+    assert stopped is not None
+    assert stopped.status == "stopped"
+    assert stopped.base_url is None
 
     back = await local.ensure_instance(t)
-    assert back.status == "running" and port_open(back.base_url)
+    assert back.status == "running"
+    assert port_open(back.base_url)
 
     await local.restart_instance(t.id)
     restarted = await local.get_instance(t.id)
-    assert restarted is not None and restarted.status == "running" and port_open(restarted.base_url)
+    assert restarted is not None
+    assert restarted.status == "running"
+    assert port_open(restarted.base_url)
 
     await local.remove_instance(t.id)
     await local.remove_instance(t.id)  # idempotent
@@ -94,7 +107,9 @@ async def test_static_uses_the_one_url(base_settings):
     scheduler = StaticScheduler(settings)
     t = tenant()
     inst = await scheduler.ensure_instance(t)
-    assert inst.base_url == "http://waha.internal:3000" and inst.status == "running" and inst.job_id == job_id_for(t.id)
+    assert inst.base_url == "http://waha.internal:3000"
+    assert inst.status == "running"
+    assert inst.job_id == job_id_for(t.id)
     assert await scheduler.get_instance(t.id) == inst
     for op in (scheduler.restart_instance, scheduler.stop_instance, scheduler.remove_instance, scheduler.invalidate):
         await op(t.id)
@@ -108,5 +123,6 @@ async def test_build_scheduler_picks_the_adapter(base_settings):
     kinds = {"static": StaticScheduler, "local": LocalScheduler, "nomad": NomadScheduler}
     for kind, cls in kinds.items():
         scheduler = build_scheduler(msgspec.structs.replace(base_settings, scheduler=kind), redis=None)
-        assert isinstance(scheduler, cls) and isinstance(scheduler, Scheduler)
+        assert isinstance(scheduler, cls)
+        assert isinstance(scheduler, Scheduler)
         await scheduler.close()

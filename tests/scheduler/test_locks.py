@@ -42,7 +42,8 @@ async def test_entry_lives_while_held_or_awaited_and_goes_after_errors_and_cance
     await entered.wait()
     waiter = asyncio.create_task(locks.hold("t").__aenter__())
     await asyncio.sleep(0)
-    assert "t" in locks and len(locks) == 1
+    assert "t" in locks
+    assert len(locks) == 1
     waiter.cancel()  # gives up while still waiting
     with pytest.raises(asyncio.CancelledError):
         await waiter

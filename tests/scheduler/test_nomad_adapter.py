@@ -44,12 +44,15 @@ async def test_ensure_creates_job_waits_for_health_and_caches(make_nomad, double
     t = tenant()
     inst = await scheduler.ensure_instance(t)
 
-    assert inst.status == "running" and inst.job_id == job_id_for(t.id) == f"whago-waha-{t.id}"
-    assert inst.base_url and await pings(inst.base_url)
+    assert inst.status == "running"
+    assert inst.job_id == job_id_for(t.id) == f"whago-waha-{t.id}"
+    assert inst.base_url
+    assert await pings(inst.base_url)
     # exactly the body the builder produces was submitted
     assert double.submitted == [build_job(scheduler.settings, t)]
     alloc = double.current_alloc(inst.job_id)
-    assert alloc is not None and inst.base_url.endswith(f":{alloc.port}")
+    assert alloc is not None
+    assert inst.base_url.endswith(f":{alloc.port}")
     # the address is cached with a short TTL
     ttl = await redis.ttl(cache_key(t.id))
     assert 0 < ttl <= base_settings.instance_address_cache_seconds
@@ -62,7 +65,8 @@ async def test_ensure_is_idempotent_and_cache_hit_makes_no_request(make_nomad, d
     first = await scheduler.ensure_instance(t)
     double.reset_counts()
     again = await scheduler.ensure_instance(t)
-    assert again == first and double.count() == 0  # served from Redis
+    assert again == first
+    assert double.count() == 0
 
     await scheduler.invalidate(t.id)
     third = await scheduler.ensure_instance(t)
@@ -89,20 +93,26 @@ async def test_plan_change_updates_the_job(make_nomad, double):
     assert len(double.submitted) == 2
     job = double.job(inst.job_id).job
     assert job["Meta"]["whago_plan"] == "enterprise"
-    assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == build_job(scheduler.settings, upgraded)["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]
+    assert (
+        job["TaskGroups"][0]["Tasks"][0]["Resources"]
+        == build_job(scheduler.settings, upgraded)["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]
+    )
     assert await pings(inst.base_url)
 
 
 async def test_get_instance_has_no_side_effects(make_nomad, double):
     scheduler = make_nomad()
     assert await scheduler.get_instance(str(uuid.uuid4())) is None
-    assert double.count("nomad", "POST") == 0 and not double.jobs
+    assert double.count("nomad", "POST") == 0
+    assert not double.jobs
 
     t = tenant()
     inst = await scheduler.ensure_instance(t)
     await scheduler.invalidate(t.id)
     seen = await scheduler.get_instance(t.id)
-    assert seen is not None and seen.status == "running" and seen.base_url == inst.base_url
+    assert seen is not None
+    assert seen.status == "running"
+    assert seen.base_url == inst.base_url
 
 
 async def test_stop_then_ensure_brings_it_back(make_nomad, double, redis):
@@ -113,13 +123,16 @@ async def test_stop_then_ensure_brings_it_back(make_nomad, double, redis):
 
     assert await redis.get(cache_key(t.id)) is None
     stopped = await scheduler.get_instance(t.id)
-    assert stopped is not None and stopped.status == "stopped" and stopped.base_url is None
+    assert stopped is not None
+    assert stopped.status == "stopped"
+    assert stopped.base_url is None
     assert double.job(first.job_id) is not None  # not purged
     await asyncio.sleep(0.2)
     assert not await pings(first.base_url)
 
     back = await scheduler.ensure_instance(t)
-    assert back.status == "running" and await pings(back.base_url)
+    assert back.status == "running"
+    assert await pings(back.base_url)
 
 
 async def test_remove_purges_and_is_idempotent(make_nomad, double):
@@ -153,7 +166,8 @@ async def test_restart_of_a_stopped_job_starts_it(make_nomad, double):
     await scheduler.stop_instance(t.id)
     await scheduler.restart_instance(t.id)  # re-registers the stored job (strictly validated)
     inst = await scheduler.ensure_instance(t)
-    assert inst.status == "running" and await pings(inst.base_url)
+    assert inst.status == "running"
+    assert await pings(inst.base_url)
     assert not double.rejected
 
 
@@ -169,7 +183,8 @@ async def test_rescheduled_allocation_is_found_after_invalidation(make_nomad, do
     assert stale.base_url == first.base_url
     await scheduler.invalidate(t.id)  # what the WAHA client does after a connection failure
     fresh = await scheduler.ensure_instance(t)
-    assert fresh.base_url != first.base_url and await pings(fresh.base_url)
+    assert fresh.base_url != first.base_url
+    assert await pings(fresh.base_url)
 
 
 async def test_list_is_paged_by_prefix_one_request_per_page(make_nomad, double, redis):
@@ -189,7 +204,8 @@ async def test_list_is_paged_by_prefix_one_request_per_page(make_nomad, double, 
     assert {i.job_id for i in listed} >= set(ids) | {running.job_id}
     assert all(i.job_id.startswith("whago-waha-") for i in listed)
     mine = next(i for i in listed if i.user_id == t.id)
-    assert mine.status == "running" and mine.base_url == running.base_url  # from the Redis cache
+    assert mine.status == "running"
+    assert mine.base_url == running.base_url
     assert sum(1 for i in listed if i.status == "dead") == 2
 
 
@@ -204,7 +220,8 @@ async def test_placement_failure_is_reported_quickly(make_nomad, double):
         await scheduler.ensure_instance(t)
     assert loop.time() - started < 5
     message = str(info.value)
-    assert job_id_for(t.id) in message and "memory" in message
+    assert job_id_for(t.id) in message
+    assert "memory" in message
     assert isinstance(info.value, DependencyUnavailable)
 
 
@@ -214,7 +231,8 @@ async def test_check_never_passing_raises_not_ready_naming_job_and_alloc_status(
     t = tenant()
     with pytest.raises(InstanceNotReady) as info:
         await scheduler.ensure_instance(t)
-    assert job_id_for(t.id) in str(info.value) and "running" in str(info.value)
+    assert job_id_for(t.id) in str(info.value)
+    assert "running" in str(info.value)
     assert await redis.get(cache_key(t.id)) is None  # nothing cached
 
 
@@ -232,7 +250,8 @@ async def test_failed_allocation_reports_driver_error(make_nomad, double):
     double.alloc_start_fails = True
     with pytest.raises(InstanceNotReady) as info:
         await scheduler.ensure_instance(tenant())
-    assert "failed" in str(info.value) and "manifest unknown" in str(info.value)
+    assert "failed" in str(info.value)
+    assert "manifest unknown" in str(info.value)
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -241,7 +260,8 @@ async def test_nomad_5xx_is_typed_and_changes_nothing(make_nomad, double, status
     double.nomad_status = status
     with pytest.raises(SchedulerUnavailable) as info:
         await scheduler.ensure_instance(tenant())
-    assert str(status) in str(info.value) and info.value.status_code == 503
+    assert str(status) in str(info.value)
+    assert info.value.status_code == 503
     assert not double.jobs
     with pytest.raises(SchedulerUnavailable):
         await scheduler.list_instances()
@@ -253,7 +273,8 @@ async def test_nomad_unreachable_is_typed(make_nomad):
     scheduler = make_nomad(nomad_addr=f"http://127.0.0.1:{free_port()}", nomad_token="s3cret-nomad-token")
     with pytest.raises(SchedulerUnavailable) as info:
         await scheduler.ensure_instance(tenant())
-    assert "unreachable" in str(info.value) and "s3cret" not in str(info.value)
+    assert "unreachable" in str(info.value)
+    assert "s3cret" not in str(info.value)
     with pytest.raises(SchedulerUnavailable):
         await scheduler.get_instance(str(uuid.uuid4()))
     with pytest.raises(SchedulerUnavailable):
@@ -275,10 +296,15 @@ async def test_bad_nomad_token_is_reported_without_leaking_it(base_settings, red
     from tests.doubles import serve_double
 
     with serve_double(nomad_token="right-nomad-token", consul_token="right-consul-token", check_interval=0.02) as d:
+
         def make(**kw):
             return NomadScheduler(
                 msgspec.structs.replace(
-                    base_settings, nomad_addr=d.nomad_url, consul_addr=d.consul_url, instance_ready_timeout_seconds=10, **kw
+                    base_settings,
+                    nomad_addr=d.nomad_url,
+                    consul_addr=d.consul_url,
+                    instance_ready_timeout_seconds=10,
+                    **kw,
                 ),
                 redis,
             )
@@ -287,7 +313,8 @@ async def test_bad_nomad_token_is_reported_without_leaking_it(base_settings, red
         try:
             with pytest.raises(SchedulerUnavailable) as info:
                 await wrong.ensure_instance(tenant())
-            assert "ACL token rejected" in str(info.value) and "wrong-nomad-token" not in str(info.value)
+            assert "ACL token rejected" in str(info.value)
+            assert "wrong-nomad-token" not in str(info.value)
             assert not d.jobs
         finally:
             await wrong.close()
@@ -296,7 +323,8 @@ async def test_bad_nomad_token_is_reported_without_leaking_it(base_settings, red
         try:
             with pytest.raises(SchedulerUnavailable) as info:
                 await bad_consul.ensure_instance(tenant())
-            assert "Consul ACL token rejected" in str(info.value) and "nope" not in str(info.value)
+            assert "Consul ACL token rejected" in str(info.value)
+            assert "nope" not in str(info.value)
         finally:
             await bad_consul.close()
 
@@ -341,7 +369,8 @@ async def test_redis_down_only_disables_the_cache(make_nomad, double):
     try:
         scheduler = make_nomad(redis_client=broken)
         inst = await scheduler.ensure_instance(tenant())
-        assert inst.status == "running" and await pings(inst.base_url)
+        assert inst.status == "running"
+        assert await pings(inst.base_url)
         await scheduler.invalidate(inst.user_id)
     finally:
         await broken.aclose()
@@ -368,7 +397,8 @@ async def test_tenant_locks_are_dropped_when_unused(make_nomad, double):
     # concurrent ensures of one tenant still share one lock while they run, and drop it after
     same = tenant()
     await asyncio.gather(*(scheduler.ensure_instance(same) for _ in range(3)))
-    assert len(double.submitted) == 5 and len(scheduler._flights) == 0
+    assert len(double.submitted) == 5
+    assert len(scheduler._flights) == 0
 
     # a failed ensure and a cancelled waiter leave nothing behind either
     double.placement_failure = "memory"

@@ -21,12 +21,14 @@ def alloc(id: str, index: int, client: str = "running", desired: str = "run", **
 
 
 def test_allocation_view_orders_newest_first_and_splits_running_from_live():
-    view = allocation_view([
-        alloc("old", 1),
-        alloc("gone", 5, client="complete", desired="stop"),
-        alloc("new", 3, client="pending"),
-        alloc("mid", 2),
-    ])
+    view = allocation_view(
+        [
+            alloc("old", 1),
+            alloc("gone", 5, client="complete", desired="stop"),
+            alloc("new", 3, client="pending"),
+            alloc("mid", 2),
+        ]
+    )
     assert [a["ID"] for a in view.running] == ["mid", "old"]
     assert [a["ID"] for a in view.live] == ["new", "mid", "old"]
     assert view.last_status == "pending"  # the newest one that is meant to run
@@ -34,22 +36,42 @@ def test_allocation_view_orders_newest_first_and_splits_running_from_live():
 
 def test_allocation_view_explains_why_nothing_runs():
     assert allocation_view([]).last_status == NO_ALLOCATION
-    failed = alloc("a", 1, client="failed", desired="stop", TaskStates={
-        "waha": {"Events": [{"Type": "Received"}, {"Type": "Driver Failure", "DisplayMessage": "manifest unknown"}]}
-    })
+    failed = alloc(
+        "a",
+        1,
+        client="failed",
+        desired="stop",
+        TaskStates={
+            "waha": {"Events": [{"Type": "Received"}, {"Type": "Driver Failure", "DisplayMessage": "manifest unknown"}]}
+        },
+    )
     view = allocation_view([failed])
-    assert not view.running and not view.live
+    assert not view.running
+    assert not view.live
     assert view.last_status == "failed (manifest unknown)"
 
 
 def test_alloc_endpoint_reads_shared_ports_then_networks():
-    shared = {"AllocatedResources": {"Shared": {"Ports": [
-        {"Label": "other", "Value": 1}, {"Label": "http", "Value": 23456, "HostIP": "10.0.0.5"},
-    ]}}}
+    shared = {
+        "AllocatedResources": {
+            "Shared": {
+                "Ports": [
+                    {"Label": "other", "Value": 1},
+                    {"Label": "http", "Value": 23456, "HostIP": "10.0.0.5"},
+                ]
+            }
+        }
+    }
     assert alloc_endpoint(shared) == ("10.0.0.5", 23456)
-    legacy = {"AllocatedResources": {"Shared": {"Networks": [
-        {"IP": "10.0.0.6", "DynamicPorts": [{"Label": "http", "Value": 30001}]},
-    ]}}}
+    legacy = {
+        "AllocatedResources": {
+            "Shared": {
+                "Networks": [
+                    {"IP": "10.0.0.6", "DynamicPorts": [{"Label": "http", "Value": 30001}]},
+                ]
+            }
+        }
+    }
     assert alloc_endpoint(legacy) == ("10.0.0.6", 30001)
     assert alloc_endpoint({}) is None
 
@@ -66,8 +88,10 @@ def test_matching_url_needs_the_same_port_and_host():
 def entry(user: str = USER, checks: list[dict] | None = None, address: str = "10.0.0.5", port: int = 23456) -> dict:
     service = {"ID": "svc-1", "Address": address, "Port": port, "Meta": {"whago_user_id": user}}
     if checks is None:
-        checks = [{"Name": "Serf Health Status", "ServiceID": "", "Status": "passing"},
-                  {"Name": CHECK_NAME, "ServiceID": "svc-1", "Status": "passing"}]
+        checks = [
+            {"Name": "Serf Health Status", "ServiceID": "", "Status": "passing"},
+            {"Name": CHECK_NAME, "ServiceID": "svc-1", "Status": "passing"},
+        ]
     return {"Node": {"Address": "192.168.1.1"}, "Service": service, "Checks": checks}
 
 
@@ -84,9 +108,18 @@ def test_passing_endpoints_require_our_own_check_and_owner():
 
 def test_placement_failure_describes_the_failed_task_group():
     evals = [
-        {"ID": "e1", "CreateIndex": 1, "Status": "complete", "FailedTGAllocs": {"waha": {
-            "NodesEvaluated": 2, "DimensionExhausted": {"memory": 2}, "NodesAvailable": {"dc1": 2},
-        }}},
+        {
+            "ID": "e1",
+            "CreateIndex": 1,
+            "Status": "complete",
+            "FailedTGAllocs": {
+                "waha": {
+                    "NodesEvaluated": 2,
+                    "DimensionExhausted": {"memory": 2},
+                    "NodesAvailable": {"dc1": 2},
+                }
+            },
+        },
         {"ID": "e2", "CreateIndex": 2, "Status": "blocked"},
     ]
     # the newest eval is the blocked follow-up; the failure is recorded on the one it blocks for

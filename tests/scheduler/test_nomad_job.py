@@ -17,8 +17,16 @@ from tests.doubles import validate_register_body
 
 UID = "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b"
 DURATION_FIELDS = {
-    "Interval", "Timeout", "Delay", "MaxDelay", "MinHealthyTime", "HealthyDeadline", "ProgressDeadline",
-    "Grace", "KillTimeout", "ShutdownDelay",
+    "Interval",
+    "Timeout",
+    "Delay",
+    "MaxDelay",
+    "MinHealthyTime",
+    "HealthyDeadline",
+    "ProgressDeadline",
+    "Grace",
+    "KillTimeout",
+    "ShutdownDelay",
 }
 HCL = Path(__file__).resolve().parents[2] / "nomad" / "whago-waha.nomad.hcl"
 
@@ -41,7 +49,14 @@ def test_resources_follow_the_plan(base_settings, plan, chips):
 
 
 def test_resources_are_configurable(base_settings):
-    job = job_of(base_settings, "free", waha_cpu_base_mhz=50, waha_cpu_per_chip_mhz=10, waha_memory_base_mb=128, waha_memory_per_chip_mb=64)
+    job = job_of(
+        base_settings,
+        "free",
+        waha_cpu_base_mhz=50,
+        waha_cpu_per_chip_mhz=10,
+        waha_memory_base_mb=128,
+        waha_memory_per_chip_mb=64,
+    )
     assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 60, "MemoryMB": 192}
 
 
@@ -65,7 +80,8 @@ def test_identity_and_meta(base_settings):
     assert job["Namespace"] == base_settings.nomad_namespace
     assert job["Datacenters"] == ["dc1"]
     meta = job["Meta"]
-    assert meta["whago_user_id"] == UID and meta["whago_plan"] == "business"
+    assert meta["whago_user_id"] == UID
+    assert meta["whago_plan"] == "business"
     assert meta["whago_email_domain"] == "example.com"  # the domain only, not the mailbox
     assert meta["created_by"] == "whago"
     assert re.fullmatch(r"[0-9a-f]{16}", meta[SPEC_HASH_META])
@@ -76,20 +92,27 @@ def test_service_check_and_port(base_settings):
     assert group["Count"] == 1
     assert group["Networks"] == [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 3000}]}]
     [service] = group["Services"]
-    assert service["Name"] == f"whago-waha-{UID}" and service["Provider"] == "consul" and service["PortLabel"] == "http"
+    assert service["Name"] == f"whago-waha-{UID}"
+    assert service["Provider"] == "consul"
+    assert service["PortLabel"] == "http"
     assert f"user-{UID}" in service["Tags"]
     assert service["Meta"]["whago_user_id"] == UID
     [check] = service["Checks"]
-    assert check["Name"] == CHECK_NAME and check["Type"] == "http" and check["Path"] == "/ping"
-    assert check["Interval"] == 10 * SECOND and check["Timeout"] == 2 * SECOND
+    assert check["Name"] == CHECK_NAME
+    assert check["Type"] == "http"
+    assert check["Path"] == "/ping"
+    assert check["Interval"] == 10 * SECOND
+    assert check["Timeout"] == 2 * SECOND
     task = group["Tasks"][0]
-    assert task["Driver"] == "docker" and task["Config"] == {"image": "devlikeapro/waha", "ports": ["http"]}
+    assert task["Driver"] == "docker"
+    assert task["Config"] == {"image": "devlikeapro/waha", "ports": ["http"]}
 
 
 def test_policies_use_nanoseconds_and_nomad_casing(base_settings):
     job = job_of(base_settings)
     group = job["TaskGroups"][0]
-    assert "Reschedule" not in job and "ReschedulePolicy" in group  # group-level name
+    assert "Reschedule" not in job
+    assert "ReschedulePolicy" in group
     assert group["RestartPolicy"]["Mode"] == "fail"
     assert job["Update"]["HealthCheck"] == "checks"
 
@@ -104,7 +127,8 @@ def test_policies_use_nanoseconds_and_nomad_casing(base_settings):
             yield path, obj
 
     found = dict(durations(job))
-    assert len(found) >= 12 and all(isinstance(v, int) and not isinstance(v, bool) and v >= SECOND for v in found.values()), found
+    assert len(found) >= 12, found
+    assert all(isinstance(v, int) and not isinstance(v, bool) and v >= SECOND for v in found.values()), found
 
 
 def test_env(base_settings):
@@ -126,7 +150,9 @@ def test_env(base_settings):
 
 def test_optional_settings(base_settings):
     plain = job_of(base_settings)
-    assert "Volumes" not in plain["TaskGroups"][0] and "NodePool" not in plain and "Constraints" not in plain
+    assert "Volumes" not in plain["TaskGroups"][0]
+    assert "NodePool" not in plain
+    assert "Constraints" not in plain
     assert "auth" not in plain["TaskGroups"][0]["Tasks"][0]["Config"]
     job = job_of(
         base_settings,
@@ -142,11 +168,15 @@ def test_optional_settings(base_settings):
     )
     group = job["TaskGroups"][0]
     task = group["Tasks"][0]
-    assert group["Volumes"] == {"sessions": {"Name": "sessions", "Type": "host", "Source": "whago-sessions", "ReadOnly": False}}
+    assert group["Volumes"] == {
+        "sessions": {"Name": "sessions", "Type": "host", "Source": "whago-sessions", "ReadOnly": False}
+    }
     assert task["VolumeMounts"] == [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
     assert task["Config"]["auth"] == {"username": "bot", "password": "pw"}
     assert task["Config"]["image"] == "registry.example.com/waha:2026.7.1"
-    assert job["Datacenters"] == ["dc1", "dc2"] and job["Namespace"] == "whago" and job["Region"] == "eu"
+    assert job["Datacenters"] == ["dc1", "dc2"]
+    assert job["Namespace"] == "whago"
+    assert job["Region"] == "eu"
     assert job["NodePool"] == "waha"
     assert job["Constraints"] == [{"LTarget": "${node.class}", "Operand": "=", "RTarget": "waha"}]
     assert validate_register_body({"Job": job}) == []
@@ -172,7 +202,8 @@ def test_builder_output_passes_the_strict_schema(base_settings):
 def test_render_prints_the_registration_body(base_settings):
     text = render(UID, "enterprise", base_settings)
     body = json.loads(text)
-    assert list(body) == ["Job"] and body == build_job(base_settings, TenantRef(id=UID, plan="enterprise"))
+    assert list(body) == ["Job"]
+    assert body == build_job(base_settings, TenantRef(id=UID, plan="enterprise"))
     assert text.startswith('{\n  "Job"')
 
 

@@ -43,8 +43,15 @@ async def wait_session(base_url: str, api_key: str, status: str, timeout: float 
 async def link_a_session(base_url: str, api_key: str) -> str:
     """Create + start a session, wait for its QR, scan it; returns the linked number."""
     async with WahaClient(base_url, api_key, timeout=2.0) as waha:
-        await waha.create_session(SESSION, start=True, metadata={"user_id": "u", "chip_id": "c"}, proxy=None,
-                                  webhook_url="http://127.0.0.1:9/hook", hmac_key=None, retry_attempts=1)
+        await waha.create_session(
+            SESSION,
+            start=True,
+            metadata={"user_id": "u", "chip_id": "c"},
+            proxy=None,
+            webhook_url="http://127.0.0.1:9/hook",
+            hmac_key=None,
+            retry_attempts=1,
+        )
     await wait_session(base_url, api_key, "SCAN_QR_CODE")
     async with httpx.AsyncClient(base_url=base_url) as http:
         scanned = await http.post(f"/_emulator/sessions/{SESSION}/scan", json={"phone": "5511977776666"})
@@ -54,7 +61,8 @@ async def link_a_session(base_url: str, api_key: str) -> str:
 
 async def came_back_linked(base_url: str, api_key: str, me_id: str) -> None:
     info = await wait_session(base_url, api_key, "WORKING")
-    assert info.me is not None and info.me.id == me_id
+    assert info.me is not None
+    assert info.me.id == me_id
     async with httpx.AsyncClient(base_url=base_url) as http:
         dump = (await http.get("/_emulator/sessions")).json()
     assert [(s["name"], s["qr_count"]) for s in dump] == [(SESSION, 0)]  # no new QR was shown
@@ -62,8 +70,9 @@ async def came_back_linked(base_url: str, api_key: str, me_id: str) -> None:
 
 # ---------------------------------------------------------------------------- local
 async def test_local_instances_keep_sessions_across_stop_restart_and_a_new_process(base_settings, tmp_path):
-    settings = msgspec.structs.replace(base_settings, scheduler="local", dev_state_dir=str(tmp_path),
-                                       instance_ready_timeout_seconds=10)
+    settings = msgspec.structs.replace(
+        base_settings, scheduler="local", dev_state_dir=str(tmp_path), instance_ready_timeout_seconds=10
+    )
     key = settings.waha_api_key
     t = tenant()
     first = LocalScheduler(settings)
@@ -71,7 +80,8 @@ async def test_local_instances_keep_sessions_across_stop_restart_and_a_new_proce
         inst = await first.ensure_instance(t)
         me = await link_a_session(inst.base_url, key)
         stored = tmp_path / "emulators" / job_id_for(t.id) / f"{SESSION}.json"
-        assert stored.exists() and me in stored.read_text()
+        assert stored.exists()
+        assert me in stored.read_text()
 
         await first.stop_instance(t.id)  # idle reaping
         again = await first.ensure_instance(t)

@@ -11,7 +11,6 @@ TESTS = Path(__file__).resolve().parents[1]
 
 # Owned by another slice of issue 8 while this rule lands; it still imports tests.waha.conftest.
 # Remove the entry when that file imports tests.support instead (the test below insists).
-NOT_YET = {"waha/test_emulator.py"}
 
 
 def _forbidden(module: str) -> bool:
@@ -45,14 +44,8 @@ def offending_imports(path: Path, root: Path = TESTS) -> list[str]:
 def test_no_module_under_tests_imports_a_test_module_or_a_conftest():
     offenders = []
     for path in sorted(TESTS.rglob("*.py")):
-        if path.relative_to(TESTS).as_posix() not in NOT_YET:
-            offenders += offending_imports(path)
+        offenders += offending_imports(path)
     assert offenders == [], "move shared helpers to tests/support:\n" + "\n".join(offenders)
-
-
-def test_the_exemptions_are_still_needed():
-    for name in NOT_YET:
-        assert offending_imports(TESTS / name), f"{name} is clean now: remove it from NOT_YET"
 
 
 def test_the_check_catches_each_kind_of_import(tmp_path):

@@ -12,12 +12,7 @@ import pytest
 from app.waha import WahaClient
 from app.waha.emulator import EmulatorConfig, create_emulator_app
 from tests.support.asgi_server import serve
-from tests.support.waha import API_KEY, FAST, HMAC_KEY, Emu, Receiver
-from tests.support.waiting import eventually
-
-# Re-exported only for tests/waha/test_emulator.py (owned by another slice of issue 8), which still
-# imports them from here; new code imports tests.support.waha and tests.support.waiting.
-__all__ = ["API_KEY", "FAST", "HMAC_KEY", "Emu", "eventually"]
+from tests.support.waha import API_KEY, FAST, Emu, Receiver
 
 
 @pytest.fixture

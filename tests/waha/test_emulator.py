@@ -15,7 +15,8 @@ from PIL import Image
 from app.waha import WahaClient, WahaConflict, WahaNotFound, WahaRejected, WahaUnavailable
 from app.waha.emulator import EmulatorConfig, create_emulator_app
 from tests.support.asgi_server import serve
-from tests.waha.conftest import API_KEY, FAST, Emu, eventually
+from tests.support.waha import API_KEY, FAST, Emu
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,8 @@ async def test_api_key_header_query_and_open_ping(emulator: Emu) -> None:
         assert (await http.get("/api/sessions", params={"x-api-key": API_KEY})).status_code == 200
         assert (await http.get("/health")).status_code == 401  # WAHA's spec puts /health behind the key
         ping = await http.get("/ping")
-        assert ping.status_code == 200 and ping.json() == {"message": "pong"}
+        assert ping.status_code == 200
+        assert ping.json() == {"message": "pong"}
 
 
 async def test_hashed_api_key_is_accepted() -> None:
@@ -61,12 +63,17 @@ async def test_create_twice_is_422_and_unknown_session_is_404(emulator: Emu) -> 
     headers = {"X-Api-Key": API_KEY}
     async with httpx.AsyncClient(base_url=emulator.url, headers=headers) as http:
         first = await http.post("/api/sessions", json=body)
-        assert first.status_code == 201 and first.json()["status"] == "STOPPED"
+        assert first.status_code == 201
+        assert first.json()["status"] == "STOPPED"
         again = await http.post("/api/sessions", json=body)
         assert again.status_code == 422
         assert again.json()["message"] == "Session 'chip_dup' already exists. Use PUT to update it."
-        for method, path in [("GET", "/api/sessions/nope"), ("POST", "/api/sessions/nope/start"),
-                             ("PUT", "/api/sessions/nope"), ("GET", "/api/nope/auth/qr")]:
+        for method, path in [
+            ("GET", "/api/sessions/nope"),
+            ("POST", "/api/sessions/nope/start"),
+            ("PUT", "/api/sessions/nope"),
+            ("GET", "/api/nope/auth/qr"),
+        ]:
             response = await http.request(method, path, json={"config": {}} if method == "PUT" else None)
             assert response.status_code == 404, (method, path)
             assert response.json()["message"] == "Session not found"
@@ -85,7 +92,9 @@ async def test_lifecycle_scan_stop_start_logout(emulator: Emu, client: WahaClien
     assert started.status == "STARTING"
     await emulator.wait_status("chip_life", "SCAN_QR_CODE")
     info = await client.get_session("chip_life")
-    assert info.me is None and info.config is not None and info.config.metadata == {"user_id": "u1", "chip_id": "c1"}
+    assert info.me is None
+    assert info.config is not None
+    assert info.config.metadata == {"user_id": "u1", "chip_id": "c1"}
 
     async with httpx.AsyncClient(base_url=emulator.url) as http:
         scanned = await http.post("/_emulator/sessions/chip_life/scan", json={"phone": "+55 11 98888-7777"})
@@ -94,7 +103,9 @@ async def test_lifecycle_scan_stop_start_logout(emulator: Emu, client: WahaClien
         assert again.status_code == 409  # only a session showing a QR can be scanned
     info = await client.get_session("chip_life")
     assert info.status == "WORKING"
-    assert info.me is not None and info.me.id == "5511988887777@c.us" and info.me.push_name
+    assert info.me is not None
+    assert info.me.id == "5511988887777@c.us"
+    assert info.me.push_name
 
     assert (await client.stop_session("chip_life")).status == "STOPPED"
     assert (await client.get_session("chip_life")).me is None
@@ -123,8 +134,11 @@ async def test_qr_png_matches_raw_and_rotates_until_failed(emulator: Emu, client
     second_raw = await client.get_qr_raw("chip_qr")
     assert second_raw != first_raw
     async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
-        as_json = await http.get("/api/chip_qr/auth/qr", params={"format": "image"}, headers={"Accept": "application/json"})
-    assert as_json.status_code == 200 and as_json.json()["mimetype"] == "image/png"
+        as_json = await http.get(
+            "/api/chip_qr/auth/qr", params={"format": "image"}, headers={"Accept": "application/json"}
+        )
+    assert as_json.status_code == 200
+    assert as_json.json()["mimetype"] == "image/png"
     assert decode_qr(base64.b64decode(as_json.json()["data"])) == second_raw
 
     await emulator.wait_status("chip_qr", "FAILED")
@@ -153,8 +167,10 @@ async def test_put_replaces_config_and_restarts_running_session(emulator: Emu, c
     await emulator.wait_status("chip_put", "SCAN_QR_CODE")
     before = len(emulator.events("chip_put"))
     dto = await client.update_session("chip_put", {"metadata": {"user_id": "u2"}})
-    assert dto.config is not None and dto.config.metadata == {"user_id": "u2"} and dto.config.webhooks is None
-    assert [e["payload"]["status"] for e in emulator.events("chip_put")[before:before + 2]] == ["STOPPED", "STARTING"]
+    assert dto.config is not None
+    assert dto.config.metadata == {"user_id": "u2"}
+    assert dto.config.webhooks is None
+    assert [e["payload"]["status"] for e in emulator.events("chip_put")[before : before + 2]] == ["STOPPED", "STARTING"]
     await emulator.wait_status("chip_put", "SCAN_QR_CODE")
 
 
@@ -167,7 +183,8 @@ async def test_send_text_requires_working(emulator: Emu, client: WahaClient) -> 
         await http.post("/_emulator/sessions/chip_send/scan")
     sent = await client.send_text("chip_send", "5511977776666", "hello")
     assert sent["id"].startswith("true_5511977776666@c.us_")
-    assert sent["raw"]["body"] == "hello" and sent["raw"]["fromMe"] is True
+    assert sent["raw"]["body"] == "hello"
+    assert sent["raw"]["fromMe"] is True
     assert emulator.state.sessions["chip_send"].sent[-1]["id"] == sent["id"]
     with pytest.raises(WahaNotFound):
         await client.send_text("chip_nobody", "5511977776666", "hello")
@@ -182,7 +199,8 @@ async def test_device_unlink_and_engine_failure(emulator: Emu, client: WahaClien
         await client.restart_session("chip_unlink")  # link kept: reconnects without a QR
         await emulator.wait_status("chip_unlink", "WORKING")
         unlinked = await http.post("/_emulator/sessions/chip_unlink/disconnect")
-        assert unlinked.json()["status"] == "FAILED" and unlinked.json()["me"] is None
+        assert unlinked.json()["status"] == "FAILED"
+        assert unlinked.json()["me"] is None
     await client.restart_session("chip_unlink")  # link gone: needs a new QR
     await emulator.wait_status("chip_unlink", "SCAN_QR_CODE")
 
@@ -208,7 +226,8 @@ async def test_bad_api_key_is_rejected_without_leaking_it(emulator: Emu) -> None
     async with WahaClient(emulator.url, secret, timeout=5.0) as waha:
         with pytest.raises(WahaRejected) as caught:
             await waha.list_sessions()
-    assert caught.value.status_code == 502 and caught.value.waha_status == 401
+    assert caught.value.status_code == 502
+    assert caught.value.waha_status == 401
     assert secret not in str(caught.value)
 
 

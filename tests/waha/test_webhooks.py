@@ -154,7 +154,9 @@ async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClien
     assert statuses(receiver.accepted()) == ["WORKING"]
 
 
-async def test_deleting_a_session_ends_its_webhook_delivery(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+async def test_deleting_a_session_ends_its_webhook_delivery(
+    emulator: Emu, client: WahaClient, receiver_factory
+) -> None:
     # A receiver that never accepts keeps the session's delivery task retrying: deleting the session
     # must end that task and drop its queue, not leave them behind for the life of the process.
     receiver, url = receiver_factory(fail_first=1_000_000)
@@ -165,7 +167,8 @@ async def test_deleting_a_session_ends_its_webhook_delivery(emulator: Emu, clien
 
     await client.delete_session("chip_gone")
 
-    assert "chip_gone" not in state._queues and "chip_gone" not in state._workers
+    assert "chip_gone" not in state._queues
+    assert "chip_gone" not in state._workers
     await eventually(task.done, what="the delivery task to end")
     await anyio.sleep(0.1)  # a request already on the wire may still land
     seen = len(receiver.requests)

@@ -47,9 +47,7 @@ class NomadScheduler:
         self.settings = settings
         self.ready_timeout = float(settings.instance_ready_timeout_seconds)
         self.page_size = settings.nomad_list_page_size
-        self.cache = AddressCache(
-            redis, settings.instance_address_cache_seconds, settings.redis_timeout_seconds
-        )
+        self.cache = AddressCache(redis, settings.instance_address_cache_seconds, settings.redis_timeout_seconds)
         self.nomad = NomadTransport(settings)
         self.consul = ConsulDiscovery(settings)
         # Coalesces concurrent ensures of one tenant within this process (saves Nomad calls).
@@ -78,9 +76,7 @@ class NomadScheduler:
         )
 
     # ------------------------------------------------------------------ readiness
-    async def _probe(
-        self, job_id: str, user_id: str, ports: PortMemo
-    ) -> tuple[str | None, diagnostics.AllocationView]:
+    async def _probe(self, job_id: str, user_id: str, ports: PortMemo) -> tuple[str | None, diagnostics.AllocationView]:
         """One readiness look: (base_url or None, the job's allocations)."""
         view = diagnostics.allocation_view(await self._allocations(job_id))
         if not view.running:

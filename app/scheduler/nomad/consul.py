@@ -21,9 +21,7 @@ class ConsulDiscovery:
         self.timeout = float(settings.nomad_timeout_seconds)  # one budget for both control planes
         self.origin = safe_origin(settings.consul_addr)
         headers = {"X-Consul-Token": settings.consul_token} if settings.consul_token else {}
-        self._http = httpx.AsyncClient(
-            base_url=settings.consul_addr.rstrip("/"), headers=headers, timeout=self.timeout
-        )
+        self._http = httpx.AsyncClient(base_url=settings.consul_addr.rstrip("/"), headers=headers, timeout=self.timeout)
 
     async def healthy_endpoints(self, job_id: str, user_id: str) -> list[Endpoint]:
         """(address, port) of Consul instances of the tenant's service whose own check passes."""

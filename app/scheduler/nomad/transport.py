@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import msgspec
-import nomad
 import nomad.api.exceptions as nomad_exc
 import requests
 
+import nomad
 from app.scheduler.errors import JobRejected, SchedulerError, SchedulerUnavailable
 from app.scheduler.nomad.diagnostics import safe_origin
 from app.settings import Settings

@@ -24,12 +24,37 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Con
 _NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 _WEBHOOK_EVENTS = {
-    "session.status", "message", "message.reaction", "message.any", "message.ack", "message.ack.group",
-    "message.waiting", "message.revoked", "message.edited", "state.change", "group.join", "group.leave",
-    "group.v2.join", "group.v2.leave", "group.v2.update", "group.v2.participants", "presence.update", "poll.vote",
-    "poll.vote.failed", "chat.archive", "call.received", "call.accepted", "call.rejected", "label.upsert",
-    "label.deleted", "label.chat.added", "label.chat.deleted", "event.response", "event.response.failed",
-    "engine.event", "*",
+    "session.status",
+    "message",
+    "message.reaction",
+    "message.any",
+    "message.ack",
+    "message.ack.group",
+    "message.waiting",
+    "message.revoked",
+    "message.edited",
+    "state.change",
+    "group.join",
+    "group.leave",
+    "group.v2.join",
+    "group.v2.leave",
+    "group.v2.update",
+    "group.v2.participants",
+    "presence.update",
+    "poll.vote",
+    "poll.vote.failed",
+    "chat.archive",
+    "call.received",
+    "call.accepted",
+    "call.rejected",
+    "label.upsert",
+    "label.deleted",
+    "label.chat.added",
+    "label.chat.deleted",
+    "event.response",
+    "event.response.failed",
+    "engine.event",
+    "*",
 }
 _CONFIG_KEYS = ("metadata", "proxy", "debug", "ignore", "client", "noweb", "gows", "webjs", "webhooks")
 
@@ -58,8 +83,13 @@ class Request:
 
 
 class Response:
-    def __init__(self, status: int = 200, body: bytes = b"", content_type: str | None = "application/json",
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status, self.body, self.content_type, self.headers = status, body, content_type, headers or {}
 
     @classmethod
@@ -311,7 +341,9 @@ class EmulatorApp:
 
     async def ctl_message(self, request: Request) -> Response:
         session, data = self._session(request), request.json(required=False)
-        payload = self.emulator.inbound_message(session, data.get("from"), str(data.get("text", "Hello from the emulator")))
+        payload = self.emulator.inbound_message(
+            session, data.get("from"), str(data.get("text", "Hello from the emulator"))
+        )
         return Response.json(payload)
 
     async def ctl_fault(self, request: Request) -> Response:
@@ -353,7 +385,9 @@ def _normalise_config(config: Any) -> dict[str, Any]:
     clean = {k: config[k] for k in _CONFIG_KEYS if k in config}
     clean.setdefault("debug", False)
     metadata = clean.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())):
+    if metadata is not None and (
+        not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+    ):
         errors.append("config.metadata must be an object of strings")
     proxy = clean.get("proxy")
     if proxy is not None:
@@ -384,12 +418,18 @@ def _normalise_webhook(hook: Any, index: int, errors: list[str]) -> dict[str, An
         errors.append(f"{where}.events must be an array of known event names")
     retries = hook.get("retries")
     if retries is not None:
-        if not isinstance(retries, dict) or retries.get("policy", "linear") not in ("linear", "exponential", "constant"):
+        if not isinstance(retries, dict) or retries.get("policy", "linear") not in (
+            "linear",
+            "exponential",
+            "constant",
+        ):
             errors.append(f"{where}.retries.policy must be one of: linear, exponential, constant")
         elif any(not isinstance(retries.get(k, 0), int | float) for k in ("delaySeconds", "attempts")):
             errors.append(f"{where}.retries.delaySeconds and attempts must be numbers")
     hmac_config = hook.get("hmac")
-    if hmac_config is not None and (not isinstance(hmac_config, dict) or not isinstance(hmac_config.get("key", ""), str)):
+    if hmac_config is not None and (
+        not isinstance(hmac_config, dict) or not isinstance(hmac_config.get("key", ""), str)
+    ):
         errors.append(f"{where}.hmac.key must be a string")
     return {
         "url": hook.get("url"),

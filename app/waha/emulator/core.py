@@ -307,7 +307,9 @@ class Emulator:
         """The phone scanned the QR (or typed the pairing code): the session becomes WORKING."""
         if s.status != "SCAN_QR_CODE":
             raise EmulatorError(409, f"Session status is '{s.status}', not 'SCAN_QR_CODE'")
-        digits = "".join(ch for ch in phone or "" if ch.isdigit()) or "55119" + "".join(random.choices(string.digits, k=8))
+        digits = "".join(ch for ch in phone or "" if ch.isdigit()) or "55119" + "".join(
+            random.choices(string.digits, k=8)
+        )
         lid = str(random.randint(10**13, 10**14 - 1))
         s.auth = {
             "id": f"{digits}@c.us",
@@ -350,7 +352,9 @@ class Emulator:
 
     def request_code(self, s: EmulatedSession) -> str:
         if s.status != "SCAN_QR_CODE":
-            raise EmulatorError(422, f"Session status is not as expected. Status: '{s.status}', expected: 'SCAN_QR_CODE'")
+            raise EmulatorError(
+                422, f"Session status is not as expected. Status: '{s.status}', expected: 'SCAN_QR_CODE'"
+            )
         alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ0123456789"
         code = "".join(secrets.choice(alphabet) for _ in range(8))
         s.pairing_code = f"{code[:4]}-{code[4:]}"
@@ -437,7 +441,8 @@ class Emulator:
             self._http = httpx.AsyncClient(trust_env=False)
         retries = hook.get("retries") or {}
         attempts = max(1, int(retries.get("attempts") or DEFAULT_RETRY_ATTEMPTS))
-        delay = float(retries.get("delaySeconds") if retries.get("delaySeconds") is not None else DEFAULT_RETRY_DELAY_SECONDS)
+        delay_setting = retries.get("delaySeconds")
+        delay = float(delay_setting if delay_setting is not None else DEFAULT_RETRY_DELAY_SECONDS)
         policy = retries.get("policy") or "constant"
         # Request id and timestamp are fixed per delivery, so retries carry the same values.
         headers = {
@@ -454,8 +459,13 @@ class Emulator:
             headers[item["name"]] = item["value"]
         timeout = httpx.Timeout(self.config.webhook_timeout_seconds)
         for attempt in range(1, attempts + 1):
-            record = {"event_id": envelope["id"], "event": envelope["event"], "session": envelope["session"],
-                      "url": hook["url"], "attempt": attempt}
+            record = {
+                "event_id": envelope["id"],
+                "event": envelope["event"],
+                "session": envelope["session"],
+                "url": hook["url"],
+                "attempt": attempt,
+            }
             try:
                 response = await self._http.post(hook["url"], content=body, headers=headers, timeout=timeout)
                 record["status"] = response.status_code
@@ -468,7 +478,9 @@ class Emulator:
                 return
             if attempt < attempts:
                 await asyncio.sleep(retry_delay(policy, delay, attempt))
-        logger.warning("webhook %s for session %s gave up after %d attempts", envelope["event"], envelope["session"], attempts)
+        logger.warning(
+            "webhook %s for session %s gave up after %d attempts", envelope["event"], envelope["session"], attempts
+        )
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -494,7 +506,9 @@ class Emulator:
         self.deliver_webhooks = True
 
     async def aclose(self) -> None:
-        tasks = [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values()) + list(self._ending)
+        tasks = (
+            [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values()) + list(self._ending)
+        )
         self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
         self._restored = False
         for task in tasks:
@@ -507,8 +521,15 @@ class Emulator:
 
     def dump(self) -> list[dict[str, Any]]:
         return [
-            {**self.info(s), "authenticated": s.auth is not None, "qr_value": s.qr_value, "qr_count": s.qr_count,
-             "pairing_code": s.pairing_code, "statuses": s.statuses, "sent": s.sent}
+            {
+                **self.info(s),
+                "authenticated": s.auth is not None,
+                "qr_value": s.qr_value,
+                "qr_count": s.qr_count,
+                "pairing_code": s.pairing_code,
+                "statuses": s.statuses,
+                "sent": s.sent,
+            }
             for s in self.sessions.values()
         ]
 
