@@ -31,20 +31,13 @@ import httpx
 
 from tests.bench import loadgen
 from tests.bench.server import BENCH_ENV, whago_server
+from tests.support.webhooks import HOOK, MAPPING
 
 TENANTS = 10
 CHIPS_PER_TENANT = 10
 CYCLE = ["STARTING", "SCAN_QR_CODE", "WORKING", "STOPPED", "FAILED"]
-MAPPING = {
-    "STARTING": "starting",
-    "SCAN_QR_CODE": "waiting_qr",
-    "WORKING": "connected",
-    "STOPPED": "disconnected",
-    "FAILED": "failed",
-}
 BURST = 3
 MAX_IN_FLIGHT_PER_CHIP = 4  # < len(CYCLE): see the module docstring
-HOOK = "/api/v1/webhooks/waha"
 
 
 class WebhookLoad:

@@ -17,6 +17,7 @@ import secrets
 import string
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +133,7 @@ class Emulator:
         self.deliver_webhooks = True
         self.events: deque[dict[str, Any]] = deque(maxlen=2000)  # every emitted envelope
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=5000)  # every delivery attempt
-        self._queues: dict[str, asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._ending: set[asyncio.Task[None]] = set()  # workers of deleted sessions, cancelled
         self._http: httpx.AsyncClient | None = None
@@ -408,35 +409,46 @@ class Emulator:
                 self._queue(s.name).put_nowait((envelope, body, hook))
         return envelope
 
-    def _queue(self, name: str) -> asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]:
+    def _queue(self, name: str) -> asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]:
         # One queue and worker per session keeps that session's events in emission order.
         if name not in self._queues:
             self._queues[name] = asyncio.Queue()
             self._workers[name] = asyncio.get_running_loop().create_task(
-                self._deliver_loop(self._queues[name]), name=f"waha-emu-hooks-{name}"
+                self._deliver_loop(name, self._queues[name]), name=f"waha-emu-hooks-{name}"
             )
         return self._queues[name]
 
     def _drop_delivery(self, name: str) -> None:
         # A deleted session sends nothing more (pending events and retries included); without this
-        # its queue and worker task would live as long as the process.
-        self._queues.pop(name, None)
+        # its queue and worker task would live as long as the process. An attempt already on the
+        # wire is let finish (cancelling it would leave the receiver a truncated request).
+        queue = self._queues.pop(name, None)
         task = self._workers.pop(name, None)
-        if task is not None and not task.done():
-            task.cancel()
-            # held until it has really ended, so a shutdown right after can still await it
-            self._ending.add(task)
-            task.add_done_callback(self._ending.discard)
+        if queue is None or task is None or task.done():
+            return
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)  # the worker's signal to end
+        # held until it has really ended, so a shutdown right after can still await it
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
-    async def _deliver_loop(self, queue: asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]]]) -> None:
-        while True:
-            envelope, body, hook = await queue.get()
+    async def _deliver_loop(
+        self, name: str, queue: asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]
+    ) -> None:
+        def alive() -> bool:
+            return self._queues.get(name) is queue
+
+        while (item := await queue.get()) is not None:
+            envelope, body, hook = item
             try:
-                await self._deliver(envelope, body, hook)
+                await self._deliver(envelope, body, hook, alive)
             except Exception:  # never let one bad webhook kill the session's delivery worker
                 logger.exception("webhook delivery crashed")
 
-    async def _deliver(self, envelope: dict[str, Any], body: bytes, hook: dict[str, Any]) -> None:
+    async def _deliver(
+        self, envelope: dict[str, Any], body: bytes, hook: dict[str, Any], alive: Callable[[], bool]
+    ) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
         retries = hook.get("retries") or {}
@@ -478,6 +490,8 @@ class Emulator:
                 return
             if attempt < attempts:
                 await asyncio.sleep(retry_delay(policy, delay, attempt))
+                if not alive():
+                    return  # the session was deleted meanwhile: no more retries
         logger.warning(
             "webhook %s for session %s gave up after %d attempts", envelope["event"], envelope["session"], attempts
         )
