@@ -60,6 +60,12 @@ def _validation(_: Request, exc: msgspec.ValidationError) -> Response:
     return error_response(400, f"Validation failed: {exc}", "validation_error")
 
 
+def _too_deep(request: Request, exc: RecursionError) -> Response:
+    # msgspec gives up on absurdly nested JSON with a RecursionError while Litestar decodes the body
+    logger.warning("request body on %s %s nested too deeply to decode", request.method, request.url.path)
+    return error_response(400, "The request body is nested too deeply.", "validation_error")
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     # Dependency outages surface as typed errors in services; anything else reaching here from a
     # driver is still an outage, never a 500.
@@ -75,5 +81,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     WhagoError: _whago_error,
     HTTPException: _http_exception,
     msgspec.ValidationError: _validation,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }

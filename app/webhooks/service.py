@@ -98,7 +98,8 @@ class WebhookService:
         verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
+        # msgspec raises UnicodeDecodeError for bad UTF-8 and RecursionError for absurd nesting
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValidationFailed(f"Not a WAHA event envelope: {exc}") from None
         if envelope.event not in HANDLED_EVENTS:
             return "ignored"

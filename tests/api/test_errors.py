@@ -101,3 +101,14 @@ async def test_schema_is_served(client):
     paths = response.json()["paths"]
     assert "/api/v1/chips" in paths
     assert "/api/v1/auth/register" in paths
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/chips"])
+async def test_absurdly_nested_json_is_a_400_not_a_500(client, path):
+    user = await register(client)
+    depth = 20_000
+    body = '{"alias": ' + '{"a": [' * depth + "1" + "]}" * depth + "}"
+    response = await client.post(path, content=body, headers={**user["headers"], "Content-Type": "application/json"})
+    assert_error(response, 400, "validation_error")
+    # and the process is fine afterwards
+    assert (await client.get("/api/v1/chips", headers=user["headers"])).status_code == 200
