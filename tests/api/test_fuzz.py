@@ -51,8 +51,8 @@ def _register(http: httpx.Client) -> dict:
 
 
 def _error_body_problem(response: Any) -> str | None:
-    if not 400 <= response.status_code < 500 or response.status_code == 405:
-        return None  # 405 comes from the router before any handler
+    if not 400 <= response.status_code < 500:
+        return None
     try:
         body = response.json()
     except ValueError:
