@@ -237,3 +237,12 @@ def test_job_list_tokens_name_namespace_and_id(double):
         timeout=5,
     )
     assert [j["ID"] for j in rest.json()] == [ids[2]]
+
+
+async def test_readiness_report_names_the_missing_permission():
+    from app.health.service import _check
+
+    async def probe() -> None:
+        raise SchedulerMisconfigured("Consul token lacks node:read (answer filtered by ACL)")
+
+    assert await _check(probe, 1.0) == "misconfigured (Consul token lacks node:read (answer filtered by ACL))"
