@@ -57,7 +57,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_hmac_key: str = ""
     webhook_max_body_bytes: int = 1024 * 1024
     waha_timeout_seconds: float = 10.0
-    waha_image: str = "devlikeapro/waha"
+    waha_image: str = "devlikeapro/waha:gows-2026.7.1"  # pinned: an untagged image is refused
     waha_engine: str = "GOWS"
     waha_sessions_database_url: str = ""
     waha_registry_username: str = ""

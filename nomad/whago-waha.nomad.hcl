@@ -6,9 +6,14 @@
 #
 # HCL block labels cannot hold variables (hashicorp/nomad#9522), so the job id below is a
 # placeholder: replace USER_ID with the tenant's user id before `nomad job plan/run`, e.g.
-#   sed "s/USER_ID/$UID/" nomad/whago-waha.nomad.hcl > /tmp/job.hcl
-#   nomad job plan -var user_id=$UID -var-file=tenant.vars /tmp/job.hcl
+# (TENANT_ID, not UID: bash's UID is read-only)
+#   TENANT_ID=6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b
+#   sed "s/USER_ID/$TENANT_ID/" nomad/whago-waha.nomad.hcl > /tmp/job.hcl
+#   nomad job plan -var user_id=$TENANT_ID -var-file=tenant.vars /tmp/job.hcl
 # Durations here are HCL strings; the adapter sends integer nanoseconds (Nomad's JSON form).
+# A private registry: add `auth { username = "..." password = "..." }` inside `config` by hand
+# (config is opaque to Nomad: no dynamic blocks there); the adapter does this from
+# WHAGO_WAHA_REGISTRY_USERNAME/PASSWORD.
 
 variable "user_id" {
   type        = string
@@ -40,15 +45,11 @@ variable "node_pool" {
 }
 variable "image" {
   type    = string
-  default = "devlikeapro/waha"
+  default = "devlikeapro/waha:gows-2026.7.1" # pinned (WHAGO_WAHA_IMAGE refuses untagged images)
 }
-variable "registry_username" {
+variable "public_url" {
   type    = string
-  default = ""
-}
-variable "registry_password" {
-  type    = string
-  default = ""
+  default = "http://127.0.0.1:8000" # WHAGO_PUBLIC_URL, for the link in Nomad's UI
 }
 variable "engine" {
   type    = string
@@ -84,12 +85,21 @@ job "whago-waha-USER_ID" {
   datacenters = var.datacenters
   node_pool   = var.node_pool
 
+  ui {
+    description = "WAHA of a WHAGO tenant (${var.plan} plan)"
+    link {
+      label = "Tenant in WHAGO"
+      url   = "${var.public_url}/admin/users/${var.user_id}"
+    }
+  }
+
   meta {
     whago_user_id      = var.user_id
     whago_plan         = var.plan
     whago_email_domain = var.email_domain
     created_by         = "whago"
-    # The adapter also sets whago_spec_hash (digest of the whole job) to skip no-op updates.
+    # moves only when WHAGO's job shape changes; an older WHAGO leaves newer jobs alone
+    whago_job_generation = "2"
   }
 
   # WHAGO_NOMAD_CONSTRAINTS (JSON list) becomes job-level constraint blocks, e.g.:
@@ -104,7 +114,7 @@ job "whago-waha-USER_ID" {
     min_healthy_time  = "10s"
     healthy_deadline  = "5m"
     progress_deadline = "10m"
-    auto_revert       = true
+    auto_revert       = false # a revert would loop with WHAGO re-submitting the failed version
     canary            = 0
   }
 
@@ -118,28 +128,19 @@ job "whago-waha-USER_ID" {
       }
     }
 
-    service {
-      name     = "whago-waha-${var.user_id}"
-      provider = "consul"
-      port     = "http"
-      tags     = ["whago", "whago-waha", "user-${var.user_id}"]
-      meta {
-        whago_user_id = var.user_id
-        whago_job_id  = "whago-waha-${var.user_id}"
-      }
+    # WAHA's local session files (when no sessions database is set) live on this disk: sticky
+    # across restarts and updates, migrated when the allocation moves; lost with the node.
+    ephemeral_disk {
+      size    = 1024
+      sticky  = true
+      migrate = true
+    }
 
-      check {
-        name     = "whago-waha-ping"
-        type     = "http"
-        path     = "/ping"
-        interval = "10s"
-        timeout  = "2s"
-        check_restart {
-          limit           = 3
-          grace           = "60s"
-          ignore_warnings = false
-        }
-      }
+    # A node cut off from the servers stops WAHA before a replacement logs in with the same
+    # WhatsApp session.
+    disconnect {
+      stop_on_client_after = "60s"
+      replace              = true
     }
 
     restart {
@@ -174,14 +175,8 @@ job "whago-waha-USER_ID" {
       config {
         image = var.image
         ports = ["http"]
-
-        dynamic "auth" {
-          for_each = var.registry_username == "" ? [] : [1]
-          content {
-            username = var.registry_username
-            password = var.registry_password
-          }
-        }
+        # relative to the task dir, so allowed without the docker plugin's volumes.enabled
+        volumes = var.sessions_host_volume == "" && var.sessions_database_url == "" ? ["../alloc/data/waha-sessions:/app/.sessions"] : []
       }
 
       env {
@@ -202,7 +197,32 @@ job "whago-waha-USER_ID" {
         memory = var.memory
       }
 
-      kill_timeout = "30s"
+      kill_timeout = "30s" # the client's default max_kill_timeout
+
+      # At task level: check_restart's grace counts from the task's start, after the pull.
+      service {
+        name     = "whago-waha-${var.user_id}"
+        provider = "consul"
+        port     = "http"
+        tags     = ["whago", "whago-waha", "user-${var.user_id}"]
+        meta {
+          whago_user_id = var.user_id
+          whago_job_id  = "whago-waha-${var.user_id}"
+        }
+
+        check {
+          name     = "whago-waha-ping"
+          type     = "http"
+          path     = "/ping"
+          interval = "10s"
+          timeout  = "2s"
+          check_restart {
+            limit           = 3
+            grace           = "60s"
+            ignore_warnings = false
+          }
+        }
+      }
 
       logs {
         max_files     = 5

@@ -8,10 +8,22 @@
 # Non-secret settings are in each task's env block (same values in all three tasks).
 # Secrets come from Nomad Variables (path nomad/jobs/whago, readable by this job by default) and
 # are rendered into an env file, so they never sit in the job spec or the Nomad UI.
-# `whago migrate` runs once per deployment as a prestart task of the API group.
+# `whago migrate` runs as a prestart task of each API allocation; it takes a PostgreSQL advisory
+# lock, so concurrent runs take turns and the later ones find nothing to apply.
+# Consul: the containers reach it on the node's IP, so the Consul agent must listen there too
+# (client_addr = "127.0.0.1 {{ GetPrivateIP }}"; it binds loopback only by default), or set
+# -var consul_addr=... to wherever it listens.
 
 variable "image" {
   type = string
+}
+variable "waha_image" {
+  type    = string
+  default = "devlikeapro/waha:gows-2026.7.1" # tenant WAHA image; must be pinned to a version
+}
+variable "consul_addr" {
+  type    = string
+  default = "" # empty: the node's IP, port 8500
 }
 variable "datacenters" {
   type    = list(string)
@@ -126,10 +138,10 @@ job "whago" {
         WHAGO_PUBLIC_URL        = var.public_url
         WHAGO_SCHEDULER         = "nomad"
         WHAGO_NOMAD_ADDR        = "http://${attr.unique.network.ip-address}:4646"
-        WHAGO_CONSUL_ADDR       = "http://${attr.unique.network.ip-address}:8500"
+        WHAGO_CONSUL_ADDR       = var.consul_addr != "" ? var.consul_addr : "http://${attr.unique.network.ip-address}:8500"
         WHAGO_NOMAD_NAMESPACE   = "default"
         WHAGO_NOMAD_DATACENTERS = join(",", var.datacenters)
-        WHAGO_WAHA_IMAGE        = "devlikeapro/waha"
+        WHAGO_WAHA_IMAGE        = var.waha_image
         WHAGO_WAHA_ENGINE       = "GOWS"
       }
       template {
@@ -156,10 +168,10 @@ job "whago" {
         WHAGO_PUBLIC_URL        = var.public_url
         WHAGO_SCHEDULER         = "nomad"
         WHAGO_NOMAD_ADDR        = "http://${attr.unique.network.ip-address}:4646"
-        WHAGO_CONSUL_ADDR       = "http://${attr.unique.network.ip-address}:8500"
+        WHAGO_CONSUL_ADDR       = var.consul_addr != "" ? var.consul_addr : "http://${attr.unique.network.ip-address}:8500"
         WHAGO_NOMAD_NAMESPACE   = "default"
         WHAGO_NOMAD_DATACENTERS = join(",", var.datacenters)
-        WHAGO_WAHA_IMAGE        = "devlikeapro/waha"
+        WHAGO_WAHA_IMAGE        = var.waha_image
         WHAGO_WAHA_ENGINE       = "GOWS"
       }
       template {
@@ -198,10 +210,10 @@ job "whago" {
         WHAGO_PUBLIC_URL        = var.public_url
         WHAGO_SCHEDULER         = "nomad"
         WHAGO_NOMAD_ADDR        = "http://${attr.unique.network.ip-address}:4646"
-        WHAGO_CONSUL_ADDR       = "http://${attr.unique.network.ip-address}:8500"
+        WHAGO_CONSUL_ADDR       = var.consul_addr != "" ? var.consul_addr : "http://${attr.unique.network.ip-address}:8500"
         WHAGO_NOMAD_NAMESPACE   = "default"
         WHAGO_NOMAD_DATACENTERS = join(",", var.datacenters)
-        WHAGO_WAHA_IMAGE        = "devlikeapro/waha"
+        WHAGO_WAHA_IMAGE        = var.waha_image
         WHAGO_WAHA_ENGINE       = "GOWS"
       }
       template {
@@ -215,7 +227,7 @@ job "whago" {
         memory = 512
       }
       # Let in-flight jobs (provision, teardown) finish before SIGKILL.
-      kill_timeout = "60s"
+      kill_timeout = "30s" # the client's default max_kill_timeout; longer is cut to it
     }
   }
 }

@@ -137,14 +137,24 @@ class MigrationError(RuntimeError):
     pass
 
 
+MIGRATION_LOCK_KEY = 0x57484147_4F4D4947  # "WHAGOMIG": one key for every WHAGO process
+
+
 async def migrate(settings: Settings, *, quiet: bool = True) -> str:
     """Apply every pending migration; safe to run again (applied ones are skipped)."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     await ensure_database(settings.database_url, settings.database_timeout_seconds)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
-        result = await run_forwards("all")
+    # Several processes may migrate at once (e.g. a prestart task in every API allocation): a
+    # session-level advisory lock makes them take turns; the later ones find nothing to apply.
+    lock = await asyncpg.connect(settings.database_url, timeout=settings.database_timeout_seconds)
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
+            result = await run_forwards("all")
+    finally:
+        await lock.close()  # closing the session releases the lock, also after an error
     if not result.success:
         raise MigrationError(f"migrations failed: {result.message}\n{output.getvalue()}")
     return result.message or "ok"

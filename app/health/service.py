@@ -13,6 +13,9 @@ async def _check(probe: Callable[[], Awaitable[object]], timeout: float) -> str:
     try:
         await asyncio.wait_for(probe(), timeout=timeout)
     except Exception as exc:  # any failure of a probe means "not ready", reported by name
+        if getattr(exc, "code", "") == "scheduler_misconfigured":
+            # an operator must fix a policy: say which permission (the detail holds no secret)
+            return f"misconfigured ({getattr(exc, 'detail', '')})"
         return f"unavailable ({type(exc).__name__})"
     return "ok"
 

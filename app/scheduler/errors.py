@@ -47,11 +47,32 @@ class InstanceNotReady(SchedulerError, DependencyUnavailable):
 
 
 class JobRejected(SchedulerError):
-    """Nomad refused the job body (400). A configuration or code bug: retrying will not help."""
+    """Nomad refused the job: a 400 (the body does not decode) or a 500 whose text is a validation
+    message (Nomad answers semantic job errors, e.g. a bad constraint or an unknown node pool, with
+    HTTP 500 and a plain-text body). A configuration or code bug: retrying will not help, so it is
+    ``permanent`` and carries Nomad's text for operators."""
 
     status_code = 500
     code = "scheduler_job_rejected"
     default_detail = "The scheduler rejected the instance definition."
+    permanent = True
+
+
+class JobModifyConflict(SchedulerUnavailable):
+    """Another writer changed the tenant's job between our read and our check-and-set register
+    (``EnforceIndex``). Re-read and decide again; nothing was changed by the refused call."""
+
+    code = "scheduler_conflict"
+    default_detail = "The instance definition changed concurrently; try again."
+
+
+class SchedulerMisconfigured(SchedulerUnavailable):
+    """Nomad or Consul answers, but WHAGO's token cannot see what it needs (e.g. Consul filtered
+    the answer by ACL). Retrying will not help until an operator fixes the policy; the detail
+    names the missing permission. Still a 503: the platform is not ready."""
+
+    code = "scheduler_misconfigured"
+    default_detail = "The scheduler's ACL token lacks a permission."
 
 
 class InstanceNotFound(SchedulerError, NotFound):

@@ -3,6 +3,14 @@
 ``nomad/whago-waha.nomad.hcl`` is the human-readable twin of this body; keep them in step.
 Everything here is a pure function of (settings, tenant) so ``whago nomad render`` can print
 exactly what the ``nomad`` adapter would submit without touching the database.
+
+The body is assembled from small parts (``_task``, ``_group``, ``_job``) so that a later step
+(a ``template`` reading Nomad Variables for per-tenant secrets) slots into ``_task`` alone.
+
+No digest of the spec sits in the job: job and group ``Meta`` reach the task's environment, so a
+changing digest would restart WAHA on every change; the adapter asks Nomad's plan endpoint
+instead. ``GENERATION_META`` is a constant that moves only when this builder's output changes
+shape, and lets an older WHAGO recognise (and leave alone) a job written by a newer one.
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ TASK = "waha"
 PORT_LABEL = "http"
 CONTAINER_PORT = 3000  # WAHA listens on 3000 inside the container
 CHECK_NAME = "whago-waha-ping"  # readiness = this check passing in Consul
-SPEC_HASH_META = "whago_spec_hash"
+GENERATION_META = "whago_job_generation"
+# Bump when a WHAGO release changes what build_job produces for the same settings.
+GENERATION = 2
+# WAHA's local session store, on the allocation's data dir: with a sticky ephemeral disk it
+# survives restarts and in-place updates, and Nomad migrates it when the allocation moves node.
+# Docker bind-mounts relative paths from the task directory without ``volumes.enabled``.
+SESSIONS_DIR = "/app/.sessions"
+SESSIONS_ALLOC_VOLUME = "../alloc/data/waha-sessions:" + SESSIONS_DIR
+EPHEMERAL_DISK_MB = 1024
 
 
 def resources_for_plan(settings: Settings, plan: str) -> dict[str, int]:
@@ -93,57 +109,74 @@ def _env(settings: Settings, job_id: str) -> dict[str, str]:
     return env
 
 
-def _spec_hash(job: dict[str, Any]) -> str:
-    canonical = json.dumps(job, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()[:16]
+def pinned_image(image: str) -> str:
+    """The WAHA image, refused unless pinned (a tag other than ``latest``, or a digest): an
+    untagged image is pulled again on every start and changes under running tenants."""
+    name = image.rpartition("/")[2]
+    if "@" in name or (":" in name and not name.endswith(":latest")):
+        return image
+    raise ValidationFailed(
+        f"WHAGO_WAHA_IMAGE {image!r} is not pinned: name a version tag, e.g. devlikeapro/waha:gows-2026.7.1"
+    )
 
 
-def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
-    """The registration body for ``POST /v1/jobs``: ``{"Job": {...}}``."""
-    user_id = normalize_user_id(tenant.id)
-    job_id = job_id_for(user_id)
-    resources = resources_for_plan(settings, tenant.plan)
+def _service(job_id: str, user_id: str) -> dict[str, Any]:
+    return {
+        "Name": job_id,
+        "Provider": "consul",
+        "PortLabel": PORT_LABEL,
+        "Tags": ["whago", "whago-waha", f"user-{user_id}"],
+        # Job Meta is not copied to Consul: the owner must sit on the service itself.
+        "Meta": {"whago_user_id": user_id, "whago_job_id": job_id},
+        "Checks": [
+            {
+                "Name": CHECK_NAME,
+                "Type": "http",
+                "Path": "/ping",  # unauthenticated in WAHA; /health would need the key
+                "Interval": 10 * SECOND,
+                "Timeout": 2 * SECOND,
+                # A hung WAHA gets restarted by Nomad after 3 failed checks. The service sits
+                # on the task, so the grace counts from the task's start, after the image pull
+                # (a group service counts from the allocation's creation: nomad#25318).
+                "CheckRestart": {"Limit": 3, "Grace": 60 * SECOND, "IgnoreWarnings": False},
+            }
+        ],
+    }
 
-    config: dict[str, Any] = {"image": settings.waha_image, "ports": [PORT_LABEL]}
+
+def _task(settings: Settings, tenant: TenantRef, job_id: str, user_id: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"image": pinned_image(settings.waha_image), "ports": [PORT_LABEL]}
     if settings.waha_registry_username:
         config["auth"] = {"username": settings.waha_registry_username, "password": settings.waha_registry_password}
-
     task: dict[str, Any] = {
         "Name": TASK,
         "Driver": "docker",
         "Config": config,
         "Env": _env(settings, job_id),
-        "Resources": resources,
-        "KillTimeout": 30 * SECOND,  # let WAHA close sessions cleanly
+        "Services": [_service(job_id, user_id)],
+        "Resources": resources_for_plan(settings, tenant.plan),
+        "KillTimeout": 30 * SECOND,  # let WAHA close sessions; the client's default maximum
         "LogConfig": {"MaxFiles": 5, "MaxFileSizeMB": 10},
         "Meta": {"whago_user_id": user_id},
     }
+    if settings.waha_sessions_host_volume:
+        task["VolumeMounts"] = [{"Volume": "sessions", "Destination": SESSIONS_DIR, "ReadOnly": False}]
+    elif not settings.waha_sessions_database_url:
+        config["volumes"] = [SESSIONS_ALLOC_VOLUME]
+    return task
 
+
+def _group(settings: Settings, task: dict[str, Any]) -> dict[str, Any]:
     group: dict[str, Any] = {
         "Name": GROUP,
         "Count": 1,
         "Networks": [{"Mode": "host", "DynamicPorts": [{"Label": PORT_LABEL, "To": CONTAINER_PORT}]}],
-        "Services": [
-            {
-                "Name": job_id,
-                "Provider": "consul",
-                "PortLabel": PORT_LABEL,
-                "Tags": ["whago", "whago-waha", f"user-{user_id}"],
-                # Job Meta is not copied to Consul: the owner must sit on the service itself.
-                "Meta": {"whago_user_id": user_id, "whago_job_id": job_id},
-                "Checks": [
-                    {
-                        "Name": CHECK_NAME,
-                        "Type": "http",
-                        "Path": "/ping",  # unauthenticated in WAHA; /health would need the key
-                        "Interval": 10 * SECOND,
-                        "Timeout": 2 * SECOND,
-                        # A hung WAHA gets restarted by Nomad after 3 failed checks.
-                        "CheckRestart": {"Limit": 3, "Grace": 60 * SECOND, "IgnoreWarnings": False},
-                    }
-                ],
-            }
-        ],
+        # Sticky: a restart or in-place update finds the same data dir; migrate: Nomad copies it
+        # when the allocation moves to another (live) node. Lost with the node itself.
+        "EphemeralDisk": {"SizeMB": EPHEMERAL_DISK_MB, "Sticky": True, "Migrate": True},
+        # A node cut off from the servers stops its WAHA before the replacement may log in with
+        # the same WhatsApp session (two instances on one login get it banned or logged out).
+        "Disconnect": {"StopOnClientAfter": 60 * SECOND, "Replace": True},
         "RestartPolicy": {"Attempts": 3, "Interval": 10 * MINUTE, "Delay": 15 * SECOND, "Mode": "fail"},
         "ReschedulePolicy": {
             "Unlimited": True,
@@ -163,8 +196,15 @@ def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
                 "ReadOnly": False,
             }
         }
-        task["VolumeMounts"] = [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
+    return group
 
+
+def build_job(settings: Settings, tenant: TenantRef, generation: int = GENERATION) -> dict[str, Any]:
+    """The registration body for ``POST /v1/jobs``: ``{"Job": {...}}``. ``generation`` is only
+    ever overridden by tests that play two WHAGO releases against one cluster."""
+    user_id = normalize_user_id(tenant.id)
+    job_id = job_id_for(user_id)
+    group = _group(settings, _task(settings, tenant, job_id, user_id))
     job: dict[str, Any] = {
         "ID": job_id,
         "Name": job_id,
@@ -177,6 +217,11 @@ def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
             "whago_plan": tenant.plan,
             "whago_email_domain": _email_label(tenant.email),
             "created_by": "whago",
+            GENERATION_META: str(generation),
+        },
+        "UI": {
+            "Description": f"WAHA of a WHAGO tenant ({tenant.plan} plan)",
+            "Links": [{"Label": "Tenant in WHAGO", "URL": f"{settings.public_url.rstrip('/')}/admin/users/{user_id}"}],
         },
         "Update": {
             "MaxParallel": 1,
@@ -184,7 +229,9 @@ def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
             "MinHealthyTime": 10 * SECOND,
             "HealthyDeadline": 5 * MINUTE,
             "ProgressDeadline": 10 * MINUTE,
-            "AutoRevert": True,
+            # No auto-revert: Nomad would restore the old version, WHAGO's next ensure would
+            # submit the failing one again, and so on. A failed update stays visible instead.
+            "AutoRevert": False,
             "Canary": 0,
         },
         "TaskGroups": [group],
@@ -196,9 +243,6 @@ def build_job(settings: Settings, tenant: TenantRef) -> dict[str, Any]:
     constraints = _constraints(settings)
     if constraints:
         job["Constraints"] = constraints
-    # A digest of everything above: the adapter re-registers only when it changes, so an
-    # unchanged tenant never gets a new job version (and never a restart).
-    job["Meta"][SPEC_HASH_META] = _spec_hash(job)
     return {"Job": job}
 
 

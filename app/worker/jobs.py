@@ -62,6 +62,12 @@ async def _heartbeat(ctx):
 
 async def _final_failure(ctx, chip_id: str, exc: BaseException, what: str) -> None:
     job = ctx.get("job")
+    if getattr(exc, "permanent", False):
+        # Retrying cannot help (e.g. Nomad refused the job as invalid): fail now, say why.
+        if job is not None:
+            job.retries = job.attempts  # SAQ retries only while retries > attempts
+        await ProvisioningService(_container(ctx)).mark_failed(UUID(chip_id), f"{what} failed: {describe(exc)}")
+        return
     if job is not None and job.attempts >= job.retries:
         reason = f"{what} failed after {job.attempts} attempts: {describe(exc)}"
         await ProvisioningService(_container(ctx)).mark_failed(UUID(chip_id), reason)

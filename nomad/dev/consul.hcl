@@ -3,7 +3,7 @@
 
 datacenter     = "dc1"
 bind_addr      = "127.0.0.1"
-client_addr    = "127.0.0.1"
+client_addr    = "127.0.0.1 {{ GetPrivateIP }}" # loopback + the node IP, which containers reach
 log_level      = "INFO"
 ui_config {
   enabled = true

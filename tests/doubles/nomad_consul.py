@@ -3,15 +3,27 @@
 Nomad endpoints (what the scheduler adapter uses):
 
 - ``POST|PUT /v1/jobs`` and ``POST|PUT /v1/job/:id``: register/update, body validated strictly
-  against the ``Job`` schema of ``nomad-openapi.yaml`` (see ``nomad_schema``); 400 like Nomad's.
-- ``GET /v1/jobs?prefix=&per_page=&next_token=&meta=``: stubs sorted by ID, paged, token in
-  ``X-Nomad-NextToken``.
+  against the ``Job`` schema of ``nomad-openapi.yaml`` (see ``nomad_schema``): 400 for what does
+  not decode (plus the documented test-only strictness), **500 + multierror text** for what
+  ``Job.Validate`` refuses or an unknown node pool, as a real agent answers. ``EnforceIndex`` /
+  ``JobModifyIndex`` check-and-set (a conflict is a 500 "Enforcing job modify index ...").
+- ``POST|PUT /v1/job/:id/plan``: same validation, then ``Diff.Type`` None/Added/Edited.
+- ``GET /v1/jobs?prefix=&per_page=&next_token=&meta=``: stubs sorted by ID, paged, token
+  ``<namespace>.<id>`` in ``X-Nomad-NextToken``.
 - ``GET /v1/job/:id``, ``GET /v1/job/:id/allocations``, ``GET /v1/job/:id/evaluations``,
-  ``DELETE /v1/job/:id[?purge=true]``.
+  ``DELETE /v1/job/:id[?purge=true]`` (200 with an evaluation even for an unknown job).
+- Constraints the one node fails: accepted, evaluation blocked with
+  ``FailedTGAllocs.ConstraintFiltered`` (the blocked eval carries ``FailedTGAllocs`` too).
 - ``GET /v1/allocation/:id`` (with ``AllocatedResources.Shared.Ports``),
   ``POST|PUT /v1/allocation/:id/stop`` (replacement placed on a new port).
 
-Consul: ``GET /v1/health/service/:name[?passing]``.
+Consul: ``GET /v1/health/service/:name[?passing]``, ``GET /v1/catalog/nodes``.
+
+Both: ``GET /v1/status/leader`` (no token needed, like the real ones; ``leader = ""`` plays an
+election) and blocking queries (``?index=&wait=`` on the GET endpoints above; one state index).
+
+Group services are registered in Consul at placement, before the task runs (check critical);
+task services once the task runs.
 
 "Running" a job starts one WAHA emulator per allocation on a free loopback port (its "dynamic
 port"), then registers the group's services in the Consul double the way Nomad does: first with
@@ -26,7 +38,10 @@ critical), ``checks_missing`` (services register without their own check), ``all
 (allocations go ``failed`` with a driver error), and ``lose_allocation(job_id)`` (node lost: the
 allocation becomes ``lost`` and is rescheduled to a new port).
 
-ACL: pass ``nomad_token`` / ``consul_token`` to require ``X-Nomad-Token`` / ``X-Consul-Token``.
+ACL: pass ``nomad_token`` to require ``X-Nomad-Token`` (else 403). ``consul_token``: an unknown
+token gets 403 "ACL not found"; no token (anonymous) or a token whose ``consul_policy`` lacks
+``service:read``/``node:read`` gets Consul's filtering: 200 with the entries it may not read
+dropped and ``X-Consul-Results-Filtered-By-ACLs: true``. ``task_start_delay`` plays a slow pull.
 
 WAHA's session storage: every emulator the double starts shares ``session_store`` (a
 ``MemorySessionStore``, records keyed by ``WAHA_WORKER_ID`` = the job id), the way every
@@ -61,8 +76,8 @@ import msgspec
 
 from app.waha.emulator.asgi import read_body
 from app.waha.emulator.store import MemorySessionStore
-from tests.doubles.nomad_schema import validate_register_body
-from tests.support.asgi_server import ServedApp
+from tests.doubles.nomad_schema import check_register_body, multierror
+from tests.support.asgi_server import ServedApp, free_port
 
 SERVER_FIELDS = (
     "Status",
@@ -116,7 +131,8 @@ class JobRecord:
 
 
 class _Route:
-    def __init__(self, method: str, pattern: str, handler: Any) -> None:
+    def __init__(self, method: str, pattern: str, handler: Any, blocking: bool = False) -> None:
+        self.blocking = blocking  # honours ?index=&wait= like Nomad's and Consul's blocking queries
         self.method = method
         self.parts = pattern.strip("/").split("/")
         self.pattern = pattern
@@ -143,6 +159,7 @@ class _Request(msgspec.Struct):
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    acl: set[str] | None = None  # Consul: the rules the caller's token grants (None: ACLs off)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -159,6 +176,17 @@ def _json_response(
     hdrs = {"content-type": "application/json"}
     hdrs.update(headers or {})
     return status, msgspec.json.encode(payload), hdrs
+
+
+def _duration(text: str) -> float:
+    """Seconds of a Go duration such as ``30s``, ``100ms`` or ``5m`` (the ``wait`` parameter)."""
+    for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if text.endswith(unit):
+            try:
+                return float(text[: -len(unit)]) * factor
+            except ValueError:
+                break
+    return 300.0
 
 
 def _text_response(status: int, text: str) -> tuple[int, bytes, dict[str, str]]:
@@ -215,10 +243,20 @@ class _AsgiApp:
             status = d.nomad_status if self.server == "nomad" else d.consul_status
             if status:
                 return _text_response(status, "rpc error: No cluster leader" if status >= 500 else "Permission denied")
-            token = d.nomad_token if self.server == "nomad" else d.consul_token
-            header = "x-nomad-token" if self.server == "nomad" else "x-consul-token"
-            if token and request.headers.get(header) != token:
-                return _text_response(403, "Permission denied" if self.server == "nomad" else "ACL not found")
+            if route.pattern.startswith("/v1/status/"):
+                # Nomad's and Consul's status endpoints need no ACL token at all: they prove the
+                # server answers, not that WHAGO's token works.
+                return route.handler(request, **params)
+            if self.server == "nomad" and d.nomad_token and request.headers.get("x-nomad-token") != d.nomad_token:
+                return _text_response(403, "Permission denied")
+            if self.server == "consul" and d.consul_token:
+                sent = request.headers.get("x-consul-token")
+                if sent and sent != d.consul_token:
+                    return _text_response(403, "ACL not found")  # an unknown token is refused
+                # The anonymous token (no header) sees nothing: Consul filters, it does not refuse.
+                request.acl = set(d.consul_policy) if sent else set()
+            if request.method == "GET" and request.arg("index") and route.blocking:
+                await d._block(request)
             try:
                 return route.handler(request, **params)
             except Exception as exc:  # a bug in the double must show up as a loud 500
@@ -233,12 +271,18 @@ class NomadConsulDouble:
         *,
         nomad_token: str = "",
         consul_token: str = "",
+        consul_policy: frozenset[str] = frozenset({"service:read", "node:read"}),
         check_interval: float = 0.05,
         registration_gap: float = 0.15,
         emulator_options: dict[str, Any] | None = None,
     ) -> None:
         self.nomad_token = nomad_token
         self.consul_token = consul_token
+        self.consul_policy = consul_policy  # what consul_token grants (reads on all services/nodes)
+        self.leader = "127.0.0.1:4647"  # "" while there is no leader (an election)
+        self.node_pools = {"default", "all"}  # Nomad >= 1.6 refuses jobs in other pools
+        # the client node's attributes, for constraints (anything else is "missing")
+        self.node_attributes = {"${attr.kernel.name}": "linux", "${attr.driver.docker}": "1", "${node.class}": ""}
         self.check_interval = check_interval
         self.registration_gap = registration_gap
         self.emulator_options = dict(emulator_options or {})
@@ -252,6 +296,7 @@ class NomadConsulDouble:
         self.check_failing = False
         self.checks_missing = False
         self.alloc_start_fails = False
+        self.task_start_delay = 0.0  # seconds the "client" takes before the task runs (an image pull)
         # state
         self._lock = threading.RLock()
         self._index = 1000
@@ -262,6 +307,8 @@ class NomadConsulDouble:
         self.submitted: list[dict[str, Any]] = []  # every accepted registration body
         self.rejected: list[tuple[dict[str, Any] | None, list[str]]] = []
         self.request_counts: collections.Counter[str] = collections.Counter()
+        self.blocking_queries = 0
+        self.plans = 0  # plan requests answered  # requests that carried ?index= on a blocking endpoint
         self._sorted_ids: dict[str, list[str]] | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -282,20 +329,22 @@ class NomadConsulDouble:
 
     def start(self) -> NomadConsulDouble:
         nomad_routes = [
-            _Route("GET", "/v1/jobs", self._list_jobs),
+            _Route("GET", "/v1/jobs", self._list_jobs, blocking=True),
             _Route("POST|PUT", "/v1/jobs", self._register),
-            _Route("GET", "/v1/job/:job_id", self._read_job),
+            _Route("GET", "/v1/job/:job_id", self._read_job, blocking=True),
             _Route("POST|PUT", "/v1/job/:job_id", self._register),
             _Route("DELETE", "/v1/job/:job_id", self._deregister),
-            _Route("GET", "/v1/job/:job_id/allocations", self._job_allocations),
-            _Route("GET", "/v1/job/:job_id/evaluations", self._job_evaluations),
-            _Route("GET", "/v1/allocation/:alloc_id", self._read_allocation),
+            _Route("POST|PUT", "/v1/job/:job_id/plan", self._plan),
+            _Route("GET", "/v1/job/:job_id/allocations", self._job_allocations, blocking=True),
+            _Route("GET", "/v1/job/:job_id/evaluations", self._job_evaluations, blocking=True),
+            _Route("GET", "/v1/allocation/:alloc_id", self._read_allocation, blocking=True),
             _Route("POST|PUT", "/v1/allocation/:alloc_id/stop", self._stop_allocation),
             _Route("GET", "/v1/evaluation/:eval_id", self._read_evaluation),
             _Route("GET", "/v1/status/leader", self._leader),
         ]
         consul_routes = [
-            _Route("GET", "/v1/health/service/:name", self._health_service),
+            _Route("GET", "/v1/health/service/:name", self._health_service, blocking=True),
+            _Route("GET", "/v1/catalog/nodes", self._catalog_nodes, blocking=True),
             _Route("GET", "/v1/status/leader", self._leader),
         ]
         self._nomad = ServedApp(_AsgiApp(self, "nomad", nomad_routes)).start()
@@ -414,6 +463,22 @@ class NomadConsulDouble:
             new = self._place(record, ev)
             return new.id if new else ""
 
+    async def _block(self, request: _Request) -> None:
+        """A blocking query: answer once the state index passes ``index`` or ``wait`` elapses
+        (default 5 min, at most 10, like both servers). One index for all of the state: a return
+        does not promise that the queried thing changed, which Nomad and Consul do not promise
+        either."""
+        try:
+            index = int(request.arg("index") or 0)
+        except ValueError:
+            return
+        with self._lock:
+            self.blocking_queries += 1
+        deadline = time.monotonic() + min(_duration(request.arg("wait") or "5m"), 600.0)
+        # polls its own state (changed from many threads) rather than wiring an Event to each
+        while self._index <= index and time.monotonic() < deadline and not self._stopping.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
     # ------------------------------------------------------------------ state internals (under lock)
     def _next_index(self) -> int:
         self._index += 1
@@ -475,17 +540,18 @@ class NomadConsulDouble:
     def _place(self, record: JobRecord, ev: dict[str, Any]) -> Alloc | None:
         group = (record.job.get("TaskGroups") or [{}])[0]
         gname = group.get("Name", "group")
-        if self.placement_failure:
+        filtered = self._constraint_filtered(record.job)
+        if self.placement_failure or filtered:
             dim = self.placement_failure
             ev["FailedTGAllocs"] = {
                 gname: {
                     "NodesEvaluated": 1,
-                    "NodesFiltered": 0,
+                    "NodesFiltered": 1 if filtered else 0,
                     "NodesAvailable": {d: 1 for d in record.job.get("Datacenters") or ["dc1"]},
-                    "NodesExhausted": 1,
-                    "DimensionExhausted": {dim: 1},
+                    "NodesExhausted": 0 if filtered else 1,
+                    "DimensionExhausted": None if filtered else {dim: 1},
                     "ClassExhausted": None,
-                    "ConstraintFiltered": None,
+                    "ConstraintFiltered": filtered or None,
                     "QuotaExhausted": None,
                     "CoalescedFailures": 0,
                 }
@@ -493,6 +559,8 @@ class NomadConsulDouble:
             blocked = self._new_eval(record, "queued-allocs")
             blocked["Status"] = "blocked"
             blocked["PreviousEval"] = ev["ID"]
+            # Nomad >= 1.x copies the failures onto the blocked eval too (CreateBlockedEval)
+            blocked["FailedTGAllocs"] = json.loads(json.dumps(ev["FailedTGAllocs"]))
             ev["BlockedEval"] = blocked["ID"]
             record.placed = False
             return None
@@ -509,8 +577,12 @@ class NomadConsulDouble:
             eval_id=ev["ID"],
         )
         alloc.events.append({"Type": "Received", "DisplayMessage": "Task received by client", "Time": time.time_ns()})
+        alloc.port = free_port()  # the dynamic port is chosen at placement, before the task runs
         record.allocs.append(alloc)
         self.allocs[alloc.id] = alloc
+        # Group services are registered by the alloc runner before any task starts (the group
+        # service hook's prerun), their checks critical: readiness must wait for the check.
+        self._register_services(alloc, group.get("Services") or [], f"group-{gname}")
         snapshot = json.loads(json.dumps(record.job))
         thread = threading.Thread(
             target=self._run_alloc, args=(alloc, snapshot), name=f"double-alloc-{alloc.id[:8]}", daemon=True
@@ -519,6 +591,21 @@ class NomadConsulDouble:
         thread.start()
         return alloc
 
+    def _constraint_filtered(self, job: dict[str, Any]) -> dict[str, int]:
+        """Job constraints the one node fails (``=``/``!=`` only), as ``ConstraintFiltered``.
+        A constraint on an attribute the node lacks filters it, as Nomad does: the job is
+        accepted and its evaluation blocked (observed on a real agent, nomad-consul.md §1.9)."""
+        failed: dict[str, int] = {}
+        for c in job.get("Constraints") or []:
+            left, op, right = c.get("LTarget", ""), c.get("Operand", "="), c.get("RTarget", "")
+            have = self.node_attributes.get(left)
+            ok = have is not None and ((have == right) if op in ("=", "==", "is") else (have != right))
+            if op not in ("=", "==", "is", "!=", "not"):
+                ok = have is not None
+            if not ok:
+                failed[f"{left} {op} {right}"] = 1
+        return failed
+
     def _run_alloc(self, alloc: Alloc, job: dict[str, Any]) -> None:
         """The "client": start the task (an emulator) and register its services in Consul."""
         from app.waha.emulator import EmulatorConfig, create_emulator_app
@@ -526,8 +613,11 @@ class NomadConsulDouble:
         group = job["TaskGroups"][0]
         task = group["Tasks"][0]
         env = task.get("Env") or {}
+        if self.task_start_delay and self._stopping.wait(self.task_start_delay):
+            return
         if self.alloc_start_fails:
             with self._lock:
+                self._deregister_services(alloc)
                 alloc.client_status = "failed"
                 alloc.events.append(
                     {
@@ -547,7 +637,7 @@ class NomadConsulDouble:
         }
         options.update(self.emulator_options)
         try:
-            served = ServedApp(create_emulator_app(EmulatorConfig(**options))).start()
+            served = ServedApp(create_emulator_app(EmulatorConfig(**options)), port=alloc.port).start()
         except Exception as exc:  # pragma: no cover - reported through the alloc like a driver error
             with self._lock:
                 alloc.client_status = "failed"
@@ -559,22 +649,30 @@ class NomadConsulDouble:
             else:
                 late = False
                 alloc.server = served
-                alloc.port = served.port
                 alloc.client_status = "running"
                 alloc.modify_index = self._next_index()
                 alloc.events.append(
                     {"Type": "Started", "DisplayMessage": "Task started by client", "Time": time.time_ns()}
                 )
-                self._register_services(alloc, group)
+                # Task services: registered once the task runs (the task service hook's poststart).
+                self._register_services(alloc, task.get("Services") or [], task.get("Name") or "task")
         if late:
             served.stop()
 
-    def _register_services(self, alloc: Alloc, group: dict[str, Any]) -> None:
+    def _deregister_services(self, alloc: Alloc) -> None:
+        for service_id in alloc.service_ids:
+            self.services.pop(service_id, None)
+        alloc.service_ids = []
+        self._next_index()
+
+    def _register_services(self, alloc: Alloc, services: list[dict[str, Any]], owner: str) -> None:
+        """Register in Consul as Nomad does; ``owner`` is ``group-<name>`` or the task name."""
         now = time.monotonic()
-        for svc in group.get("Services") or []:
+        self._next_index()
+        for svc in services:
             name = svc["Name"]
             label = svc.get("PortLabel", "")
-            service_id = f"_nomad-task-{alloc.id}-group-{alloc.group}-{name}-{label}"
+            service_id = f"_nomad-task-{alloc.id}-{owner}-{name}-{label}"
             checks = []
             for chk in svc.get("Checks") or []:
                 digest = hashlib.sha1(f"{service_id}{chk.get('Name')}".encode()).hexdigest()
@@ -615,9 +713,7 @@ class NomadConsulDouble:
         alloc.client_status = client_status
         alloc.description = description
         alloc.modify_index = self._next_index()
-        for service_id in alloc.service_ids:
-            self.services.pop(service_id, None)
-        alloc.service_ids = []
+        self._deregister_services(alloc)
         server, alloc.server = alloc.server, None
         if server is not None:
             # uvicorn shutdown blocks briefly; do it off the request path.
@@ -629,6 +725,11 @@ class NomadConsulDouble:
         with httpx.Client(timeout=0.5) as client:
             while not self._stopping.wait(self.check_interval):
                 with self._lock:
+                    now = time.monotonic()
+                    for reg in self.services.values():
+                        if not reg.get("checks_visible") and now >= reg["checks_visible_at"]:
+                            reg["checks_visible"] = True  # the second registration step: a change
+                            self._next_index()
                     work = [
                         (sid, reg["Service"]["Port"], chk)
                         for sid, reg in self.services.items()
@@ -644,7 +745,9 @@ class NomadConsulDouble:
                         except httpx.HTTPError:
                             status = "critical"
                     with self._lock:
-                        chk["Status"] = status
+                        if chk["Status"] != status:
+                            chk["Status"] = status
+                            self._next_index()  # wakes blocking health queries, as Consul does
 
     # ------------------------------------------------------------------ Nomad handlers
     def _namespace(self, request: _Request, job: dict[str, Any] | None = None) -> str:
@@ -655,17 +758,33 @@ class NomadConsulDouble:
             body = json.loads(request.body or b"null")
         except ValueError as exc:
             return _text_response(400, f"Failed to decode request body: {exc}")
-        problems = validate_register_body(body, job_id)
-        if problems:
+        rejection = self._admit(body, job_id)
+        if rejection is not None:
             with self._lock:
-                self.rejected.append((body if isinstance(body, dict) else None, problems))
-            return _text_response(400, "; ".join(problems))
+                self.rejected.append((body if isinstance(body, dict) else None, rejection[1]))
+            return _text_response(rejection[0], rejection[2])
         job = body["Job"]
         namespace = self._namespace(request, job)
         with self._lock:
-            self.submitted.append(body)
             key = (namespace, job["ID"])
             record = self.jobs.get(key)
+            if body.get("EnforceIndex"):
+                # nomad/job_endpoint.go: the check-and-set of `nomad job run -check-index`; the
+                # error carries no HTTP code, so the agent answers 500.
+                wanted = int(body.get("JobModifyIndex") or 0)
+                have = record.job_modify_index if record is not None else 0
+                if wanted != have:
+                    if record is None:
+                        text = f"Enforcing job modify index {wanted}: job does not exist"
+                    elif wanted == 0:
+                        text = "Enforcing job modify index 0: job already exists"
+                    else:
+                        text = (
+                            f"Enforcing job modify index {wanted}: job exists with conflicting job modify index: {have}"
+                        )
+                    self.rejected.append((body, [text]))
+                    return _text_response(500, text)
+            self.submitted.append(body)
             spec = {k: v for k, v in job.items() if k not in SERVER_FIELDS}
             now_index = self._next_index()
             if record is None:
@@ -714,6 +833,58 @@ class NomadConsulDouble:
                 },
             )
 
+    def _admit(self, body: Any, path_job_id: str | None) -> tuple[int, list[str], str] | None:
+        """(status, problems, text) of a refused job body, or None."""
+        rejection = check_register_body(body, path_job_id)
+        if rejection is not None:
+            return rejection.status, rejection.problems, rejection.text
+        job = body["Job"]
+        pool = job.get("NodePool") or "default"
+        if pool not in self.node_pools:  # nomad/job_endpoint_hooks.go, an admission validator
+            problem = f"job {job['ID']!r} is in nonexistent node pool {pool!r}".replace("'", '"')
+            return 500, [problem], multierror([problem])
+        return None
+
+    def _plan(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
+        """``POST /v1/job/:id/plan``: validation as for register, then the diff against the
+        stored job (``Diff.Type`` ``None`` / ``Added`` / ``Edited``; the fields changed are listed
+        flat, Nomad nests them by object)."""
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            return _text_response(400, f"Failed to decode request body: {exc}")
+        rejection = self._admit({"Job": body.get("Job")} if isinstance(body, dict) else body, job_id)
+        if rejection is not None:
+            return _text_response(rejection[0], rejection[2])
+        job = body["Job"]
+        with self._lock:
+            self.plans += 1
+            record = self.jobs.get((self._namespace(request, job), job_id))
+            spec = {k: v for k, v in job.items() if k not in SERVER_FIELDS}
+            if record is None:
+                diff_type, fields = "Added", []
+            else:
+                fields = sorted(k for k in set(spec) | set(record.job) if spec.get(k) != record.job.get(k))
+                if record.stop != bool(job.get("Stop")):
+                    fields.append("Stop")
+                diff_type = "Edited" if fields else "None"
+            payload = {
+                "Annotations": {"DesiredTGUpdates": {}},
+                "Diff": {
+                    "Type": diff_type,
+                    "ID": job_id,
+                    "Fields": [{"Name": f, "Type": "Edited"} for f in fields] if body.get("Diff") else None,
+                    "Objects": None,
+                    "TaskGroups": None,
+                },
+                "FailedTGAllocs": None,
+                "JobModifyIndex": record.job_modify_index if record is not None else 0,
+                "NextPeriodicLaunch": "0001-01-01T00:00:00Z",
+                "Warnings": "",
+                "Index": self._index,
+            }
+        return _json_response(200, payload)
+
     def _list_jobs(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
         namespace = request.arg("namespace") or "default"
         prefix = request.arg("prefix") or ""
@@ -723,7 +894,8 @@ class NomadConsulDouble:
             per_page = int(request.arg("per_page") or 0)
         except ValueError:
             return _text_response(400, "failed to parse value of per_page")
-        token = request.arg("next_token") or ""
+        # Nomad's job-list tokens are "<namespace>.<job id>" (paginator's StructsTokenizer)
+        token = (request.arg("next_token") or "").partition(".")[2]
         with_meta = request.flag("meta")
 
         with self._lock:
@@ -740,7 +912,7 @@ class NomadConsulDouble:
                 if not jid.startswith(prefix):
                     break
                 if per_page and len(page) == per_page:
-                    next_token = jid
+                    next_token = f"{namespace}.{jid}"
                     break
                 record = self.jobs[(namespace, jid)]
                 status = self._job_status(record)
@@ -820,7 +992,9 @@ class NomadConsulDouble:
             if record is None:
                 return _json_response(200, [])  # Nomad answers an empty list for unknown jobs
             # The list holds stubs only: no AllocatedResources (Nomad builds it with alloc.Stub(nil)).
-            return _json_response(200, [self._alloc_stub(a) for a in record.allocs])
+            return _json_response(
+                200, [self._alloc_stub(a) for a in record.allocs], {"X-Nomad-Index": str(self._index)}
+            )
 
     def _job_evaluations(self, request: _Request, job_id: str) -> tuple[int, bytes, dict[str, str]]:
         with self._lock:
@@ -875,7 +1049,11 @@ class NomadConsulDouble:
             key = (self._namespace(request), job_id)
             record = self.jobs.get(key)
             if record is None:
-                return _text_response(404, "job not found")
+                # Nomad deregisters an unknown job without complaint (and still makes an eval).
+                index = self._next_index()
+                return _json_response(
+                    200, {"EvalID": str(uuid.uuid4()), "EvalCreateIndex": index, "JobModifyIndex": index}
+                )
             for alloc in record.allocs:
                 if alloc.desired_status == "run":
                     self._terminate(
@@ -898,8 +1076,16 @@ class NomadConsulDouble:
 
     # ------------------------------------------------------------------ Consul handler
     def _leader(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
-        # both APIs answer the leader's RPC address as a JSON string
-        return _json_response(200, "127.0.0.1:4647")
+        # both APIs answer the leader's RPC address as a JSON string ("" without a leader)
+        return _json_response(200, self.leader)
+
+    def _catalog_nodes(self, request: _Request) -> tuple[int, bytes, dict[str, str]]:
+        node = {"ID": NODE_ID, "Node": NODE_NAME, "Address": "127.0.0.1", "Datacenter": "dc1", "Meta": {}}
+        headers = {"X-Consul-Index": str(self._index), "X-Consul-KnownLeader": "true"}
+        if request.acl is not None and "node:read" not in request.acl:
+            headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
+            return _json_response(200, [], headers)
+        return _json_response(200, [node], headers)
 
     def _health_service(self, request: _Request, name: str) -> tuple[int, bytes, dict[str, str]]:
         passing_only = request.flag("passing")
@@ -956,7 +1142,13 @@ class NomadConsulDouble:
                     }
                 )
             index = self._index
-        return _json_response(200, out, {"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true"})
+        headers = {"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true"}
+        # Consul needs service:read on the service *and* node:read on its node; it drops what the
+        # token cannot read and says so in a header, with a 200 (agent/consul/acl.go filterACL).
+        if out and request.acl is not None and not {"service:read", "node:read"} <= request.acl:
+            out = []
+            headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
+        return _json_response(200, out, headers)
 
 
 @contextlib.contextmanager

@@ -10,10 +10,20 @@ purpose, so that tests catch such mistakes:
   what Go does for ``int``/``time.Duration`` fields;
 * a few semantic rules of Nomad's ``Job.Validate`` and the docker driver's config spec.
 
-Deliberate, documented extensions to the 2023 spec (which matches Nomad ~1.3-1.5):
+Deliberate, documented extensions to the 2023 spec (which matches Nomad ~1.3-1.5). This list,
+and ``EXTENSIONS`` below, are the one place where the double accepts fields the spec lacks:
 
 * ``Job.NodePool`` (string): added in Nomad 1.6.0 (``api/jobs.go`` ``Job.NodePool``;
   ``website/content/docs/job-specification/job.mdx`` "node_pool").
+* ``Job.UI`` ``{Description, Links: [{Label, URL}]}``: Nomad 1.8.0 (``api/jobs.go``
+  ``JobUIConfig``/``JobUILink``; ``docs/job-specification/ui.mdx``).
+* ``TaskGroup.Disconnect`` ``{LostAfter, StopOnClientAfter, Replace, Reconcile}``: Nomad 1.8.0
+  (``api/tasks.go`` ``DisconnectStrategy``, no JSON tags so Go names; ``disconnect.mdx``). It
+  replaces ``StopAfterClientDisconnect``/``MaxClientDisconnect``, which the spec has.
+
+Test-only strictness (real Nomad is laxer; each answered 400 by the double, see
+``check_register_body``): unknown or mis-cased keys anywhere, docker ``Config`` keys and types,
+``KillTimeout`` above the client's default ``max_kill_timeout`` (30 s).
 * ``Task.Config`` for ``Driver == "docker"`` is checked against the docker driver's task config
   keys (``drivers/docker/config.go`` ``taskConfigSpec``, lowercase HCL names), a subset listed in
   ``DOCKER_CONFIG_KEYS``. Real Nomad checks this on the client when the task starts.
@@ -28,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import yaml
 
 from tests.support.reference import reference_file
@@ -72,6 +83,39 @@ DOCKER_CONFIG_KEYS: dict[str, Any] = {
 _DOCKER_AUTH_KEYS = {"username", "password", "email", "server_address"}
 
 
+_DURATION = {"type": "integer"}
+EXTENSIONS: list[tuple[str, str, dict[str, Any]]] = [  # (schema, field, JSON schema): see module doc
+    ("Job", "NodePool", {"type": "string"}),
+    (
+        "Job",
+        "UI",
+        {
+            "type": "object",
+            "properties": {
+                "Description": {"type": "string"},
+                "Links": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"Label": {"type": "string"}, "URL": {"type": "string"}}},
+                },
+            },
+        },
+    ),
+    (
+        "TaskGroup",
+        "Disconnect",
+        {
+            "type": "object",
+            "properties": {
+                "LostAfter": _DURATION,
+                "StopOnClientAfter": _DURATION,
+                "Replace": {"type": "boolean"},
+                "Reconcile": {"enum": ["keep_original", "keep_replacement", "best_score", "longest_running"]},
+            },
+        },
+    ),
+]
+
+
 def _spec_path() -> Path:
     return reference_file(SPEC_NAME)
 
@@ -82,7 +126,8 @@ def _schemas() -> dict[str, Any]:
     with _spec_path().open() as fh:
         spec = yaml.load(fh, Loader=loader)  # noqa: S506 - a SafeLoader (the C one when built)
     schemas = copy.deepcopy(spec["components"]["schemas"])
-    schemas["Job"]["properties"]["NodePool"] = {"type": "string"}  # extension, see module doc
+    for schema_name, field, extension in EXTENSIONS:
+        schemas[schema_name]["properties"][field] = extension
     for schema in schemas.values():
         _close(schema)
     return schemas
@@ -128,26 +173,86 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{_path(error)}: {error.message}"
 
 
-def validate_register_body(body: Any, path_job_id: str | None = None) -> list[str]:
-    """Problems with a ``{"Job": {...}}`` registration body; an empty list means acceptable."""
+class Rejection(msgspec.Struct, frozen=True):
+    """Why the double refuses a registration, and how Nomad would answer it."""
+
+    status: int  # 400: the body does not decode (or test-only strictness); 500: Job.Validate
+    text: str
+    problems: list[str]
+
+
+def multierror(problems: list[str]) -> str:
+    """Nomad's text for validation errors (hashicorp/go-multierror's list format)."""
+    head = "1 error occurred:" if len(problems) == 1 else f"{len(problems)} errors occurred:"
+    return head + "\n" + "\n".join(f"\t* {p}" for p in problems) + "\n\n"
+
+
+def check_register_body(body: Any, path_job_id: str | None = None) -> Rejection | None:
+    """None when Nomad would accept ``{"Job": {...}}``; otherwise the answer it would give.
+
+    * 400 ``Failed to decode request body: ...``: not an object, wrong JSON types (as Go's decoder),
+      and the double's test-only strictness (unknown or mis-cased keys, docker config keys);
+    * 400 for the handler's own checks (missing ``Job``/``ID``, path id mismatch);
+    * 500 with a multierror text for what ``Job.Validate`` refuses (observed on a real agent, see
+      ``nomad-consul.md`` §1.9): bad counts, types, priorities, service names, check intervals...
+    """
     if not isinstance(body, dict):
-        return ["Failed to decode request body: expected a JSON object"]
+        problems = ["Failed to decode request body: expected a JSON object"]
+        return Rejection(400, problems[0], problems)
     errors = sorted(_register_validator().iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
-        return ["Failed to decode request body: " + _describe(e) for e in errors[:20]]
+        problems = ["Failed to decode request body: " + _describe(e) for e in errors[:20]]
+        return Rejection(400, "; ".join(problems), problems)
     job = body.get("Job")
     if not isinstance(job, dict):
-        return ["Job must be specified"]
-    return _semantic(job, path_job_id)
-
-
-def _semantic(job: dict[str, Any], path_job_id: str | None) -> list[str]:
-    problems: list[str] = []
+        return Rejection(400, "Job must be specified", ["Job must be specified"])
     job_id = job.get("ID") or ""
     if not job_id:
-        return ["Job ID hasn't been provided"]
+        return Rejection(400, "Job ID hasn't been provided", ["Job ID hasn't been provided"])
     if path_job_id is not None and path_job_id != job_id:
-        problems.append("Job ID does not match name")
+        return Rejection(400, "Job ID does not match name", ["Job ID does not match name"])
+    strict = _test_only_strictness(job)
+    if strict:
+        return Rejection(400, "; ".join(strict), strict)
+    problems = _semantic(job)
+    if problems:
+        return Rejection(500, multierror(problems), problems)
+    return None
+
+
+def validate_register_body(body: Any, path_job_id: str | None = None) -> list[str]:
+    """Problems with a registration body, whatever their status; empty when acceptable."""
+    rejection = check_register_body(body, path_job_id)
+    return rejection.problems if rejection else []
+
+
+def _test_only_strictness(job: dict[str, Any]) -> list[str]:
+    """Docker config checks: real Nomad only decodes ``Config`` on the client when the task
+    starts (a failed task, not a refused job); the double refuses at once so tests see it.
+    ``KillTimeout`` above 30 s: the client silently caps it at ``max_kill_timeout`` (30 s by
+    default), so a job must not rely on a longer one."""
+    problems: list[str] = []
+    for group in job.get("TaskGroups") or []:
+        labels = _labels(group)
+        for task in group.get("Tasks") or []:
+            if (task.get("KillTimeout") or 0) > 30 * SECOND:
+                problems.append(f"Task {task.get('Name')!r}: KillTimeout above the default max_kill_timeout (30s)")
+            if task.get("Driver") == "docker":
+                problems += _docker_config(task.get("Name") or "", task.get("Config") or {}, labels)
+    return ["Failed to decode request body: " + p for p in problems]
+
+
+def _labels(group: dict[str, Any]) -> set[Any]:
+    return {
+        p.get("Label")
+        for net in group.get("Networks") or []
+        for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])
+    }
+
+
+def _semantic(job: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    job_id = job.get("ID") or ""
     if " " in job_id or "\x00" in job_id:
         problems.append("Job ID contains a space or null character")
     if job.get("Type", "service") not in ("service", "batch", "system", "sysbatch"):
@@ -183,11 +288,7 @@ def _group(group: dict[str, Any], names: set[str]) -> list[str]:
     names.add(gname)
     if (group.get("Count") or 0) < 0:
         problems.append(f"Task group {gname!r}: Count can't be negative")
-    labels = {
-        p.get("Label")
-        for net in group.get("Networks") or []
-        for p in (net.get("DynamicPorts") or []) + (net.get("ReservedPorts") or [])
-    }
+    labels = _labels(group)
     for net in group.get("Networks") or []:
         if net.get("Mode", "host") not in ("host", "bridge", "none") and not str(net.get("Mode")).startswith("cni/"):
             problems.append(f"Task group {gname!r}: invalid network mode {net.get('Mode')!r}")
@@ -256,8 +357,8 @@ def _task(gname: str, task: dict[str, Any], labels: set[Any], volumes: set[str])
     for mount in task.get("VolumeMounts") or []:
         if mount.get("Volume") not in volumes:
             problems.append(f"Task {tname!r}: volume mount references unknown volume {mount.get('Volume')!r}")
-    if task.get("Driver") == "docker":
-        problems += _docker_config(tname, task.get("Config") or {}, labels)
+    for service in task.get("Services") or []:
+        problems += _service(gname, service, labels)
     return problems
 
 

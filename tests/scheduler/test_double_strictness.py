@@ -20,6 +20,7 @@ def double():
     from tests.doubles import serve_double
 
     with serve_double() as served:
+        served.node_pools.add("waha")
         yield served
 
 
@@ -67,7 +68,7 @@ def mutate(body, fn):
         ("job-level ReschedulePolicy", lambda j: j.update(ReschedulePolicy={"Unlimited": True}), "ReschedulePolicy"),
         (
             "duration as string",
-            lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Interval="10s"),
+            lambda j: j["TaskGroups"][0]["Tasks"][0]["Services"][0]["Checks"][0].update(Interval="10s"),
             "Interval",
         ),
         (
@@ -81,29 +82,71 @@ def mutate(body, fn):
         ("volumes as list", lambda j: j["TaskGroups"][0].update(Volumes=[{"Name": "x"}]), "Volumes"),
         (
             "header not a list",
-            lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Header={"X-Api-Key": "k"}),
+            lambda j: j["TaskGroups"][0]["Tasks"][0]["Services"][0]["Checks"][0].update(Header={"X-Api-Key": "k"}),
             "Header",
         ),
         ("docker key misspelt", lambda j: j["TaskGroups"][0]["Tasks"][0]["Config"].update(imagee="x"), "imagee"),
         ("docker port label unknown", lambda j: j["TaskGroups"][0]["Tasks"][0]["Config"].update(ports=["web"]), "web"),
-        (
-            "service name not RFC-1123",
-            lambda j: j["TaskGroups"][0]["Services"][0].update(Name="Whago_WAHA"),
-            "RFC-1123",
-        ),
-        (
-            "check interval below 1s",
-            lambda j: j["TaskGroups"][0]["Services"][0]["Checks"][0].update(Interval=5),
-            "Interval",
-        ),
         ("missing ID", lambda j: j.pop("ID"), "Job ID"),
+        ("kill timeout above 30s", lambda j: j["TaskGroups"][0]["Tasks"][0].update(KillTimeout=60 * 10**9), "30s"),
     ],
 )
 def test_double_rejects_bad_jobs_with_400(double, body, label, fn, needle):
+    """Bodies Go's decoder refuses (and the documented test-only strictness): 400."""
     resp = post(double, mutate(body, fn))
     assert resp.status_code == 400, label
     assert needle in resp.text, resp.text
     assert not double.jobs  # nothing registered
+
+
+@pytest.mark.parametrize(
+    ("label", "fn", "needle"),
+    [
+        (
+            "service name not RFC-1123",
+            lambda j: j["TaskGroups"][0]["Tasks"][0]["Services"][0].update(Name="Whago_WAHA"),
+            "RFC-1123",
+        ),
+        (
+            "check interval below 1s",
+            lambda j: j["TaskGroups"][0]["Tasks"][0]["Services"][0]["Checks"][0].update(Interval=5),
+            "Interval",
+        ),
+        ("negative count", lambda j: j["TaskGroups"][0].update(Count=-1), "negative"),
+        ("bogus type", lambda j: j.update(Type="bogus"), "job type"),
+        ("unknown node pool", lambda j: j.update(NodePool="gpu"), 'nonexistent node pool "gpu"'),
+    ],
+)
+def test_double_answers_semantic_errors_like_nomad(double, body, label, fn, needle):
+    """What Job.Validate (or an admission hook) refuses: 500 with a multierror text, as a real
+    agent answers (nomad-consul.md §1.9); plan refuses it the same way."""
+    bad = mutate(body, fn)
+    for path in ("/v1/jobs", f"/v1/job/{body['Job']['ID']}/plan"):
+        resp = post(double, bad, path=path)
+        assert resp.status_code == 500, (label, path)
+        assert resp.headers["content-type"].startswith("text/plain")
+        assert "error occurred" in resp.text or "errors occurred" in resp.text, resp.text
+        assert needle in resp.text, resp.text
+    assert not double.jobs
+
+
+def test_unsatisfiable_constraint_is_accepted_and_blocked(double, body):
+    """Nomad accepts a job it cannot place: the evaluation (and its blocked follow-up) carry
+    FailedTGAllocs.ConstraintFiltered."""
+    bad = mutate(body, lambda j: j.update(Constraints=[{"LTarget": "${attr.nosuch}", "Operand": "=", "RTarget": "x"}]))
+    job_id = body["Job"]["ID"]
+    assert post(double, bad).status_code == 200
+    evals = httpx.get(f"{double.nomad_url}/v1/job/{job_id}/evaluations", timeout=5).json()
+    blocked = [e for e in evals if e["Status"] == "blocked"]
+    assert blocked
+    assert blocked[0]["FailedTGAllocs"]["waha"]["ConstraintFiltered"] == {"${attr.nosuch} = x": 1}
+    assert httpx.delete(f"{double.nomad_url}/v1/job/{job_id}?purge=true", timeout=5).status_code == 200
+
+
+def test_deleting_an_unknown_job_is_a_200(double):
+    resp = httpx.delete(f"{double.nomad_url}/v1/job/whago-waha-nobody?purge=true", timeout=5)
+    assert resp.status_code == 200
+    assert resp.json()["EvalID"]
 
 
 def test_update_path_must_match_job_id(double, body):

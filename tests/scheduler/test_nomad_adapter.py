@@ -48,8 +48,8 @@ async def test_ensure_creates_job_waits_for_health_and_caches(make_nomad, double
     assert inst.job_id == job_id_for(t.id) == f"whago-waha-{t.id}"
     assert inst.base_url
     assert await pings(inst.base_url)
-    # exactly the body the builder produces was submitted
-    assert double.submitted == [build_job(scheduler.settings, t)]
+    # exactly the body the builder produces was submitted, as a check-and-set "only if new"
+    assert double.submitted == [{**build_job(scheduler.settings, t), "EnforceIndex": True, "JobModifyIndex": 0}]
     alloc = double.current_alloc(inst.job_id)
     assert alloc is not None
     assert inst.base_url.endswith(f":{alloc.port}")
@@ -71,8 +71,9 @@ async def test_ensure_is_idempotent_and_cache_hit_makes_no_request(make_nomad, d
     await scheduler.invalidate(t.id)
     third = await scheduler.ensure_instance(t)
     assert third.base_url == first.base_url
-    assert len(double.submitted) == 1  # unchanged spec: never re-registered
-    assert double.count("nomad", "POST") == 0
+    assert len(double.submitted) == 1  # unchanged spec (Nomad's plan says so): never re-registered
+    assert double.count("nomad", "POST /v1/jobs") == 0
+    assert double.plans == 1
 
 
 async def test_concurrent_ensures_register_once(make_nomad, double):

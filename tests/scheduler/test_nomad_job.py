@@ -12,7 +12,16 @@ import pytest
 
 from app.core.errors import ValidationFailed
 from app.scheduler.base import TenantRef, job_id_for
-from app.scheduler.nomad_job import CHECK_NAME, SECOND, SPEC_HASH_META, build_job, render, resources_for_plan
+from app.scheduler.nomad_job import (
+    CHECK_NAME,
+    GENERATION,
+    GENERATION_META,
+    SECOND,
+    SESSIONS_ALLOC_VOLUME,
+    build_job,
+    render,
+    resources_for_plan,
+)
 from tests.doubles import validate_register_body
 
 UID = "6f1c2b9e-3a4d-4e5f-8a7b-9c0d1e2f3a4b"
@@ -84,14 +93,18 @@ def test_identity_and_meta(base_settings):
     assert meta["whago_plan"] == "business"
     assert meta["whago_email_domain"] == "example.com"  # the domain only, not the mailbox
     assert meta["created_by"] == "whago"
-    assert re.fullmatch(r"[0-9a-f]{16}", meta[SPEC_HASH_META])
+    assert meta[GENERATION_META] == str(GENERATION)
+    # nothing in any Meta (all of it reaches the task's environment) changes with the spec
+    assert not any(re.fullmatch(r"[0-9a-f]{16,}", v) for v in meta.values())
 
 
 def test_service_check_and_port(base_settings):
     group = job_of(base_settings)["TaskGroups"][0]
     assert group["Count"] == 1
     assert group["Networks"] == [{"Mode": "host", "DynamicPorts": [{"Label": "http", "To": 3000}]}]
-    [service] = group["Services"]
+    # at task level: check_restart's grace counts from the task's start, after the image pull
+    assert "Services" not in group
+    [service] = group["Tasks"][0]["Services"]
     assert service["Name"] == f"whago-waha-{UID}"
     assert service["Provider"] == "consul"
     assert service["PortLabel"] == "http"
@@ -105,7 +118,11 @@ def test_service_check_and_port(base_settings):
     assert check["Timeout"] == 2 * SECOND
     task = group["Tasks"][0]
     assert task["Driver"] == "docker"
-    assert task["Config"] == {"image": "devlikeapro/waha", "ports": ["http"]}
+    assert task["Config"] == {
+        "image": base_settings.waha_image,
+        "ports": ["http"],
+        "volumes": [SESSIONS_ALLOC_VOLUME],
+    }
 
 
 def test_policies_use_nanoseconds_and_nomad_casing(base_settings):
@@ -188,11 +205,41 @@ def test_bad_constraints_setting(base_settings):
             job_of(base_settings, nomad_constraints=raw)
 
 
-def test_spec_hash_tracks_changes(base_settings):
-    h = lambda **kw: job_of(base_settings, **kw)["Meta"][SPEC_HASH_META]  # noqa: E731
-    assert h() == h()
-    assert h() != h(waha_image="devlikeapro/waha:gows")
-    assert h() != job_of(base_settings, plan="free")["Meta"][SPEC_HASH_META]
+def test_meta_does_not_follow_the_spec(base_settings):
+    # A digest in Meta would restart WAHA on any change: the adapter asks Nomad's plan instead.
+    assert job_of(base_settings)["Meta"] == job_of(base_settings, waha_image="devlikeapro/waha:gows-2026.8.1")["Meta"]
+
+
+@pytest.mark.parametrize("image", ["devlikeapro/waha", "devlikeapro/waha:latest", "registry:5000/waha"])
+def test_unpinned_image_is_refused(base_settings, image):
+    with pytest.raises(ValidationFailed, match="pinned"):
+        job_of(base_settings, waha_image=image)
+
+
+def test_pinned_images(base_settings):
+    for image in ("devlikeapro/waha:gows-2026.7.1", "registry:5000/waha:1.2", "devlikeapro/waha@sha256:" + "a" * 64):
+        assert job_of(base_settings, waha_image=image)["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == image
+
+
+def test_sessions_persist_by_default(base_settings):
+    """No sessions database, no host volume: WAHA's files live on a sticky, migrating
+    ephemeral disk, per allocation (so per tenant), mounted through the alloc dir."""
+    group = job_of(base_settings)["TaskGroups"][0]
+    assert group["EphemeralDisk"]["Sticky"] is True
+    assert group["EphemeralDisk"]["Migrate"] is True
+    assert group["Tasks"][0]["Config"]["volumes"] == ["../alloc/data/waha-sessions:/app/.sessions"]
+    # with a sessions database WAHA keeps them there: no bind mount needed
+    task = job_of(base_settings, waha_sessions_database_url="postgres://w:p@db/waha")["TaskGroups"][0]["Tasks"][0]
+    assert "volumes" not in task["Config"]
+
+
+def test_disconnect_and_ui(base_settings):
+    job = job_of(base_settings, public_url="https://whago.example.com/")
+    group = job["TaskGroups"][0]
+    assert group["Disconnect"]["StopOnClientAfter"] == 60 * SECOND
+    assert job["UI"]["Links"] == [{"Label": "Tenant in WHAGO", "URL": f"https://whago.example.com/admin/users/{UID}"}]
+    assert job["Update"]["AutoRevert"] is False  # see nomad_job: a revert would loop with ensure
+    assert group["Tasks"][0]["KillTimeout"] <= 30 * SECOND
 
 
 def test_builder_output_passes_the_strict_schema(base_settings):
@@ -227,5 +274,4 @@ def test_hcl_file_matches_the_builder(base_settings):
     for name in group["Tasks"][0]["Env"]:
         assert name in hcl, name
     for name in job["Meta"]:
-        if name != SPEC_HASH_META:
-            assert name in hcl, name
+        assert name in hcl, name

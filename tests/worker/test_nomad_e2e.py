@@ -146,3 +146,19 @@ async def test_nomad_down_during_provisioning_then_back(double):
         double.nomad_status = None  # back: no manual action needed
         await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=40)
         assert (await p.http.get("/health/ready")).json()["checks"]["scheduler"] == "ok"
+
+
+async def test_nomad_refusing_the_job_fails_the_chip_at_once(double):
+    """Nomad answers a semantic job error with 500 + text (here: a node pool that does not exist).
+    That is no outage: the chip fails on the first attempt and says what Nomad said."""
+    env = {**nomad_env(double), "WHAGO_NOMAD_NODE_POOL": "gpu", "WHAGO_JOB_ATTEMPTS": "40"}
+    async with platform(env) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await p.wait_status(tenant, chip["id"], "failed", timeout=20)
+        error = (await p.chip(tenant, chip["id"]))["error"]
+        assert 'nonexistent node pool "gpu"' in error, error
+        job = await p.container.queue.saq.job(f"provision:{chip['id']}")
+        assert job is not None
+        assert job.attempts == 1  # not retried
+        assert double.job(job_id_for(tenant["user"]["id"])) is None

@@ -8,6 +8,11 @@ orchestrates them:
   passing; after a reschedule the old instance may linger for a moment, hence the port match.
 * Every failure becomes a typed error from ``app.scheduler.errors``; nothing is cached unless the
   instance was seen healthy.
+* Updates are stable: Nomad's plan endpoint decides whether the job changed (no digest in the
+  job), registration is a check-and-set on ``JobModifyIndex``, and a job written by a newer job
+  generation (``GENERATION_META``) is left alone, so two WHAGO versions during a rolling deploy
+  never flip a tenant between their specs.
+* Readiness waits with blocking queries (Nomad's allocation list, Consul's health), not polling.
 """
 
 from __future__ import annotations
@@ -26,18 +31,29 @@ from app.scheduler.base import (
     user_id_from_job_id,
 )
 from app.scheduler.cache import AddressCache
-from app.scheduler.errors import InstanceNotFound, InstanceNotReady, PlacementFailed
+from app.scheduler.errors import (
+    InstanceNotFound,
+    InstanceNotReady,
+    JobModifyConflict,
+    PlacementFailed,
+    SchedulerUnavailable,
+)
 from app.scheduler.locks import KeyedLocks
 from app.scheduler.nomad import diagnostics
 from app.scheduler.nomad.consul import ConsulDiscovery
 from app.scheduler.nomad.transport import NomadTransport
-from app.scheduler.nomad_job import SPEC_HASH_META, build_job
+from app.scheduler.nomad_job import GENERATION, GENERATION_META, build_job
 from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.nomad")
 
-_BACKOFF_START = 0.05
-_BACKOFF_MAX = 2.0
+# Longest single blocking query while waiting for readiness: bounds how late a failed allocation
+# is noticed while Consul is quiet.
+_BLOCK_WAIT = 5.0
+# Floor between two readiness rounds (Consul's advice: rate-limit blocking loops); an index
+# that moves on every change of the cluster must not turn the wait into a busy loop.
+_MIN_ROUND = 0.05
+_CAS_ATTEMPTS = 3
 # allocation id -> its http port (host IP, port), or None if it has none; read once per wait
 PortMemo = dict[str, tuple[str, int] | None]
 
@@ -53,17 +69,83 @@ class NomadScheduler:
         # Coalesces concurrent ensures of one tenant within this process (saves Nomad calls).
         # Not what keeps one job per tenant: that is Nomad's (registration is idempotent by id).
         self._flights = KeyedLocks()
+        self.generation = GENERATION  # of the jobs this WHAGO writes (see nomad_job)
 
     # ------------------------------------------------------------------ Nomad reads and writes
     async def _read_job(self, job_id: str) -> dict[str, Any] | None:
         return await self.nomad.read(f"reading job {job_id}", "job", job_id)
 
     async def _allocations(self, job_id: str) -> list[dict[str, Any]]:
-        return list(await self.nomad.read(f"listing allocations of {job_id}", "job", job_id, "allocations") or [])
+        return (await self._allocations_after(job_id, 0, 0.0))[0]
 
-    async def _register(self, body: dict[str, Any]) -> None:
+    async def _allocations_after(self, job_id: str, index: int, wait: float) -> tuple[list[dict[str, Any]], int]:
+        """The job's allocations and Nomad's index; a blocking query when ``index`` > 0."""
+        params: dict[str, str | int] = {}
+        timeout = None
+        if index > 0 and wait > 0:
+            params = {"index": index, "wait": f"{max(1, int(wait * 1000))}ms"}
+            timeout = self.nomad.timeout + wait * (1 + 1 / 16)  # Nomad adds up to wait/16 of jitter
+        reply = await self.nomad.request(
+            f"listing allocations of {job_id}",
+            "job",
+            job_id,
+            "allocations",
+            params=params or None,
+            missing_ok=True,
+            timeout=timeout,
+        )
+        return list(reply.data or []), reply.index
+
+    async def _register(self, body: dict[str, Any], modify_index: int | None = None) -> None:
+        """Register; with ``modify_index`` a check-and-set (``EnforceIndex``): 0 = only if new,
+        N = only if nobody registered since we read ``JobModifyIndex`` N."""
         job_id = body["Job"]["ID"]
-        await self.nomad.request(f"registering job {job_id}", "jobs", method="post", body=body)
+        if modify_index is not None:
+            body = {**body, "EnforceIndex": True, "JobModifyIndex": modify_index}
+        await self.nomad.request(f"registering job {job_id}", "jobs", method="post", body=body, submits_job=True)
+
+    async def _changed(self, job_id: str, body: dict[str, Any]) -> bool:
+        """Nomad's own opinion (plan with diff) of whether ``body`` differs from the stored job:
+        it canonicalises both, so defaults it fills in never count as a change."""
+        reply = await self.nomad.request(
+            f"planning job {job_id}",
+            "job",
+            job_id,
+            "plan",
+            method="post",
+            body={"Job": body["Job"], "Diff": True},
+            submits_job=True,
+        )
+        diff = (reply.data or {}).get("Diff") or {}
+        return diff.get("Type", "Edited") != "None"
+
+    async def _converge(self, job_id: str, body: dict[str, Any]) -> None:
+        """Make the stored job ours, unless a newer WHAGO wrote it. Check-and-set: a concurrent
+        writer makes us read and decide again (a few times, then SchedulerUnavailable)."""
+        for attempt in range(_CAS_ATTEMPTS):
+            job = await self._read_job(job_id)
+            try:
+                if job is None:
+                    await self._register(body, modify_index=0)
+                    logger.info("registered Nomad job %s", job_id)
+                    return
+                index = int(job.get("JobModifyIndex") or 0)
+                stopped = bool(job.get("Stop")) or job.get("Status") == "dead"
+                if _generation(job) > self.generation:
+                    # A newer WHAGO (rolling deploy) owns this spec: never roll it back. Start it
+                    # from its own stored definition if it was stopped.
+                    if stopped:
+                        await self._register({"Job": _stored_spec(job, stop=False)}, modify_index=index)
+                        logger.info("restarted Nomad job %s with its newer stored spec", job_id)
+                    return
+                if stopped or await self._changed(job_id, body):
+                    await self._register(body, modify_index=index)
+                    logger.info("updated Nomad job %s", job_id)
+                return
+            except JobModifyConflict:
+                if attempt == _CAS_ATTEMPTS - 1:
+                    raise
+                logger.info("job %s changed concurrently; reading it again", job_id)
 
     async def _deregister(self, job_id: str, purge: bool) -> None:
         await self.nomad.request(
@@ -82,8 +164,14 @@ class NomadScheduler:
         if not view.running:
             return None, view
         healthy = await self.consul.healthy_endpoints(job_id, user_id)
+        return await self._match(view, healthy, ports), view
+
+    async def _match(
+        self, view: diagnostics.AllocationView, healthy: list[diagnostics.Endpoint], ports: PortMemo
+    ) -> str | None:
+        """The base URL of a running allocation whose port Consul lists as healthy."""
         if not healthy:
-            return None, view
+            return None
         for alloc in view.running:
             alloc_id = alloc["ID"]
             if alloc_id not in ports:
@@ -93,36 +181,54 @@ class NomadScheduler:
             endpoint = ports[alloc_id]
             url = diagnostics.matching_url(endpoint, healthy) if endpoint else None
             if url:
-                return url, view
-        return None, view
+                return url
+        return None
 
     async def _placement_failure(self, job_id: str) -> str | None:
         evals = await self.nomad.read(f"listing evaluations of {job_id}", "job", job_id, "evaluations")
         return diagnostics.placement_failure(list(evals or []))
 
     async def _wait_ready(self, job_id: str, user_id: str) -> str:
-        started = time.monotonic()
-        deadline = started + self.ready_timeout
-        delay = _BACKOFF_START
+        """Until our check passes on the job's running allocation. Each round is one blocking
+        query: on Consul's health once an allocation runs (returns when a check changes), on
+        Nomad's allocation list before (returns when an allocation changes)."""
+        deadline = time.monotonic() + self.ready_timeout
         ports: PortMemo = {}
+        nomad_index = consul_index = 0
+        blocked_on_nomad = False
         while True:
-            url, view = await self._probe(job_id, user_id, ports)
-            if url:
-                return url
-            if not view.live:  # nothing pending or running: ask Nomad whether it gave up
+            round_start = time.monotonic()
+            wait = max(0.0, min(_BLOCK_WAIT, deadline - round_start))
+            allocs, new_index = await self._allocations_after(job_id, nomad_index if blocked_on_nomad else 0, wait)
+            nomad_index = new_index if new_index >= nomad_index else 0  # an index going back: reset
+            view = diagnostics.allocation_view(allocs)
+            blocked_on_nomad = not view.running
+            if view.running:
+                wait = max(0.0, min(_BLOCK_WAIT, deadline - time.monotonic()))
+                answer = await self.consul.health(job_id, user_id, index=consul_index, wait=wait)
+                consul_index = answer.index if answer.index >= consul_index else 0
+                url = await self._match(view, answer.endpoints, ports)
+                if url:
+                    return url
+            elif not view.live:  # nothing pending or running: ask Nomad whether it gave up
                 reason = await self._placement_failure(job_id)
                 if reason:
                     raise PlacementFailed(job_id, reason)
             now = time.monotonic()
             if now >= deadline:
                 raise InstanceNotReady(job_id, view.last_status, self.ready_timeout)
-            await asyncio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _BACKOFF_MAX)
+            if now - round_start < _MIN_ROUND:
+                await asyncio.sleep(min(_MIN_ROUND, deadline - now))
 
     # ------------------------------------------------------------------ interface
     async def ping(self) -> None:
-        """Readiness: Nomad and Consul both answer (their leader endpoints)."""
-        await self.nomad.request("reading the Nomad leader", "status.leader")
+        """Readiness: Nomad has a leader and accepts our token for what WHAGO does most (listing
+        tenant jobs: ``list-jobs``); Consul likewise (see ``ConsulDiscovery.ping``). The leader
+        endpoints ignore tokens, hence the one authenticated call."""
+        leader = await self.nomad.request("reading the Nomad leader", "status.leader")
+        if not leader.data:
+            raise SchedulerUnavailable("Nomad has no cluster leader")
+        await self.nomad.request("listing tenant jobs", "jobs", params={"prefix": JOB_PREFIX, "per_page": 1})
         await self.consul.ping()
 
     async def ensure_instance(self, tenant: TenantRef) -> InstanceState:
@@ -131,21 +237,12 @@ class NomadScheduler:
         cached = await self.cache.get(user_id)
         if cached:
             return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
-        body = build_job(self.settings, tenant)  # bad plan -> ValidationFailed before any call
+        body = build_job(self.settings, tenant, self.generation)  # bad plan -> ValidationFailed before any call
         async with self._flights.hold(user_id):
             cached = await self.cache.get(user_id)
             if cached:
                 return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
-            job = await self._read_job(job_id)
-            wanted_hash = body["Job"]["Meta"][SPEC_HASH_META]
-            if (
-                job is None
-                or job.get("Stop")
-                or job.get("Status") == "dead"
-                or (job.get("Meta") or {}).get(SPEC_HASH_META) != wanted_hash
-            ):
-                await self._register(body)
-                logger.info("registered Nomad job %s", job_id)
+            await self._converge(job_id, body)
             url = await self._wait_ready(job_id, user_id)
             await self.cache.set(user_id, job_id, url)
             return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=url)
@@ -182,8 +279,9 @@ class NomadScheduler:
             raise InstanceNotFound(f"tenant has no Nomad job {job_id}")
         await self.cache.delete(user_id)
         if job.get("Stop") or job.get("Status") == "dead":
-            job["Stop"] = False
-            await self._register({"Job": job})
+            await self._register(
+                {"Job": _stored_spec(job, stop=False)}, modify_index=int(job.get("JobModifyIndex") or 0)
+            )
             return
         for alloc in await self._allocations(job_id):
             if alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") in ("pending", "running"):
@@ -235,6 +333,25 @@ class NomadScheduler:
     async def close(self) -> None:
         await self.consul.aclose()
         await self.nomad.close()
+
+
+# Read-only fields of a job as Nomad returns it: not part of a registration.
+_SERVER_FIELDS = frozenset(
+    {"Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex", "SubmitTime", "Stable"}
+)
+
+
+def _stored_spec(job: dict[str, Any], *, stop: bool) -> dict[str, Any]:
+    spec = {k: v for k, v in job.items() if k not in _SERVER_FIELDS}
+    spec["Stop"] = stop
+    return spec
+
+
+def _generation(job: dict[str, Any]) -> int:
+    try:
+        return int((job.get("Meta") or {}).get(GENERATION_META) or 0)
+    except ValueError:
+        return 0
 
 
 def _listed(stub: dict[str, Any]) -> InstanceState | None:

@@ -20,11 +20,55 @@ import nomad.api.exceptions as nomad_exc
 import requests
 
 import nomad
-from app.scheduler.errors import JobRejected, SchedulerError, SchedulerUnavailable
+from app.scheduler.errors import (
+    JobModifyConflict,
+    JobRejected,
+    SchedulerError,
+    SchedulerMisconfigured,
+    SchedulerUnavailable,
+)
 from app.scheduler.nomad.diagnostics import safe_origin
 from app.settings import Settings
 
 Method = Literal["get", "post", "delete"]
+
+# Nomad answers every error without its own HTTP code with 500 (command/agent/http.go): job
+# validation failures *and* cluster trouble. Texts of the latter (lower-cased) are retryable;
+# any other 500 on a job submission or plan is Nomad refusing the job.
+_TRANSIENT_500 = (
+    "no cluster leader",
+    "leadership lost",
+    "not the leader",
+    "no path to region",
+    "no path to node",
+    "eof",
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "deadline exceeded",
+    "timed out",
+    "rate limit",
+    "too many",
+    "shutting down",
+    "raft",
+    "unavailable",
+)
+_REASON_LIMIT = 800
+
+
+def nomad_text(resp: Any) -> str:
+    """Nomad's error text, one line, bounded, prefixless (it never holds our token)."""
+    text = (getattr(resp, "text", "") or "").strip()
+    if text.startswith("rpc error: "):
+        text = text[len("rpc error: ") :]
+    return " ".join(text.split())[:_REASON_LIMIT]
+
+
+def is_transient_500(text: str) -> bool:
+    lowered = text.lower()
+    return not lowered or any(marker in lowered for marker in _TRANSIENT_500)
+
+
 # python-nomad endpoint objects we use, as attribute paths on ``nomad.Nomad``.
 Endpoint = Literal["job", "jobs", "allocation", "status.leader"]
 
@@ -32,6 +76,14 @@ Endpoint = Literal["job", "jobs", "allocation", "status.leader"]
 class NomadReply(msgspec.Struct, frozen=True):
     data: Any  # decoded JSON; None for an empty body, or a 404 with ``missing_ok``
     next_token: str | None = None  # X-Nomad-NextToken of paged listings
+    index: int = 0  # X-Nomad-Index (for blocking queries); 0 when absent
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
 
 
 class NomadTransport:
@@ -59,13 +111,18 @@ class NomadTransport:
         params: Mapping[str, str | int] | None = None,
         body: dict[str, Any] | None = None,
         missing_ok: bool = False,
+        submits_job: bool = False,
+        timeout: float | None = None,
     ) -> NomadReply:
         """``<method> /v1/<endpoint>/<path...>`` in the pool. ``what`` names the operation in
-        error messages. A 404 is an error unless ``missing_ok`` (then ``data`` is None)."""
+        error messages. A 404 is an error unless ``missing_ok`` (then ``data`` is None).
+        ``submits_job``: the call sends a job (register, plan), so a 500 carrying a validation
+        message is ``JobRejected`` (permanent) rather than ``SchedulerUnavailable``.
+        ``timeout``: a longer budget for blocking queries."""
 
         def call() -> NomadReply:
             target = operator.attrgetter(endpoint)(self._client())
-            kwargs: dict[str, Any] = {"method": method, "timeout": self.timeout}
+            kwargs: dict[str, Any] = {"method": method, "timeout": timeout or self.timeout}
             if params:
                 kwargs["params"] = dict(params)  # python-nomad may add namespace/region to it
             if body is not None:
@@ -77,7 +134,11 @@ class NomadTransport:
                     return NomadReply(data=None)
                 raise
             data = msgspec.json.decode(resp.content) if resp.content else None
-            return NomadReply(data=data, next_token=resp.headers.get("X-Nomad-NextToken") or None)
+            return NomadReply(
+                data=data,
+                next_token=resp.headers.get("X-Nomad-NextToken") or None,
+                index=_int(resp.headers.get("X-Nomad-Index")),
+            )
 
         loop = asyncio.get_running_loop()
         try:
@@ -87,9 +148,9 @@ class NomadTransport:
         except RuntimeError as exc:
             if "shutdown" in str(exc):  # executor closed under us
                 raise SchedulerUnavailable("scheduler is shutting down") from None
-            raise self._translate(exc, what) from None
+            raise self._translate(exc, what, submits_job) from None
         except Exception as exc:
-            raise self._translate(exc, what) from None
+            raise self._translate(exc, what, submits_job) from None
 
     async def read(self, what: str, endpoint: Endpoint, *path: str) -> Any:
         """GET one resource; None when Nomad has no such thing (404)."""
@@ -114,17 +175,24 @@ class NomadTransport:
             self._local.client = client
         return client
 
-    def _translate(self, exc: Exception, what: str) -> SchedulerError:
+    def _translate(self, exc: Exception, what: str, submits_job: bool = False) -> SchedulerError:
         # Messages name the server by origin only: never the token, never userinfo in the URL.
         if isinstance(exc, nomad_exc.URLNotAuthorizedNomadException):
-            return SchedulerUnavailable(f"Nomad ACL token rejected (403) while {what}; check WHAGO_NOMAD_TOKEN")
+            return SchedulerMisconfigured(
+                f"Nomad ACL token rejected (403) while {what}; check WHAGO_NOMAD_TOKEN and its policy (nomad/README.md)"
+            )
         if isinstance(exc, nomad_exc.BadRequestNomadException):
-            text = getattr(exc.nomad_resp, "text", "") or ""
-            return JobRejected(f"Nomad rejected the request while {what}: {text.strip()[:500]}")
+            return JobRejected(f"Nomad rejected the request while {what}: {nomad_text(exc.nomad_resp)}")
         if isinstance(exc, nomad_exc.BaseNomadException):
             resp = exc.nomad_resp
             if isinstance(resp, requests.Response):
-                return SchedulerUnavailable(f"Nomad answered HTTP {resp.status_code} while {what}")
+                text = nomad_text(resp)
+                if "Enforcing job modify index" in text:  # structs.RegisterEnforceIndexErrPrefix
+                    return JobModifyConflict(f"Nomad refused a check-and-set while {what}: {text}")
+                if submits_job and resp.status_code == 500 and not is_transient_500(text):
+                    return JobRejected(f"Nomad refused the job while {what}: {text}")
+                suffix = f": {text}" if text else ""
+                return SchedulerUnavailable(f"Nomad answered HTTP {resp.status_code} while {what}{suffix}")
             if isinstance(resp, requests.Timeout):
                 return SchedulerUnavailable(f"Nomad at {self.origin} timed out after {self.timeout:g}s while {what}")
             return SchedulerUnavailable(f"Nomad unreachable at {self.origin} while {what}")
