@@ -44,7 +44,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
+        # WHAGO_TRUSTED_PROXIES decides whose X-Forwarded-For names the client (app.core.clientip);
+        # uvicorn's own rewrite would trust any local peer's header and bypass per-IP limits
+        proxy_headers=False,
         log_level="info",
         access_log=args.access_log,
     )
@@ -68,7 +70,7 @@ def _dev(args: argparse.Namespace) -> int:
     print(
         f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True
     )
-    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return 0
 
 
