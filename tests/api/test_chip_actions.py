@@ -88,7 +88,7 @@ async def api(waha_api, clean_state, emulator) -> AsyncIterator[httpx.AsyncClien
 
 @pytest.fixture()
 async def control(emulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emulator.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, timeout=10, headers={"X-Api-Key": "test-waha-api-key"}) as http:
         yield http
 
 
