@@ -134,7 +134,9 @@ class ChipService:
                     to_status=r.to_status,
                     source=r.source,
                     # a worker's final failure carries the remote error text: the tenant gets the summary
-                    detail=tenant_error(r.detail) if r.to_status == ChipStatus.FAILED else r.detail,
+                    detail=tenant_error(r.detail)
+                    if r.source == Source.WORKER and r.to_status == ChipStatus.FAILED
+                    else r.detail,
                 )
                 for r in rows
             ]
