@@ -192,9 +192,10 @@ class _Transaction:
             await self._discard()
             raise
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # never suppresses the block's exception (Piccolo's answer only says whether there was one)
         try:
-            return await self._inner.__aexit__(exc_type, exc, tb)
+            await self._inner.__aexit__(exc_type, exc, tb)
         except BaseException:
             await self._discard()
             raise
