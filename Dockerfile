@@ -1,7 +1,8 @@
 # WHAGO API / worker image. The same image runs `whago serve`, `whago worker` and `whago migrate`.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# Production unless told otherwise: development would invent per-process secrets.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 WHAGO_ENV=production
 WORKDIR /srv/whago
 
 COPY pyproject.toml README.md ./

@@ -44,7 +44,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
+        # WHAGO_TRUSTED_PROXIES decides whose X-Forwarded-For names the client (app.core.clientip);
+        # uvicorn's own rewrite would trust any local peer's header and bypass per-IP limits
+        proxy_headers=False,
         log_level="info",
         access_log=args.access_log,
     )
@@ -68,7 +70,7 @@ def _dev(args: argparse.Namespace) -> int:
     print(
         f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True
     )
-    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return 0
 
 
@@ -83,7 +85,7 @@ def _worker(_: argparse.Namespace) -> int:
 def _create_admin(args: argparse.Namespace) -> int:
     from app.users.admin_cli import create_admin
 
-    print(asyncio.run(create_admin(get_settings(), args.email, args.password)))
+    print(asyncio.run(create_admin(get_settings(), args.email, args.password, promote_existing=args.promote_existing)))
     return 0
 
 
@@ -183,9 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-encrypt proxy passwords with the first key of WHAGO_ENCRYPTION_KEY (then drop the old key)",
     ).set_defaults(func=_rotate_encryption_key)
 
-    admin = sub.add_parser("create-admin", help="create an admin, or promote an existing user")
+    admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("email")
     admin.add_argument("--password", required=True)
+    admin.add_argument(
+        "--promote-existing",
+        action="store_true",
+        help="the email already has a (non-admin) account that is yours: make it an admin with this "
+        "password and revoke its earlier tokens",
+    )
     admin.set_defaults(func=_create_admin)
     return parser
 

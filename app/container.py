@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from typing import Protocol
-from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -21,10 +20,11 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from app.core.queue import JobQueue, SaqJobQueue
-from app.core.ratelimit import SlidingWindowLimiter
+from app.core.ratelimit import AttemptLimiter, SlidingWindowLimiter
 from app.core.redis import create_redis
 from app.core.security import PasswordHashing, TokenSigner
 from app.events.bus import EventHub
+from app.events.streams import StreamLease
 from app.scheduler import build_scheduler
 from app.scheduler.base import Scheduler
 from app.settings import Settings
@@ -51,6 +51,7 @@ class Container:
     redis: aioredis.Redis
     queue: JobQueue
     limiter: SlidingWindowLimiter
+    attempts: AttemptLimiter
     passwords: PasswordHashing
     tokens: TokenSigner
     scheduler: Scheduler
@@ -76,6 +77,7 @@ class Container:
             redis=redis,
             queue=queue,
             limiter=SlidingWindowLimiter(redis),
+            attempts=AttemptLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),
             scheduler=scheduler or build_scheduler(settings, redis),
@@ -107,8 +109,8 @@ def provide_settings(container: NamedDependency[Container]) -> Settings:
     return container.settings
 
 
-def provide_event_hub(container: NamedDependency[Container], stream_user_id: NamedDependency[UUID]) -> EventHub:
-    # After ``stream_user_id``: the hub goes only to an authenticated stream, and the route's
-    # dependencies stay one chain (container → stream_user_id → event_hub) that Litestar resolves
+def provide_event_hub(container: NamedDependency[Container], stream_lease: NamedDependency[StreamLease]) -> EventHub:
+    # After ``stream_lease``: the hub goes only to an authenticated stream, and the route's
+    # dependencies stay one chain (container → stream_lease → event_hub) that Litestar resolves
     # in sequence, without a task group per request.
     return container.events

@@ -21,7 +21,7 @@ from app.admin.controller import (
     AdminUsersController,
 )
 from app.auth.controller import AuthController
-from app.auth.dependencies import provide_stream_user_id, provide_user_id
+from app.auth.dependencies import provide_stream_lease, provide_user_id
 from app.chips.controller import ChipsController
 from app.container import Container, provide_container, provide_event_hub, provide_settings
 from app.core import db
@@ -95,8 +95,8 @@ def create_app(
         dependencies={
             "container": Provide(provide_container, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "user_id": Provide(provide_user_id, sync_to_thread=False),
-            "stream_user_id": Provide(provide_stream_user_id, sync_to_thread=False),
+            "user_id": Provide(provide_user_id),
+            "stream_lease": Provide(provide_stream_lease),
             "event_hub": Provide(provide_event_hub, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,

@@ -8,6 +8,7 @@ tokens and webhook keys survive a restart of ``whago dev``); in production they 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import msgspec
 logger = logging.getLogger("whago.settings")
 
 ENV_PREFIX = "WHAGO_"
+MIN_KEY_LENGTH = 32
 SECRET_FIELDS = ("secret_key", "webhook_hmac_key", "waha_api_key", "encryption_key")
 
 
@@ -46,7 +48,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # --- auth and limits --------------------------------------------------------------------
     access_token_ttl_seconds: int = 3600
     stream_token_ttl_seconds: int = 60
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per (email, client IP) per window
+    login_max_failures_per_ip: int = 30  # per client IP per window, whatever the emails
+    login_max_failures_per_email: int = 50  # looser ceiling per email, whatever the IPs
+    auth_ip_limit_per_minute: int = 20  # register + login attempts per client IP
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed
+    password_hash_concurrency: int = 2  # argon2 operations at once per process (19 MiB each)
+    signup: Literal["open", "closed"] = "open"
+    max_streams_per_user: int = 5
     login_failure_window_seconds: int = 900
     plans: str = "free=1,business=3,enterprise=10"
     pairing_attempts_per_hour: int = 5
@@ -101,6 +110,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     idle_days: int = 30
     proxy_check_interval_seconds: int = 60
     proxy_check_timeout_seconds: float = 3.0
+    proxy_unhealthy_after_failures: int = 3
+    proxy_healthy_after_successes: int = 2
+    webhook_max_future_seconds: int = 300  # later envelope timestamps are clamped to receive time
     encryption_key: str = ""  # comma-separated Fernet keys, newest first (rotation)
 
     @property
@@ -200,9 +212,39 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         for name in missing:
             logger.warning("%s%s is not set: using a generated development value", ENV_PREFIX, name.upper())
         settings = msgspec.structs.replace(settings, **generated)
-    if settings.is_production and len(settings.secret_key) < 32:
-        raise SettingsError("WHAGO_SECRET_KEY: must be at least 32 characters in production")
+    for entry in filter(None, (p.strip() for p in settings.trusted_proxies.split(","))):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(f"WHAGO_TRUSTED_PROXIES: not an IP address or network: {entry!r}") from None
+    if settings.is_production:
+        _check_production_secrets(settings)
     return settings
+
+
+def _check_production_secrets(settings: Settings) -> None:
+    """Refuse to start on keys an attacker could guess, or that would only fail at first use."""
+    keys = {
+        "WHAGO_SECRET_KEY": [settings.secret_key],
+        "WHAGO_WEBHOOK_HMAC_KEY": settings.webhook_hmac_keys,  # a key of "," passes non-empty checks
+        "WHAGO_WAHA_API_KEY": [settings.waha_api_key],
+    }
+    for variable, values in keys.items():
+        if not values or any(len(v) < MIN_KEY_LENGTH for v in values):
+            raise SettingsError(f"{variable}: every key must be at least {MIN_KEY_LENGTH} characters in production")
+    from cryptography.fernet import Fernet
+
+    fernet_keys = [k.strip() for k in settings.encryption_key.split(",") if k.strip()]
+    if not fernet_keys:
+        raise SettingsError("WHAGO_ENCRYPTION_KEY: required when WHAGO_ENV=production")
+    for position, fernet_key in enumerate(fernet_keys, 1):
+        try:
+            Fernet(fernet_key)
+        except (ValueError, TypeError):
+            # never echo the key itself
+            raise SettingsError(
+                f"WHAGO_ENCRYPTION_KEY: key #{position} is not a valid Fernet key (32 url-safe base64 bytes)"
+            ) from None
 
 
 @lru_cache(maxsize=1)

@@ -79,7 +79,7 @@ variable "sessions_host_volume" {
 job "whago-waha-USER_ID" {
   name        = "whago-waha-${var.user_id}"
   type        = "service"
-  priority    = 50
+  priority    = 50 # the adapter sets it by plan: free 40, business 50, enterprise 60 (free lowest)
   namespace   = var.namespace
   region      = var.region
   datacenters = var.datacenters

@@ -167,9 +167,17 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
 
     # the operator view gives the tenant's emulator URL; it takes an admin
     assert http.get("/api/v1/admin/instances", headers=auth).status_code == 403
-    promoted = dev.cli("create-admin", EMAIL, "--password", PASSWORD)
+    # the account registered above is ours: promoting it takes --promote-existing (and revokes its tokens)
+    promoted = dev.cli("create-admin", EMAIL, "--password", PASSWORD, "--promote-existing")
     assert promoted.returncode == 0, promoted.stderr
     assert f"promoted admin {EMAIL}" in promoted.stdout, promoted.stdout
+    # earlier tokens revoked: the server sees it within 5 s (its revocation cache)
+    poll(
+        "the old token to be refused", lambda: http.get("/api/v1/auth/me", headers=auth).status_code, lambda c: c == 401
+    )
+    relogin = http.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+    assert relogin.status_code == 200, relogin.text
+    auth = {"Authorization": f"Bearer {relogin.json()['access_token']}"}
 
     def emulator_url() -> str | None:
         rows = http.get("/api/v1/admin/instances", headers=auth).json()
@@ -177,7 +185,11 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
         return mine[0]["base_url"] if mine else None
 
     emulator = poll("the tenant's instance in the admin list", emulator_url, bool)
-    scanned = httpx.post(f"{emulator}/_emulator/sessions/{session}/scan", json={"phone": PHONE}, timeout=5)
+    # the emulator's control endpoints take the instance's API key, like WAHA's own routes
+    waha_key = {"X-Api-Key": json.loads((tmp_path / "state" / "dev-secrets.json").read_text())["waha_api_key"]}
+    scanned = httpx.post(
+        f"{emulator}/_emulator/sessions/{session}/scan", json={"phone": PHONE}, headers=waha_key, timeout=5
+    )
     assert scanned.status_code == 200, scanned.text
     assert scanned.json()["status"] == "WORKING", scanned.text
 
@@ -186,7 +198,7 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     sent = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "hello"}, headers=auth)
     assert sent.status_code == 202, sent.text
     assert sent.json()["status"] == "sent", sent.text
-    sessions = httpx.get(f"{emulator}/_emulator/sessions", timeout=5).json()
+    sessions = httpx.get(f"{emulator}/_emulator/sessions", headers=waha_key, timeout=5).json()
     assert [m["body"] for m in sessions[0]["sent"]] == ["hello"]
 
     stored = tmp_path / "state" / "emulators" / f"whago-waha-{user_id}" / f"{session}.json"
@@ -214,7 +226,7 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     ]
 
     new_emulator = poll("the tenant's instance after the restart", emulator_url, bool)
-    restored = httpx.get(f"{new_emulator}/_emulator/sessions", timeout=5).json()
+    restored = httpx.get(f"{new_emulator}/_emulator/sessions", headers=waha_key, timeout=5).json()
     assert [(s["name"], s["status"], s["qr_count"]) for s in restored] == [(session, "WORKING", 0)]
 
     again = http.post(

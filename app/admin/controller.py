@@ -8,7 +8,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.admin.dependencies import provide_admin_service
-from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, AdminUserPage, AdminUserUpdate
+from app.admin.schemas import (
+    AdminChipPage,
+    AdminInstanceOut,
+    AdminUserCreate,
+    AdminUserOut,
+    AdminUserPage,
+    AdminUserUpdate,
+)
 from app.admin.service import AdminService
 from app.auth.dependencies import requires_admin
 from app.chips.dependencies import provide_chip_session_service
@@ -20,6 +27,7 @@ from app.instances.service import InstanceService
 from app.proxies.dependencies import provide_proxy_service
 from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
 from app.proxies.service import ProxyService
+from app.users.schemas import UserOut
 
 
 class AdminUsersController(Controller):
@@ -36,6 +44,12 @@ class AdminUsersController(Controller):
         offset: Offset = 0,
     ) -> AdminUserPage:
         return await admin_service.list_users(limit, offset)
+
+    @post("/", status_code=201, operation_id="AdminCreateUser")
+    async def create_user(
+        self, data: JSONBody[AdminUserCreate], admin_service: NamedDependency[AdminService]
+    ) -> UserOut:
+        return await admin_service.create_user(data)
 
     @patch("/{target_user_id:uuid}", operation_id="AdminUpdateUser")
     async def update_user(

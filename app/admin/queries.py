@@ -24,6 +24,7 @@ class AdminUserRow(msgspec.Struct):
     name: str
     plan: str
     is_admin: bool
+    disabled: bool
     created_at: datetime
     last_active_at: datetime
     chips: int
@@ -31,7 +32,7 @@ class AdminUserRow(msgspec.Struct):
 
 # One round trip per page: each user's chip count is a correlated subquery on chips' user_id index.
 _USERS_SELECT = """
-SELECT u.id, u.email, u.name, u.plan, u.is_admin, u.created_at, u.last_active_at,
+SELECT u.id, u.email, u.name, u.plan, u.is_admin, u.disabled, u.created_at, u.last_active_at,
        (SELECT count(*) FROM chips c WHERE c.user_id = u.id) AS chips
 FROM users u
 """

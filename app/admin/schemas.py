@@ -15,6 +15,7 @@ class AdminUserOut(msgspec.Struct):
     name: str
     plan: str
     is_admin: bool
+    disabled: bool
     max_chips: int
     chips: int
     created_at: datetime
@@ -24,6 +25,14 @@ class AdminUserOut(msgspec.Struct):
 class AdminUserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | msgspec.UnsetType = msgspec.UNSET
     is_admin: bool | msgspec.UnsetType = msgspec.UNSET
+    disabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class AdminUserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    password: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+    name: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "free"
 
 
 class AdminInstanceOut(msgspec.Struct):

@@ -7,11 +7,19 @@ from uuid import UUID
 import msgspec
 
 from app.admin import queries
-from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, AdminUserPage, AdminUserUpdate
+from app.admin.schemas import (
+    AdminChipPage,
+    AdminInstanceOut,
+    AdminUserCreate,
+    AdminUserOut,
+    AdminUserPage,
+    AdminUserUpdate,
+)
 from app.container import Container
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import Page, paginate
-from app.users.service import update_user
+from app.users.schemas import UserOut
+from app.users.service import create_user, to_user_out, update_user
 
 
 class AdminService:
@@ -25,6 +33,7 @@ class AdminService:
             name=row.name,
             plan=row.plan,
             is_admin=row.is_admin,
+            disabled=row.disabled,
             max_chips=self.s.settings.plan_limits.get(row.plan, 0),
             chips=row.chips,
             created_at=row.created_at,
@@ -41,14 +50,30 @@ class AdminService:
         plans = self.s.settings.plan_limits
         plan = None if data.plan is msgspec.UNSET else data.plan
         is_admin = None if data.is_admin is msgspec.UNSET else data.is_admin
+        disabled = None if data.disabled is msgspec.UNSET else data.disabled
         if plan is not None and plan not in plans:
             raise ValidationFailed(f"Unknown plan '{plan}'; one of: {', '.join(plans)}.")
-        if not await update_user(user_id, plan=plan, is_admin=is_admin):
+        # Disabling or changing is_admin revokes the user's earlier tokens (same statement).
+        if not await update_user(user_id, plan=plan, is_admin=is_admin, disabled=disabled):
             raise NotFound("User not found.")
+        # audit: admin changed user (plan / is_admin / disabled; revocation when disabled or is_admin changed)
+        self.s.tokens.forget_states()  # effective in this process at once, in the others within 5 s
         row = await queries.get_user(user_id)
         if row is None:  # deleted between the update and this read
             raise NotFound("User not found.")
         return self._user_out(row)
+
+    async def create_user(self, data: AdminUserCreate) -> UserOut:
+        """Works whatever ``WHAGO_SIGNUP`` says: this is how users arrive when sign-up is closed."""
+        plans = self.s.settings.plan_limits
+        if data.plan not in plans:
+            raise ValidationFailed(f"Unknown plan '{data.plan}'; one of: {', '.join(plans)}.")
+        password_hash = await self.s.passwords.hash(data.password)
+        row = await create_user(
+            email=data.email, name=data.name, password_hash=password_hash, plan=data.plan, is_admin=False
+        )
+        # audit: admin created user (no password in before/after)
+        return to_user_out(row, plans)
 
     async def list_instances(self, limit: int, offset: int) -> Page[AdminInstanceOut]:
         return await paginate(queries.list_instances, queries.count_instances, limit, offset)

@@ -22,6 +22,11 @@ class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Password
 
 
+class PasswordChangeIn(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+
+
 class AuthOut(msgspec.Struct):
     user: UserOut
     access_token: str

@@ -20,6 +20,20 @@ from app.waha.sessions import session_name
 logger = logging.getLogger("whago.chips")
 
 
+def tenant_error(text: str | None) -> str | None:
+    """The short form of a chip's error (or failure detail) that its tenant sees.
+
+    WHAGO's own texts are sentences with no ": " ("WAHA reported the session FAILED …"); a worker's
+    final failure is "<what> failed after N attempts: <remote error>", and the remote part (Nomad or
+    WAHA text: addresses, node names, job internals) stays in the operator view and the logs.
+    """
+    if text is None:
+        return None
+    summary, cut, _ = text.partition(": ")
+    summary = summary.strip()[:160]
+    return f"{summary}. Details are with the operators." if cut else summary
+
+
 def to_chip_out(row: ChipRow) -> ChipOut:
     return ChipOut(
         id=row.id,
@@ -28,7 +42,7 @@ def to_chip_out(row: ChipRow) -> ChipOut:
         session_name=row.session_name,
         phone_number=row.phone_number,
         proxy=ChipProxy(id=row.proxy_id, country=row.proxy_country) if row.proxy_id else None,
-        error=row.error,
+        error=tenant_error(row.error),
         status_changed_at=row.status_changed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -115,7 +129,14 @@ class ChipService:
         return ChipEventPage(
             items=[
                 ChipEventOut(
-                    at=r.at, from_status=r.from_status, to_status=r.to_status, source=r.source, detail=r.detail
+                    at=r.at,
+                    from_status=r.from_status,
+                    to_status=r.to_status,
+                    source=r.source,
+                    # a worker's final failure carries the remote error text: the tenant gets the summary
+                    detail=tenant_error(r.detail)
+                    if r.source == Source.WORKER and r.to_status == ChipStatus.FAILED
+                    else r.detail,
                 )
                 for r in rows
             ]

@@ -72,7 +72,7 @@ class ChipSessionService:
             raise Conflict(
                 "A pairing code can only be requested while the chip waits for pairing.", code="chip_not_waiting_qr"
             )
-        await self._count_pairing_attempt(chip_id)
+        await self._count_pairing_attempt(chip_id, user_id, phone_number)
         try:
             return await self._remote(user_id, lambda c: c.request_pairing_code(chip.session_name, phone_number))
         except WahaConflict:
@@ -163,8 +163,20 @@ class ChipSessionService:
         )
         return len(moved)
 
-    async def _count_pairing_attempt(self, chip_id: UUID) -> None:
+    async def _count_pairing_attempt(
+        self, chip_id: UUID, user_id: UUID | None = None, phone: str | None = None
+    ) -> None:
         limit = self.s.settings.pairing_attempts_per_hour
+        if user_id is not None and phone:
+            # Per tenant and phone number as well: deleting and re-creating the chip must not buy
+            # another round of pairing codes pushed to the same phone.
+            await self.s.limiter.hit(
+                PAIRING_LIMIT,
+                f"{user_id}:{''.join(ch for ch in phone if ch.isdigit())}",
+                limit=limit,
+                window_seconds=3600,
+                detail=f"At most {limit} pairing attempts per phone number per hour.",
+            )
         await self.s.limiter.hit(
             PAIRING_LIMIT,
             str(chip_id),

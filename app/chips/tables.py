@@ -20,6 +20,8 @@ class Chip(Table, tablename="chips"):
     proxy_id = ForeignKey(references=Proxy, on_delete=OnDelete.set_null, null=True)
     proxy_country = Varchar(length=2, null=True, default=None)
     proxy_dirty = Boolean(default=False)
+    # written by the proxies feature: stuck on an unhealthy proxy, no healthy one of its country
+    proxy_degraded = Boolean(default=False)
     error = Text(null=True, default=None)
     # envelope timestamp of the last applied WAHA status event: older events never move the chip back
     last_status_event_at = Timestamptz(null=True, default=None)

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import logging
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -181,6 +182,52 @@ async def fetchrow(sql: str, *args: object) -> asyncpg.Record | None:
     return rows[0] if rows else None
 
 
-def transaction():
+class _Transaction:
+    """Piccolo's transaction, made safe on failure.
+
+    Piccolo's ``__aexit__`` releases the connection only when COMMIT/ROLLBACK succeeded (and its
+    ``__aenter__`` keeps the connection when BEGIN fails): a failure there (lost connection,
+    cancellation, a deferred constraint at COMMIT) leaked a pooled connection still inside its
+    transaction, holding its row locks, and left the context pointing at it. Here such a
+    connection is closed and handed back (the pool replaces it), never reused mid-transaction.
+    """
+
+    def __init__(self) -> None:
+        self._inner = get_engine().transaction()
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self._inner.__aenter__()
+        except BaseException:
+            await self._discard()
+            raise
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # never suppresses the block's exception (Piccolo's answer only says whether there was one)
+        try:
+            await self._inner.__aexit__(exc_type, exc, tb)
+        except BaseException:
+            await self._discard()
+            raise
+
+    async def _discard(self) -> None:
+        inner = self._inner
+        if inner._parent is not None:
+            return  # a nested block: the outermost one owns the connection
+        context = getattr(inner, "context", None)
+        if context is not None:
+            with contextlib.suppress(ValueError, RuntimeError):
+                inner.engine.current_transaction.reset(context)
+        connection = getattr(inner, "connection", None)
+        if connection is None:
+            return
+        connection.terminate()
+        pool = inner.engine.pool
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.release(connection)
+
+
+def transaction() -> _Transaction:
     """A Piccolo transaction; fetch() and Piccolo queries inside it share its connection."""
-    return get_engine().transaction()
+    return _Transaction()

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from uuid import UUID
 
 import msgspec
 from litestar import Controller, get
@@ -11,8 +11,11 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from app.core.errors import DependencyUnavailable
 from app.events.bus import EventHub
+from app.events.streams import StreamLease
 
 KEEPALIVE_SECONDS = 15.0
+# how often an open stream re-checks that its user may still listen (disabled, tokens revoked)
+CHECK_SECONDS = 2.0
 HUB_WAIT_SECONDS = 2.0
 
 
@@ -28,10 +31,12 @@ class EventsController(Controller):
 
     @get("/", operation_id="EventStream")
     async def stream(
-        self, stream_user_id: NamedDependency[UUID], event_hub: NamedDependency[EventHub]
+        self, stream_lease: NamedDependency[StreamLease], event_hub: NamedDependency[EventHub]
     ) -> ServerSentEvent:
         """Server-sent events for the caller's chips; authenticate with a short-lived stream token
-        (``?token=``, from POST /api/v1/auth/stream-token).
+        (``?token=``, from POST /api/v1/auth/stream-token; single use). A user holds a bounded
+        number of open streams (429 beyond); a stream ends when the user is disabled or their
+        tokens are revoked.
 
         The first frame is the comment ``: connected``: from then on every change is delivered.
         """
@@ -42,20 +47,37 @@ class EventsController(Controller):
             try:
                 await asyncio.wait_for(event_hub.connected.wait(), HUB_WAIT_SECONDS)
             except TimeoutError:
+                await stream_lease.release()
                 raise DependencyUnavailable("Live events unavailable (Redis); try again shortly.") from None
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
-            async with event_hub.listen(stream_user_id) as queue:
-                yield _comment("connected")
-                while True:
-                    try:
-                        raw = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                    except TimeoutError:
-                        yield _comment("keep-alive")
-                        continue
-                    message = msgspec.json.decode(raw)
-                    yield ServerSentEventMessage(
-                        event=message["event"], data=msgspec.json.encode(message["data"]).decode()
-                    )
+            try:
+                async with event_hub.listen(stream_lease.user_id) as queue:
+                    yield _comment("connected")
+                    quiet_since = next_check = time.monotonic()
+                    while True:
+                        raw = None
+                        try:
+                            raw = await asyncio.wait_for(queue.get(), CHECK_SECONDS)
+                        except TimeoutError:
+                            pass
+                        now = time.monotonic()
+                        if now >= next_check:
+                            next_check = now + CHECK_SECONDS
+                            if not await stream_lease.still_valid():
+                                return  # revoked or disabled: the stream ends
+                            await stream_lease.refresh()
+                        if raw is None:
+                            if now - quiet_since >= KEEPALIVE_SECONDS:
+                                quiet_since = now
+                                yield _comment("keep-alive")
+                            continue
+                        quiet_since = now
+                        message = msgspec.json.decode(raw)
+                        yield ServerSentEventMessage(
+                            event=message["event"], data=msgspec.json.encode(message["data"]).decode()
+                        )
+            finally:
+                await stream_lease.release()
 
         return ServerSentEvent(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

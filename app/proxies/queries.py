@@ -180,7 +180,9 @@ async def chip_loads(proxy_ids: list[UUID], *, excluding_chip: UUID) -> dict[UUI
 async def place_chip(chip_id: UUID, proxy_id: UUID | None) -> None:
     """Move the chip; proxy_dirty says its WAHA session config must follow (cleared once it has)."""
     # Raw: a write to another feature's table inside the assignment's transaction.
-    await db.fetch("UPDATE chips SET proxy_id = $2, proxy_dirty = true WHERE id = $1", chip_id, proxy_id)
+    await db.fetch(
+        "UPDATE chips SET proxy_id = $2, proxy_dirty = true, proxy_degraded = false WHERE id = $1", chip_id, proxy_id
+    )
 
 
 async def release_chips(proxy_id: UUID) -> list[UUID]:
@@ -219,10 +221,82 @@ async def probe_targets() -> list[ProxyProbeTarget]:
     return to_structs(rows, ProxyProbeTarget)
 
 
-async def record_health(proxy_id: UUID, *, error: str | None) -> None:
-    await Proxy.update({Proxy.healthy: error is None, Proxy.last_error: error, Proxy.last_checked_at: _now()}).where(
-        Proxy.id == proxy_id
+class HealthVerdict(msgspec.Struct):
+    healthy: bool
+    was_healthy: bool
+    country: str | None
+
+
+async def lock_for_failover(proxy_id: UUID) -> list[ProxyCandidate]:
+    """Lock the checked proxy together with every usable one, in id order (the module's lock order:
+    a concurrent assignment locks the same rows in the same order, so the two cannot deadlock);
+    the usable ones (enabled, healthy, not this proxy) are returned as failover candidates."""
+    rows = await db.fetch(
+        "SELECT id, country, max_chips, (id <> $1 AND enabled AND healthy) AS usable FROM proxies"
+        " WHERE id = $1 OR (enabled AND healthy) ORDER BY id FOR UPDATE",
+        proxy_id,
     )
+    return to_structs([r for r in rows if r["usable"]], ProxyCandidate)
+
+
+async def record_health(
+    proxy_id: UUID, *, error: str | None, unhealthy_after: int, healthy_after: int
+) -> HealthVerdict | None:
+    """Count the check; the verdict flips only after ``unhealthy_after`` consecutive failures or
+    ``healthy_after`` consecutive successes (one slow probe moves nobody). None: proxy gone."""
+    # Raw: the counters and the verdict change in one statement that also reports the old verdict.
+    row = await db.fetchrow(
+        """
+        UPDATE proxies p SET
+            consecutive_failures = CASE WHEN $2::text IS NULL THEN 0 ELSE old.consecutive_failures + 1 END,
+            consecutive_successes = CASE WHEN $2::text IS NULL THEN old.consecutive_successes + 1 ELSE 0 END,
+            healthy = CASE WHEN $2::text IS NULL THEN old.healthy OR old.consecutive_successes + 1 >= $4
+                           ELSE old.healthy AND old.consecutive_failures + 1 < $3 END,
+            last_error = $2::text,
+            last_checked_at = now()
+        FROM (SELECT id, healthy, consecutive_failures, consecutive_successes FROM proxies WHERE id = $1) old
+        WHERE p.id = old.id
+        RETURNING p.healthy, old.healthy AS was_healthy, p.country
+        """,
+        proxy_id,
+        error,
+        unhealthy_after,
+        healthy_after,
+    )
+    return maybe_struct(row, HealthVerdict)
+
+
+class ChipOnProxy(msgspec.Struct):
+    id: UUID
+    proxy_country: str | None
+    proxy_degraded: bool
+
+
+async def lock_chips_on(proxy_id: UUID) -> list[ChipOnProxy]:
+    # Raw: row locks on another feature's table, after the proxies (the module's lock order).
+    rows = await db.fetch(
+        "SELECT id, proxy_country, proxy_degraded FROM chips WHERE proxy_id = $1 ORDER BY created_at, id FOR UPDATE",
+        proxy_id,
+    )
+    return to_structs(rows, ChipOnProxy)
+
+
+async def set_degraded(chip_ids: list[UUID], degraded: bool) -> None:
+    """The proxies feature's own flag on chips: stuck on an unhealthy proxy (not a chip status)."""
+    if chip_ids:
+        await db.fetch("UPDATE chips SET proxy_degraded = $2 WHERE id = ANY($1::uuid[])", chip_ids, degraded)
+
+
+async def clear_degraded(proxy_id: UUID) -> int:
+    rows = await db.fetch(
+        "UPDATE chips SET proxy_degraded = false WHERE proxy_id = $1 AND proxy_degraded RETURNING id", proxy_id
+    )
+    return len(rows)
+
+
+async def count_degraded() -> int:
+    row = await db.fetchrow("SELECT count(*) AS n FROM chips WHERE proxy_degraded")
+    return row["n"] if row else 0
 
 
 async def secrets() -> list[ProxySecret]:

@@ -8,6 +8,7 @@ import logging
 from uuid import UUID
 
 import msgspec
+from prometheus_client import Counter, Gauge
 
 from app.container import Container
 from app.core import db
@@ -20,6 +21,27 @@ from app.proxies.schemas import ProxyCreate, ProxyOut, ProxyUpdate
 from app.waha.schemas import ProxyConfig
 
 logger = logging.getLogger("whago.proxies")
+
+# Operators are told when chips are stuck on an unhealthy proxy (besides the warning log).
+DEGRADED_CHIPS = Gauge(
+    "whago_proxy_degraded_chips", "Chips left on an unhealthy proxy: no healthy proxy of their country"
+)
+FAILOVER_STUCK = Counter(
+    "whago_proxy_failover_stuck_total", "Chips that could not fail over to a healthy proxy of their country"
+)
+
+
+def _pick(chip: queries.ChipPlacement, candidates: list[queries.ProxyCandidate], loads: dict[UUID, int]) -> UUID | None:
+    """The chip's proxy among usable ``candidates``: its current one if still suitable, else the
+    least loaded of its requested country (any country when it asked for none). When nothing is
+    suitable it keeps its current proxy (None only when it had none): never a silent drop to
+    no proxy, never a proxy of another country than the one asked for."""
+    wanted = chip.proxy_country
+    usable = [c for c in candidates if loads.get(c.id, 0) < c.max_chips and (not wanted or c.country == wanted)]
+    if any(c.id == chip.proxy_id for c in usable):
+        return chip.proxy_id
+    ranked = sorted(usable, key=lambda c: (loads.get(c.id, 0) / max(c.max_chips, 1), str(c.id)))
+    return ranked[0].id if ranked else chip.proxy_id
 
 
 def _endpoint_changed(old: queries.ProxyEndpoint, changes: dict[str, object]) -> bool:
@@ -102,11 +124,14 @@ class ProxyService:
     # --- assignment ------------------------------------------------------------------------
 
     async def assign(self, chip_id: UUID) -> UUID | None:
-        """Give the chip the least-loaded healthy proxy (its country first), never above max_chips.
+        """Give the chip the least-loaded healthy proxy of its requested country (any country when
+        it asked for none), never above max_chips.
 
         Candidate proxies are locked in id order, then counted with a fresh statement, so
         concurrent assignments from several workers serialise instead of over-filling a proxy.
-        Keeps the chip's current proxy while it is still usable. None = no proxy (direct).
+        Keeps the chip's current proxy while it is still usable, and also when nothing suitable is
+        left (the health check marks it degraded): a chip never silently drops to no proxy.
+        None = no proxy (direct) only for a chip that has none and finds none.
 
         Lock order, everywhere in this module: proxies (by id) before chips. Admin edits, deletes
         and health checks lock a proxy and then update its chips; locking the chip first here
@@ -117,7 +142,13 @@ class ProxyService:
             chip = await queries.lock_chip_placement(chip_id)
             if chip is None:
                 return None
-            chosen = await self._choose(chip_id, chip, candidates) if candidates else None
+            chosen = await self._choose(chip_id, chip, candidates) if candidates else chip.proxy_id
+            if chosen is None and chip.proxy_country:
+                logger.warning(
+                    "chip %s wants a proxy in %r and none is available: it runs without a proxy",
+                    chip_id,
+                    chip.proxy_country,
+                )
             if chosen != chip.proxy_id:
                 await queries.place_chip(chip_id, chosen)
             return chosen
@@ -127,20 +158,7 @@ class ProxyService:
         chip_id: UUID, chip: queries.ChipPlacement, candidates: list[queries.ProxyCandidate]
     ) -> UUID | None:
         loads = await queries.chip_loads([c.id for c in candidates], excluding_chip=chip_id)
-        usable = [c for c in candidates if loads.get(c.id, 0) < c.max_chips]
-        current = next((c for c in usable if c.id == chip.proxy_id), None)
-        wanted = chip.proxy_country
-        if current is not None and (not wanted or current.country == wanted):
-            return current.id
-        ranked = sorted(
-            usable,
-            key=lambda c: (
-                0 if wanted and c.country == wanted else 1,
-                loads.get(c.id, 0) / max(c.max_chips, 1),
-                str(c.id),
-            ),
-        )
-        return ranked[0].id if ranked else None
+        return _pick(chip, candidates, loads)
 
     async def waha_config(self, proxy_id: UUID | None) -> ProxyConfig | None:
         if proxy_id is None:
@@ -166,9 +184,17 @@ class ProxyService:
     # --- health ----------------------------------------------------------------------------
 
     async def check_health(self) -> dict[str, int]:
-        """TCP-connect to every enabled proxy; move chips off the ones that stopped answering."""
+        """TCP-connect to every enabled proxy; fail chips over from proxies that stopped answering.
+
+        A proxy turns unhealthy after ``WHAGO_PROXY_UNHEALTHY_AFTER_FAILURES`` consecutive failed
+        checks and healthy again after ``WHAGO_PROXY_HEALTHY_AFTER_SUCCESSES`` passed ones (an IP
+        change can log a WhatsApp session out: one slow probe must not move anybody). The chips of
+        an unhealthy proxy move only to a healthy proxy of their requested country; with none,
+        a chip stays where it is and is marked degraded (log + metric), never switched to no proxy.
+        """
+        settings = self.s.settings
         targets = await queries.probe_targets()
-        timeout = self.s.settings.proxy_check_timeout_seconds
+        timeout = settings.proxy_check_timeout_seconds
         semaphore = asyncio.Semaphore(50)
 
         async def probe(target: queries.ProxyProbeTarget) -> str | None:
@@ -182,22 +208,71 @@ class ProxyService:
 
         errors = await asyncio.gather(*(probe(t) for t in targets))
         moved: list[UUID] = []
-        went_bad = 0
+        went_bad = stuck = 0
         for target, error in zip(targets, errors, strict=True):
             async with db.transaction():
-                await queries.record_health(target.id, error=error)
-                if error is not None:
-                    if target.healthy:
-                        went_bad += 1
-                        logger.warning("proxy %s unhealthy: %s", target.id, error)
-                    moved += await queries.release_chips(target.id)
+                candidates = await queries.lock_for_failover(target.id)
+                verdict = await queries.record_health(
+                    target.id,
+                    error=error,
+                    unhealthy_after=max(1, settings.proxy_unhealthy_after_failures),
+                    healthy_after=max(1, settings.proxy_healthy_after_successes),
+                )
+                if verdict is None:
+                    continue  # deleted meanwhile
+                if verdict.healthy:
+                    if not verdict.was_healthy:
+                        logger.info("proxy %s healthy again", target.id)
+                    await queries.clear_degraded(target.id)
+                    continue
+                if verdict.was_healthy:
+                    went_bad += 1
+                    logger.warning("proxy %s unhealthy: %s", target.id, error)
+                placed, degraded = await self._fail_over(target.id, candidates)
+                moved += placed
+                stuck += len(degraded)
         await self._enqueue_rotations(moved)
+        degraded_now = await queries.count_degraded()
+        DEGRADED_CHIPS.set(degraded_now)
         return {
             "checked": len(targets),
             "unhealthy": sum(e is not None for e in errors),
             "went_bad": went_bad,
             "moved": len(moved),
+            "degraded": stuck,
         }
+
+    async def _fail_over(
+        self, proxy_id: UUID, candidates: list[queries.ProxyCandidate]
+    ) -> tuple[list[UUID], list[UUID]]:
+        """Inside the health check's transaction (proxies locked): move what can move, mark the rest."""
+        chips = await queries.lock_chips_on(proxy_id)
+        if not chips:
+            return [], []
+        loads = await queries.chip_loads([c.id for c in candidates], excluding_chip=chips[0].id) if candidates else {}
+        # chip_loads excluded chips[0] (still counted on this proxy, which is not a candidate): no effect
+        moved: list[UUID] = []
+        stuck: list[queries.ChipOnProxy] = []
+        for chip in chips:
+            chosen = _pick(queries.ChipPlacement(proxy_id=None, proxy_country=chip.proxy_country), candidates, loads)
+            if chosen is None:
+                stuck.append(chip)
+                continue
+            await queries.place_chip(chip.id, chosen)
+            loads[chosen] = loads.get(chosen, 0) + 1
+            moved.append(chip.id)
+        newly = [c.id for c in stuck if not c.proxy_degraded]
+        if newly:
+            await queries.set_degraded(newly, True)
+            FAILOVER_STUCK.inc(len(newly))
+            # audit: chips left on an unhealthy proxy (no healthy proxy of their country)
+            logger.warning(
+                "proxy %s is unhealthy and %d chip(s) have no healthy proxy of their country to move to: "
+                "they stay on it, marked degraded (never switched to no proxy)",
+                proxy_id,
+                len(newly),
+            )
+        return moved, [c.id for c in stuck]
 
     async def reencrypt_all(self) -> int:
         """Re-encrypt every stored password with the newest key (key rotation)."""

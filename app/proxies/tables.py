@@ -17,6 +17,8 @@ class Proxy(Table, tablename="proxies"):
     max_chips = Integer(default=10)
     enabled = Boolean(default=True)
     healthy = Boolean(default=True)
+    consecutive_failures = Integer(default=0)
+    consecutive_successes = Integer(default=0)
     last_checked_at = Timestamptz(null=True, default=None)
     last_error = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())

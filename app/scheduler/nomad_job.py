@@ -58,6 +58,16 @@ def resources_for_plan(settings: Settings, plan: str) -> dict[str, int]:
     }
 
 
+def priority_for_plan(settings: Settings, plan: str) -> int:
+    """Nomad job ``Priority`` by plan: plans ranked by their chip limit, the smallest (free) lowest
+    (40, then 50, 60, … up to 90), so paying tenants' instances are placed first when the cluster
+    is full (Nomad's default for everything else is 50)."""
+    limits = settings.plan_limits
+    ranks = sorted(set(limits.values()))
+    rank = ranks.index(limits[plan]) if plan in limits else 0
+    return min(90, 40 + 10 * rank)
+
+
 def api_key_env_value(api_key: str) -> str:
     """WAHA accepts ``sha512:<hex>``: the plain key then never appears in the Nomad job (which
     anyone with read-job can see), while WHAGO keeps sending the plain key in ``X-Api-Key``."""
@@ -209,7 +219,7 @@ def build_job(settings: Settings, tenant: TenantRef, generation: int = GENERATIO
         "ID": job_id,
         "Name": job_id,
         "Type": "service",
-        "Priority": 50,
+        "Priority": priority_for_plan(settings, tenant.plan),
         "Namespace": settings.nomad_namespace or "default",
         "Datacenters": _datacenters(settings),
         "Meta": {

@@ -1,6 +1,7 @@
 """The users table: every query of the users feature, typed rows out (``UserRow``).
 
-Plain lookups and writes use Piccolo; the one raw statement (the admin upsert) says why.
+Plain lookups and writes use Piccolo; raw statements where one atomic statement must do more
+(bump the token version with the change it revokes for, insert-or-nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class UserRow(msgspec.Struct):
     is_admin: bool
     created_at: datetime
     last_active_at: datetime
+    disabled: bool = False
+    token_version: int = 0
 
 
 async def get_by_id(user_id: UUID) -> UserRow | None:
@@ -45,31 +48,98 @@ async def insert(*, email: str, name: str, password_hash: str, plan: str, is_adm
     return to_struct(rows[0], UserRow)
 
 
-async def update(user_id: UUID, *, plan: str | None = None, is_admin: bool | None = None) -> bool:
-    """Set the given fields (None = keep); False when there is no such user."""
-    values: dict = {}
-    if plan is not None:
-        values[User.plan] = plan
-    if is_admin is not None:
-        values[User.is_admin] = is_admin
-    if not values:
-        return await User.exists().where(User.id == user_id)
-    return bool(await User.update(values).where(User.id == user_id).returning(User.id))
+async def update(
+    user_id: UUID, *, plan: str | None = None, is_admin: bool | None = None, disabled: bool | None = None
+) -> bool:
+    """Set the given fields (None = keep); False when there is no such user.
+
+    Disabling the account or changing ``is_admin`` bumps ``token_version`` in the same statement:
+    every token issued before stops working.
+    """
+    row = await db.fetchrow(
+        """
+        UPDATE users SET
+            plan = COALESCE($2::varchar, plan),
+            is_admin = COALESCE($3::boolean, is_admin),
+            disabled = COALESCE($4::boolean, disabled),
+            token_version = token_version
+                + CASE WHEN ($3::boolean IS NOT NULL AND $3::boolean <> is_admin)
+                         OR ($4::boolean IS TRUE AND NOT disabled) THEN 1 ELSE 0 END
+        WHERE id = $1
+        RETURNING id
+        """,
+        user_id,
+        plan,
+        is_admin,
+        disabled,
+    )
+    return row is not None
 
 
-async def upsert_admin(*, email: str, password_hash: str, plan: str) -> bool:
-    """Create an admin, or promote and re-password an existing account; True when created."""
-    # Raw: one atomic INSERT … ON CONFLICT that also tells created from updated (xmax = 0), which
-    # Piccolo's on_conflict cannot report.
+async def set_password(user_id: UUID, password_hash: str) -> UserRow | None:
+    """New hash and a new token version (every earlier token revoked), atomically."""
+    rows = await db.fetch(
+        "UPDATE users SET password_hash = $2, token_version = token_version + 1 WHERE id = $1 RETURNING *",
+        user_id,
+        password_hash,
+    )
+    return to_struct(rows[0], UserRow) if rows else None
+
+
+async def token_state(user_id: UUID, token_id: UUID) -> tuple[int, bool, bool] | None:
+    """(token_version, disabled, this token revoked) of a user, or None for no such user."""
+    row = await db.fetchrow(
+        """
+        SELECT u.token_version, u.disabled,
+               EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2) AS revoked
+        FROM users u WHERE u.id = $1
+        """,
+        user_id,
+        token_id,
+    )
+    return None if row is None else (row["token_version"], row["disabled"], row["revoked"])
+
+
+async def revoke_token(user_id: UUID, token_id: UUID, expires_at: datetime) -> None:
+    # Expired entries go at the same time: they can never match a usable token again.
+    await db.fetch(
+        """
+        WITH gone AS (DELETE FROM revoked_tokens WHERE expires_at < now())
+        INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+        ON CONFLICT (jti) DO NOTHING
+        """,
+        token_id,
+        user_id,
+        expires_at,
+    )
+
+
+async def create_admin(*, email: str, password_hash: str, plan: str) -> bool:
+    """Create a new admin account; False when the email is already taken (nothing changed)."""
     row = await db.fetchrow(
         """
         INSERT INTO users (email, name, password_hash, plan, is_admin) VALUES ($1, '', $2, $3, true)
-        ON CONFLICT (email) DO UPDATE SET is_admin = true, password_hash = EXCLUDED.password_hash
-        RETURNING (xmax = 0) AS created
+        ON CONFLICT DO NOTHING
+        RETURNING id
         """,
         email,
         password_hash,
         plan,
     )
-    # INSERT … ON CONFLICT DO UPDATE returns the row either way
-    return bool(row and row["created"])
+    return row is not None
+
+
+async def promote_admin(*, email: str, password_hash: str) -> bool:
+    """Make an existing account an admin with the given password; every earlier token of it is
+    revoked (version bump), so whoever registered the address first keeps nothing."""
+    row = await db.fetchrow(
+        """
+        UPDATE users SET is_admin = true, disabled = false, password_hash = $2,
+                         token_version = token_version + 1
+        WHERE email = $1
+        RETURNING id
+        """,
+        email,
+        password_hash,
+    )
+    return row is not None

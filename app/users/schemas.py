@@ -12,5 +12,6 @@ class UserOut(msgspec.Struct):
     name: str
     plan: str
     is_admin: bool
+    disabled: bool
     max_chips: int
     created_at: datetime

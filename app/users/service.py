@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
 
 from app.core.errors import Conflict, NotAuthenticated
+from app.core.security import TokenState
 from app.users import queries
 from app.users.queries import UserRow
 from app.users.schemas import UserOut
@@ -18,7 +20,10 @@ __all__ = [
     "find_user_by_email",
     "get_user_row",
     "require_user_row",
+    "revoke_token",
+    "set_password",
     "to_user_out",
+    "token_state",
     "update_user",
 ]
 
@@ -49,9 +54,32 @@ async def create_user(*, email: str, name: str, password_hash: str, plan: str, i
         raise Conflict("An account with this email already exists.", code="email_taken") from None
 
 
-async def update_user(user_id: UUID, *, plan: str | None = None, is_admin: bool | None = None) -> bool:
-    """Change the given fields (None = keep); False when there is no such user."""
-    return await queries.update(user_id, plan=plan, is_admin=is_admin)
+async def update_user(
+    user_id: UUID, *, plan: str | None = None, is_admin: bool | None = None, disabled: bool | None = None
+) -> bool:
+    """Change the given fields (None = keep); False when there is no such user. Disabling or a
+    change of ``is_admin`` revokes every earlier token of the user."""
+    return await queries.update(user_id, plan=plan, is_admin=is_admin, disabled=disabled)
+
+
+async def set_password(user_id: UUID, password_hash: str) -> UserRow:
+    """New password; every earlier token of the user stops working."""
+    row = await queries.set_password(user_id, password_hash)
+    if row is None:
+        raise NotAuthenticated("Unknown user.")
+    return row
+
+
+async def token_state(user_id: UUID, token_id: UUID) -> TokenState:
+    found = await queries.token_state(user_id, token_id)
+    if found is None:
+        return TokenState(version=-1, disabled=True, revoked=True)
+    version, disabled, revoked = found
+    return TokenState(version=version, disabled=disabled, revoked=revoked)
+
+
+async def revoke_token(user_id: UUID, token_id: UUID, expires_at: int) -> None:
+    await queries.revoke_token(user_id, token_id, datetime.fromtimestamp(expires_at, UTC))
 
 
 def to_user_out(row: UserRow, plan_limits: dict[str, int]) -> UserOut:
@@ -61,6 +89,7 @@ def to_user_out(row: UserRow, plan_limits: dict[str, int]) -> UserOut:
         name=row.name,
         plan=row.plan,
         is_admin=row.is_admin,
+        disabled=row.disabled,
         max_chips=plan_limits.get(row.plan, 0),
         created_at=row.created_at,
     )

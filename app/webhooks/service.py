@@ -78,6 +78,17 @@ def _event_time(envelope: Envelope) -> datetime:
     return _EPOCH + timedelta(milliseconds=envelope.timestamp)  # exact, unlike a float division
 
 
+def _status_time(envelope: Envelope, max_future_seconds: int) -> tuple[datetime, bool]:
+    """The event's time, clamped to the receive time when it lies further ahead than allowed:
+    a WAHA clock far in the future would otherwise freeze the chip's status until that time
+    (older events never move a chip back). Returns (time, clamped)."""
+    at = _event_time(envelope)
+    received = datetime.now(UTC)
+    if at > received + timedelta(seconds=max_future_seconds):
+        return received, True
+    return at, False
+
+
 def _event_id(envelope: Envelope, body: bytes) -> str:
     # WAHA before 2025.3 sent no id: the same delivery repeated has the same bytes.
     return envelope.id or "sha256:" + hashlib.sha256(body).hexdigest()[:57]
@@ -119,7 +130,9 @@ class WebhookService:
             raise ValidationFailed(f"session.status payload: {exc}") from None
         waha_status = payload.status
         new_status = WAHA_TO_CHIP_STATUS.get(waha_status)
-        at = _event_time(envelope)
+        at, clamped = _status_time(envelope, self.s.settings.webhook_max_future_seconds)
+        if clamped:
+            logger.warning("webhook for %s: timestamp in the future, clamped to the receive time", envelope.session)
         phone = _phone_number(envelope.me.id) if waha_status == "WORKING" and envelope.me is not None else None
         error = (
             "WAHA reported the session FAILED (QR expired or device unlinked); restart it."
@@ -138,7 +151,10 @@ class WebhookService:
                 at,
                 phone,
                 error,
-                f"WAHA {waha_status}",
+                # recorded in the chip's history
+                f"WAHA {waha_status} (event timestamp in the future; receive time used)"
+                if clamped
+                else f"WAHA {waha_status}",
             ),
             (envelope.session, at),
         )

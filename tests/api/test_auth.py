@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import jwt
 import pytest
@@ -26,7 +27,7 @@ async def test_register_login_me(client):
     me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
     assert me.status_code == 200
     assert me.json()["id"] == user["user"]["id"]
-    assert set(me.json()) == {"id", "email", "name", "plan", "is_admin", "max_chips", "created_at"}
+    assert set(me.json()) == {"id", "email", "name", "plan", "is_admin", "disabled", "max_chips", "created_at"}
 
 
 async def test_email_taken_is_case_insensitive(client):
@@ -82,12 +83,23 @@ async def test_missing_expired_tampered_and_wrong_type_tokens(client, settings):
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
 
+    claims = {"iss": "whago", "aud": "whago-api", "sub": user["user"]["id"], "typ": "access", "ver": 0}
     expired = jwt.encode(
-        {"sub": user["user"]["id"], "typ": "access", "iat": 1, "exp": int(time.time()) - 5}, settings.secret_key
+        {**claims, "jti": str(uuid.uuid4()), "iat": 1, "exp": int(time.time()) - 5}, settings.secret_key
     )
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401
     assert "expired" in response.json()["detail"].lower()
+
+    # everything right but the audience, the issuer or the version
+    for wrong in ({"aud": "whago-event-stream"}, {"iss": "elsewhere"}, {"ver": 7}, {"aud": None}):
+        token = jwt.encode(
+            {**claims, "jti": str(uuid.uuid4()), "iat": int(time.time()), "exp": int(time.time()) + 60, **wrong},
+            settings.secret_key,
+        )
+        response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, wrong
+        assert response.json()["code"] == "not_authenticated"
 
     stream = await client.post("/api/v1/auth/stream-token", headers=user["headers"])
     assert stream.status_code == 200

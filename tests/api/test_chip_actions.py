@@ -88,7 +88,7 @@ async def api(waha_api, clean_state, emulator) -> AsyncIterator[httpx.AsyncClien
 
 @pytest.fixture()
 async def control(emulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emulator.url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, timeout=10, headers={"X-Api-Key": "test-waha-api-key"}) as http:
         yield http
 
 
@@ -258,6 +258,21 @@ async def test_pairing_attempts_limited_to_5_per_chip_per_hour(api, waha, waha_a
     # a refusal for the wrong state is not an attempt, and other chips have their own budget
     assert (await post(api, user, other, "pairing-code", phone)).status_code == 200
     assert (await post(api, user, other, "restart")).status_code == 202
+
+
+async def test_pairing_attempts_per_phone_survive_chip_deletion(api, waha, waha_api, emulator):
+    user = await register(api)
+    await set_plan(waha_api.settings.database_url, user["user"]["id"], "business")
+    phone = {"phone_number": "5511955554444"}
+    chip = await provision(api, waha, waha_api, user, await new_chip(api, user, "first"))
+    for _ in range(5):
+        assert (await post(api, user, chip, "pairing-code", phone)).status_code == 200
+    assert (await api.delete(f"/api/v1/chips/{chip['id']}", headers=user["headers"])).status_code == 202
+    again = await provision(api, waha, waha_api, user, await new_chip(api, user, "second"))
+    # same tenant, same phone: still limited (the per-phone count is not the chip's)
+    assert_error(await post(api, user, again, "pairing-code", {"phone_number": "+5511955554444"}), 429, "rate_limited")
+    # another phone number has its own budget
+    assert (await post(api, user, again, "pairing-code", {"phone_number": "5511900001111"})).status_code == 200
 
 
 async def _both_waiting(api, user, chip, emulator) -> bool:

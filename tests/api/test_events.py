@@ -4,6 +4,7 @@ pub/sub, isolated per tenant, authenticated with short-lived stream tokens only.
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 
 import httpx
@@ -114,7 +115,17 @@ async def test_stream_rejects_anything_but_a_valid_stream_token(client, settings
     now = int(time.time())
 
     def forge(key: str, **claims) -> str:
-        payload = {"sub": user_id, "typ": "stream", "iat": now, "exp": now + 60, **claims}
+        payload = {
+            "iss": "whago",
+            "aud": "whago-event-stream",
+            "sub": user_id,
+            "typ": "stream",
+            "ver": 0,
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "exp": now + 60,
+            **claims,
+        }
         return jwt.encode(payload, key, algorithm="HS256")
 
     good = forge(settings.secret_key)
@@ -127,6 +138,10 @@ async def test_stream_rejects_anything_but_a_valid_stream_token(client, settings
         forge(settings.secret_key, exp=now - 5, iat=now - 65),  # expired
         forge(settings.secret_key, typ="access"),
         forge(settings.secret_key, sub="not-a-uuid"),
+        forge(settings.secret_key, aud="whago-api"),  # wrong audience
+        forge(settings.secret_key, iss="someone-else"),
+        forge(settings.secret_key, ver=1),  # a version the user never had (revoked)
+        forge(settings.secret_key, jti="not-a-uuid"),
         jwt.encode({"sub": user_id, "typ": "stream", "iat": now}, settings.secret_key, algorithm="HS256"),  # no exp
         tampered,
     ]

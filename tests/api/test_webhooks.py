@@ -558,7 +558,7 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
     with serve(emulator_app) as emulator:
         async with (
             WahaClient(emulator.url, "emu-key", timeout=5) as waha,
-            httpx.AsyncClient(base_url=emulator.url, timeout=10) as control,
+            httpx.AsyncClient(base_url=emulator.url, timeout=10, headers={"X-Api-Key": config.api_key}) as control,
         ):
             await waha.create_session(
                 chip["session_name"],
@@ -663,3 +663,17 @@ async def test_group_commit_stopping_answers_every_waiting_event(settings, migra
     await committer.stop()
     results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
     assert all(isinstance(r, DependencyUnavailable) for r in results)
+
+
+async def test_a_timestamp_far_in_the_future_is_clamped_to_the_receive_time(client, tenant):
+    import time as _time
+
+    user, chip = tenant
+    a_day_ahead = int(_time.time() * 1000) + 24 * 3600 * 1000
+    await deliver_ok(client, status_event(user, chip, "STARTING", at=a_day_ahead))
+    assert (await get_chip(client, user, chip))["status"] == "starting"
+    # a later event with a sane clock still applies: the status is not frozen for a day
+    await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=int(_time.time() * 1000) + 1000))
+    assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
+    clamped = [e for e in await history(client, user, chip) if e["to_status"] == "starting"]
+    assert "future" in clamped[0]["detail"]

@@ -69,6 +69,16 @@ def test_resources_are_configurable(base_settings):
     assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 60, "MemoryMB": 192}
 
 
+def test_priority_follows_the_plan_free_lowest(base_settings):
+    priorities = {plan: job_of(base_settings, plan)["Priority"] for plan in ("free", "business", "enterprise")}
+    assert priorities["free"] < priorities["business"] < priorities["enterprise"]
+    assert priorities["free"] < 50 <= priorities["business"]  # below Nomad's default for other jobs
+    assert all(1 <= p <= 100 for p in priorities.values())
+    # plans with the same limit share a priority; custom plans are ranked the same way
+    custom = job_of(base_settings, "pro", plans="trial=1,pro=5,team=5")
+    assert custom["Priority"] == job_of(base_settings, "team", plans="trial=1,pro=5,team=5")["Priority"] == 50
+
+
 def test_chip_count_does_not_change_the_job(base_settings):
     a = build_job(base_settings, TenantRef(id=UID, plan="business", chip_count=1))
     b = build_job(base_settings, TenantRef(id=UID, plan="business", chip_count=3))

@@ -53,7 +53,7 @@ async def link_a_session(base_url: str, api_key: str) -> str:
             retry_attempts=1,
         )
     await wait_session(base_url, api_key, "SCAN_QR_CODE")
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers={"X-Api-Key": api_key}) as http:
         scanned = await http.post(f"/_emulator/sessions/{SESSION}/scan", json={"phone": "5511977776666"})
         assert scanned.status_code == 200, scanned.text
     return "5511977776666@c.us"
@@ -63,7 +63,7 @@ async def came_back_linked(base_url: str, api_key: str, me_id: str) -> None:
     info = await wait_session(base_url, api_key, "WORKING")
     assert info.me is not None
     assert info.me.id == me_id
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers={"X-Api-Key": api_key}) as http:
         dump = (await http.get("/_emulator/sessions")).json()
     assert [(s["name"], s["qr_count"]) for s in dump] == [(SESSION, 0)]  # no new QR was shown
 

@@ -26,7 +26,10 @@ class ServedApp:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan=lifespan, loop="asyncio")
+        # proxy_headers off, as in ``whago serve``: WHAGO_TRUSTED_PROXIES alone decides about X-Forwarded-For
+        config = uvicorn.Config(
+            app, host=host, port=self.port, log_level="warning", lifespan=lifespan, loop="asyncio", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"asgi-{self.port}")
 

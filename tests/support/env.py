@@ -32,6 +32,8 @@ def environment() -> dict[str, str]:
         "WHAGO_PUBLIC_URL": "http://127.0.0.1:8000",
         "WHAGO_SCHEDULER": "static",
         "WHAGO_WAHA_URL": "http://127.0.0.1:9",
+        # the whole suite registers from one loopback address; tests of the per-IP limit lower it
+        "WHAGO_AUTH_IP_LIMIT_PER_MINUTE": "100000",
         # the local scheduler's emulator session files (and any dev state) stay out of the repo
         "WHAGO_DEV_STATE_DIR": tempfile.mkdtemp(prefix="whago-test-state-"),
     }

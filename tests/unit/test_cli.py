@@ -37,7 +37,7 @@ def test_nomad_render_rejects_bad_input():
     assert run("nomad", "render", "--user-id", str(uuid.uuid4()), "--plan", "platinum").returncode == 2
 
 
-def test_create_admin_is_idempotent_and_promotes(migrated_db):
+def test_create_admin_creates_and_resets_an_admin(migrated_db):
     import asyncio
 
     import asyncpg
@@ -48,17 +48,49 @@ def test_create_admin_is_idempotent_and_promotes(migrated_db):
     assert f"created admin {email}" in first.stdout
     second = run("create-admin", email, "--password", "operator-pw-2")
     assert second.returncode == 0
-    assert f"promoted admin {email}" in second.stdout
+    assert f"reset password of admin {email}" in second.stdout
     assert run("create-admin", email, "--password", "short").returncode != 0
 
     async def row():
         conn = await asyncpg.connect(migrated_db)
         try:
-            return await conn.fetch("SELECT is_admin FROM users WHERE email = $1", email)
+            return await conn.fetch("SELECT is_admin, token_version FROM users WHERE email = $1", email)
         finally:
             await conn.close()
 
-    assert [r["is_admin"] for r in asyncio.run(row())] == [True]
+    assert [(r["is_admin"], r["token_version"]) for r in asyncio.run(row())] == [(True, 1)]
+
+
+def test_create_admin_never_promotes_a_strangers_account(migrated_db):
+    """Whoever registered the operator's address first must not become an admin when the
+    operator runs create-admin: it refuses, and --promote-existing re-passwords and revokes."""
+    import asyncio
+
+    import asyncpg
+
+    email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+
+    async def sql(query: str, *args):
+        conn = await asyncpg.connect(migrated_db)
+        try:
+            return await conn.fetchrow(query, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(sql("INSERT INTO users (email, password_hash) VALUES ($1, 'stranger-hash')", email))
+    refused = run("create-admin", email, "--password", "operator-pw-1")
+    assert refused.returncode != 0
+    assert "--promote-existing" in refused.stderr
+    before = asyncio.run(sql("SELECT is_admin, password_hash, token_version FROM users WHERE email = $1", email))
+    assert (before["is_admin"], before["password_hash"], before["token_version"]) == (False, "stranger-hash", 0)
+
+    promoted = run("create-admin", email, "--password", "operator-pw-1", "--promote-existing")
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"promoted admin {email}" in promoted.stdout
+    after = asyncio.run(sql("SELECT is_admin, password_hash, token_version FROM users WHERE email = $1", email))
+    assert after["is_admin"] is True
+    assert after["password_hash"] != "stranger-hash"
+    assert after["token_version"] == 1  # the stranger's tokens are revoked
 
 
 def test_rotate_encryption_key(migrated_db):

@@ -71,3 +71,52 @@ def test_cli_reports_bad_settings(tmp_path):
     assert result.returncode == 2
     assert "WHAGO_DATABASE_POOL_SIZE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _production(tmp_path, **overrides: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    env = {
+        "WHAGO_ENV": "production",
+        "WHAGO_DEV_STATE_DIR": str(tmp_path),
+        "WHAGO_SECRET_KEY": "s" * 32,
+        "WHAGO_WEBHOOK_HMAC_KEY": "h" * 32,
+        "WHAGO_WAHA_API_KEY": "k" * 32,
+        "WHAGO_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    return {**env, **overrides}
+
+
+def test_production_accepts_strong_keys(tmp_path):
+    assert load_settings(_production(tmp_path)).is_production
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WHAGO_SECRET_KEY", "s" * 31),
+        ("WHAGO_WEBHOOK_HMAC_KEY", ","),  # non-empty, yet no key at all
+        ("WHAGO_WEBHOOK_HMAC_KEY", "h" * 32 + ",short"),  # every key of a rotation counts
+        ("WHAGO_WAHA_API_KEY", "short-api-key"),
+        ("WHAGO_ENCRYPTION_KEY", "not-a-fernet-key"),
+        ("WHAGO_ENCRYPTION_KEY", "YWFh"),
+    ],
+)
+def test_production_refuses_weak_or_invalid_keys(tmp_path, name, value):
+    with pytest.raises(SettingsError, match=name) as refused:
+        load_settings(_production(tmp_path, **{name: value}))
+    if len(value) > 4:
+        assert value not in str(refused.value)  # the key itself is never echoed
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path):
+    assert load_settings({"WHAGO_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "WHAGO_DEV_STATE_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError, match="WHAGO_TRUSTED_PROXIES"):
+        load_settings({"WHAGO_TRUSTED_PROXIES": "proxy.internal", "WHAGO_DEV_STATE_DIR": str(tmp_path)})
+
+
+def test_the_container_image_runs_in_production():
+    from pathlib import Path
+
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    assert "WHAGO_ENV=production" in dockerfile

@@ -240,8 +240,9 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
             headers={"X-Api-Key": API_KEY, "Accept": "application/json"},
         )
         await waha.request_pairing_code(name, "5511999998888")
-        await http.post(f"{emulator.url}/_emulator/sessions/{name}/scan")
-        await http.post(f"{emulator.url}/_emulator/sessions/{name}/message", json={"text": "hi"})
+        control = {"X-Api-Key": API_KEY}
+        await http.post(f"{emulator.url}/_emulator/sessions/{name}/scan", headers=control)
+        await http.post(f"{emulator.url}/_emulator/sessions/{name}/message", json={"text": "hi"}, headers=control)
         await waha.send_text(name, "5511977776666", "hello")
         await waha.get_session(name)
         await waha.list_sessions()

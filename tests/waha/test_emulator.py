@@ -96,7 +96,7 @@ async def test_lifecycle_scan_stop_start_logout(emulator: Emu, client: WahaClien
     assert info.config is not None
     assert info.config.metadata == {"user_id": "u1", "chip_id": "c1"}
 
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         scanned = await http.post("/_emulator/sessions/chip_life/scan", json={"phone": "+55 11 98888-7777"})
         assert scanned.status_code == 200
         again = await http.post("/_emulator/sessions/chip_life/scan")
@@ -179,7 +179,7 @@ async def test_send_text_requires_working(emulator: Emu, client: WahaClient) -> 
     with pytest.raises(WahaConflict):
         await client.send_text("chip_send", "5511977776666", "too early")
     await emulator.wait_status("chip_send", "SCAN_QR_CODE")
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/_emulator/sessions/chip_send/scan")
     sent = await client.send_text("chip_send", "5511977776666", "hello")
     assert sent["id"].startswith("true_5511977776666@c.us_")
@@ -193,7 +193,7 @@ async def test_send_text_requires_working(emulator: Emu, client: WahaClient) -> 
 async def test_device_unlink_and_engine_failure(emulator: Emu, client: WahaClient) -> None:
     await create(client, "chip_unlink")
     await emulator.wait_status("chip_unlink", "SCAN_QR_CODE")
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/_emulator/sessions/chip_unlink/scan")
         assert (await http.post("/_emulator/sessions/chip_unlink/fail")).json()["status"] == "FAILED"
         await client.restart_session("chip_unlink")  # link kept: reconnects without a QR
@@ -207,7 +207,7 @@ async def test_device_unlink_and_engine_failure(emulator: Emu, client: WahaClien
 
 async def test_faults_and_reset(emulator: Emu, client: WahaClient) -> None:
     await create(client, "chip_fault", start=False)
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         for mode in ("error500", "refuse"):
             assert (await http.post("/_emulator/fault", json={"mode": mode})).status_code == 200
             assert await client.ping() is False
@@ -236,3 +236,41 @@ async def test_closed_port_is_unavailable() -> None:
         with pytest.raises(WahaUnavailable):
             await waha.get_session("x")
         assert await waha.ping() is False
+
+
+async def test_control_endpoints_need_the_api_key_and_never_return_secrets(emulator: Emu) -> None:
+    config = {
+        "proxy": {"server": "http://proxy.example:3128", "username": "u", "password": "proxy-secret-pw"},
+        "webhooks": [
+            {
+                "url": "http://127.0.0.1:9/hook",
+                "events": ["session.status"],
+                "hmac": {"key": "hook-secret-key"},
+                "customHeaders": [{"name": "X-Token", "value": "header-secret"}],
+            }
+        ],
+    }
+    async with httpx.AsyncClient(base_url=emulator.url) as anonymous:
+        for method, path in [
+            ("GET", "/_emulator/sessions"),
+            ("GET", "/_emulator/events"),
+            ("POST", "/_emulator/sessions/chip_secret/scan"),
+            ("POST", "/_emulator/fault"),
+            ("POST", "/_emulator/reset"),
+        ]:
+            response = await anonymous.request(method, path, headers={"X-Api-Key": "wrong"})
+            assert response.status_code == 401, (method, path)
+            assert (await anonymous.request(method, path)).status_code == 401, (method, path)
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        created = await http.post("/api/sessions", json={"name": "chip_secret", "start": True, "config": config})
+        assert created.status_code == 201, created.text
+        await emulator.wait_status("chip_secret", "SCAN_QR_CODE")
+        answers = [
+            (await http.get("/_emulator/sessions")).text,
+            (await http.post("/_emulator/sessions/chip_secret/scan")).text,
+            (await http.post("/_emulator/sessions/chip_secret/fail")).text,
+        ]
+        for text in answers:
+            for secret in ("proxy-secret-pw", "hook-secret-key", "header-secret"):
+                assert secret not in text
+        assert "proxy.example" in answers[0]  # the rest of the config is still shown

@@ -59,7 +59,7 @@ async def create(emu: Emu, name: str, hook: str, *, start: bool = True) -> None:
 
 
 async def control(emu: Emu, name: str, action: str, body: dict | None = None) -> None:
-    async with httpx.AsyncClient(base_url=emu.url) as http:
+    async with httpx.AsyncClient(base_url=emu.url, headers={"X-Api-Key": API_KEY}) as http:
         response = await http.post(f"/_emulator/sessions/{name}/{action}", json=body or {})
         assert response.status_code == 200, response.text
 
@@ -200,7 +200,7 @@ async def test_store_is_per_worker_and_reset_wipes_it(tmp_path) -> None:
         assert emu.state.sessions == {}  # another worker's sessions are not ours to start
     with served(store, worker_id="worker-a") as emu:
         await emu.wait_status("chip_a", "SCAN_QR_CODE")
-        async with httpx.AsyncClient(base_url=emu.url) as http:
+        async with httpx.AsyncClient(base_url=emu.url, headers={"X-Api-Key": API_KEY}) as http:
             assert (await http.post("/_emulator/reset")).status_code == 200
     assert not (tmp_path / "worker-a").exists() or not any((tmp_path / "worker-a").iterdir())
     with served(store, worker_id="worker-a") as emu:

@@ -40,7 +40,7 @@ async def test_envelope_hmac_and_headers(emulator: Emu, client: WahaClient, rece
     receiver, url = receiver_factory()
     await create(client, "chip_hook", url)
     await eventually(lambda: "SCAN_QR_CODE" in statuses(receiver.accepted()), what="SCAN_QR_CODE webhook")
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/_emulator/sessions/chip_hook/scan", json={"phone": "5511912345678", "pushName": "Ana"})
         await eventually(lambda: "WORKING" in statuses(receiver.accepted()), what="WORKING webhook")
         await http.post("/_emulator/sessions/chip_hook/message", json={"from": "5521999990000", "text": "oi"})
@@ -143,7 +143,7 @@ async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiv
 
 async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClient, receiver_factory) -> None:
     receiver, url = receiver_factory()
-    async with httpx.AsyncClient(base_url=emulator.url) as http:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         assert (await http.post("/_emulator/webhooks", json={"deliver": False})).status_code == 200
         await create(client, "chip_quiet", url)
         await emulator.wait_status("chip_quiet", "SCAN_QR_CODE")

@@ -110,7 +110,9 @@ async def test_worker_reconciler_and_operator_changes_publish_events_too(clean_s
         async with live_events(p, user_id) as events:
             removed = await p.http.delete(f"/api/v1/admin/instances/{user_id}", headers=admin["headers"])
             assert removed.json()["chips_disconnected"] == 1
-            await ProvisioningService(p.container).mark_failed(chip_id, "Provisioning failed after 4 attempts: boom")
+            await ProvisioningService(p.container).mark_failed(
+                chip_id, "Provisioning failed after 4 attempts: Nomad 500 on node 10.0.0.7: boom"
+            )
             await until(lambda: len(events) >= 2, "two events")
 
         assert [(e["data"]["previous"], e["data"]["status"]) for e in events] == [
@@ -121,7 +123,12 @@ async def test_worker_reconciler_and_operator_changes_publish_events_too(clean_s
             assert RFC3339_Z.match(event["data"]["at"]), event
         history = (await p.http.get(f"/api/v1/chips/{chip_id}/events", headers=tenant["headers"])).json()["items"]
         assert [(h["to_status"], h["source"]) for h in history[:2]] == [("failed", "worker"), ("disconnected", "admin")]
-        assert (await p.chip(tenant, chip["id"]))["error"] == "Provisioning failed after 4 attempts: boom"
+        # the tenant sees the summary, never the remote error text; the operator view keeps it
+        tenant_error = "Provisioning failed after 4 attempts. Details are with the operators."
+        assert (await p.chip(tenant, chip["id"]))["error"] == tenant_error
+        assert history[0]["detail"] == tenant_error
+        operator = await p.http.get(f"/api/v1/admin/chips?user_id={user_id}", headers=admin["headers"])
+        assert "10.0.0.7: boom" in operator.json()["items"][0]["error"]
 
 
 async def test_a_removed_instance_is_never_reaped_to_idle_nor_woken(clean_state, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from app.core import db
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
+from tests.support.env import WAHA_API_KEY
 from tests.support.platform import platform
 from tests.support.waiting import eventually
 
@@ -25,7 +26,7 @@ def no_settle_delay(monkeypatch):
 
 async def _scan(url: str, name: str) -> None:
     """The phone scans the QR; the session must already show one (SCAN_QR_CODE) in the emulator."""
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers={"X-Api-Key": WAHA_API_KEY}) as http:
         response = await http.post(f"{url}/_emulator/sessions/{name}/scan", json={"phone": "5511988887777"})
         assert response.status_code in (200, 201), response.text
 

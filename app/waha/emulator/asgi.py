@@ -142,15 +142,15 @@ class EmulatorApp:
         r("POST", "/api/{session}/auth/request-code", self.request_code)
         r("POST", "/api/sendText", self.send_text)
         # Control surface for tests and `whago dev`: no API key, never affected by faults.
-        r("GET", "/_emulator/sessions", self.ctl_dump, auth=False)
-        r("GET", "/_emulator/events", self.ctl_events, auth=False)
-        r("POST", "/_emulator/sessions/{session}/scan", self.ctl_scan, auth=False)
-        r("POST", "/_emulator/sessions/{session}/fail", self.ctl_fail, auth=False)
-        r("POST", "/_emulator/sessions/{session}/disconnect", self.ctl_disconnect, auth=False)
-        r("POST", "/_emulator/sessions/{session}/message", self.ctl_message, auth=False)
-        r("POST", "/_emulator/fault", self.ctl_fault, auth=False)
-        r("POST", "/_emulator/webhooks", self.ctl_webhooks, auth=False)
-        r("POST", "/_emulator/reset", self.ctl_reset, auth=False)
+        r("GET", "/_emulator/sessions", self.ctl_dump, auth=True)
+        r("GET", "/_emulator/events", self.ctl_events, auth=True)
+        r("POST", "/_emulator/sessions/{session}/scan", self.ctl_scan, auth=True)
+        r("POST", "/_emulator/sessions/{session}/fail", self.ctl_fail, auth=True)
+        r("POST", "/_emulator/sessions/{session}/disconnect", self.ctl_disconnect, auth=True)
+        r("POST", "/_emulator/sessions/{session}/message", self.ctl_message, auth=True)
+        r("POST", "/_emulator/fault", self.ctl_fault, auth=True)
+        r("POST", "/_emulator/webhooks", self.ctl_webhooks, auth=True)
+        r("POST", "/_emulator/reset", self.ctl_reset, auth=True)
 
     def _route(self, method: str, template: str, handler: Handler, *, auth: bool = True) -> None:
         pattern = re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template))
@@ -318,8 +318,11 @@ class EmulatorApp:
 
     # --- control ------------------------------------------------------------------------------
 
+    # Control endpoints need the instance's API key (like WAHA's routes) and never answer a secret:
+    # session configs carry the webhook HMAC key and proxy passwords.
+
     async def ctl_dump(self, request: Request) -> Response:
-        return Response.json(self.emulator.dump())
+        return Response.json([_without_secrets(s) for s in self.emulator.dump()])
 
     async def ctl_events(self, request: Request) -> Response:
         return Response.json({"events": list(self.emulator.events), "deliveries": list(self.emulator.deliveries)})
@@ -327,17 +330,17 @@ class EmulatorApp:
     async def ctl_scan(self, request: Request) -> Response:
         session, data = self._session(request), request.json(required=False)
         self.emulator.scan(session, data.get("phone"), data.get("pushName"))
-        return Response.json(self.emulator.info(session))
+        return Response.json(_without_secrets(self.emulator.info(session)))
 
     async def ctl_fail(self, request: Request) -> Response:
         session = self._session(request)
         self.emulator.fail(session)
-        return Response.json(self.emulator.info(session))
+        return Response.json(_without_secrets(self.emulator.info(session)))
 
     async def ctl_disconnect(self, request: Request) -> Response:
         session = self._session(request)
         self.emulator.disconnect(session, request.json(required=False).get("status", "FAILED"))
-        return Response.json(self.emulator.info(session))
+        return Response.json(_without_secrets(self.emulator.info(session)))
 
     async def ctl_message(self, request: Request) -> Response:
         session, data = self._session(request), request.json(required=False)
@@ -363,6 +366,20 @@ class EmulatorApp:
     async def ctl_reset(self, request: Request) -> Response:
         self.emulator.reset()
         return Response.json({"reset": True})
+
+
+def _without_secrets(info: dict[str, Any]) -> dict[str, Any]:
+    """A session as the control endpoints show it: webhook HMAC keys, custom webhook headers and
+    proxy passwords removed."""
+    config = dict(info.get("config") or {})
+    if isinstance(config.get("proxy"), dict):
+        config["proxy"] = {k: v for k, v in config["proxy"].items() if k != "password"}
+    if isinstance(config.get("webhooks"), list):
+        config["webhooks"] = [
+            {k: v for k, v in hook.items() if k not in ("hmac", "customHeaders")} if isinstance(hook, dict) else hook
+            for hook in config["webhooks"]
+        ]
+    return {**info, "config": config}
 
 
 def _validate_name(name: Any) -> None:
