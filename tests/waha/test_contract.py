@@ -53,6 +53,12 @@ RELAXATIONS: list[tuple[str, str, str]] = [
         "the event name is a string (the spec's own enum and default are strings, its type says object)",
     ),
     (f"{SCHEMAS}/WAHAWebhookMessage/properties/event", "string", "as above"),
+    (f"{SCHEMAS}/WAHAWebhookMessageAck/properties/event", "string", "as above"),
+    (
+        f"{SCHEMAS}/WAMessageAckBody/properties/participant",
+        "nullable",
+        "participant is only set in groups (as in WAMessage, whose spec says so); null for a direct chat",
+    ),
     (
         f"{SCHEMAS}/WAMessage/required",
         "unrequire:source,participant,mediaUrl",
@@ -242,11 +248,20 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
         await waha.request_pairing_code(name, "5511999998888")
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/scan")
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/message", json={"text": "hi"})
-        await waha.send_text(name, "5511977776666", "hello")
+        sent = await waha.send_text(name, "5511977776666", "hello", message_id="3EB0C0FFEE0123456789AB")
+        await waha.send_image(
+            name, "5511977776666", "https://example.com/cat.jpg", "image/jpeg", filename="cat.jpg", caption="a cat"
+        )
+        await waha.send_file(name, "5511977776666@c.us", "https://example.com/doc.pdf", "application/pdf")
+        for ack in (1, 2, 3, -1):
+            await http.post(f"{emulator.url}/_emulator/sessions/{name}/messages/{sent['id']}/ack", json={"ack": ack})
         await waha.get_session(name)
         await waha.list_sessions()
         await waha.list_sessions(all=False)
         await eventually(lambda: any(b'"event":"message"' in b for _, b in receiver.accepted()), what="message webhook")
+        await eventually(
+            lambda: sum(b'"event":"message.ack"' in b for _, b in receiver.accepted()) == 4, what="message.ack webhooks"
+        )
         # A config without hmac/retries, as another WAHA client may have left it: echoes nulls.
         await waha.update_session(
             name, {"metadata": {"user_id": "u"}, "webhooks": [{"url": hook_url, "events": ["session.status"]}]}
@@ -276,6 +291,8 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
         "request POST /api/sessions",
         "request PUT /api/sessions/chip_contract",
         "request POST /api/sendText",
+        "request POST /api/sendImage",
+        "request POST /api/sendFile",
         "request POST /api/chip_contract/auth/request-code",
         "response POST /api/sessions",
         "response PUT /api/sessions/chip_contract",
@@ -285,10 +302,13 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
         "response POST /api/sessions/chip_contract/logout",
         "response GET /api/chip_contract/auth/qr",
         "response POST /api/sendText",
+        "response POST /api/sendImage",
+        "response POST /api/sendFile",
         "response GET /api/server/version",
         "response GET /ping",
         "webhook session.status",
         "webhook message",
+        "webhook message.ack",
     ]:
         assert expected in labels, f"{expected} was not validated"
     assert any("422" in u for u in unchecked)  # the create conflict happened
