@@ -136,6 +136,42 @@ async def mark_failed(message_id: UUID, error: str) -> MessageRow | None:
     return maybe_struct(record, MessageRow)
 
 
+class PendingRow(msgspec.Struct, frozen=True):
+    id: UUID
+    chip_id: UUID
+    user_id: UUID
+    recipient: str
+    waha_ref: str
+    waha_message_id: str | None
+
+
+async def stale_pending(older_than_seconds: int, limit: int) -> list[PendingRow]:
+    """Messages still ``pending`` a while after their send (WAHA's answer unrecorded, no ack yet),
+    within the last 24 hours, oldest first."""
+    records = await db.fetch(
+        "SELECT id, chip_id, user_id, recipient, waha_ref, waha_message_id FROM messages"
+        f" WHERE status = '{_PENDING}' AND created_at < now() - make_interval(secs => $1)"
+        f" AND created_at > now() - interval '{IDEMPOTENCY_HOURS} hours'"
+        " ORDER BY created_at LIMIT $2",
+        older_than_seconds,
+        limit,
+    )
+    return to_structs(records, PendingRow)
+
+
+async def advance(message_id: UUID, status: MessageStatus, waha_message_id: str | None) -> MessageRow | None:
+    """Move to ``status`` if that is forward (the rank rule); the row when it moved, else None."""
+    record = await db.fetchrow(
+        f"UPDATE messages SET status = $2::varchar, waha_message_id = coalesce(waha_message_id, $3),"
+        f" updated_at = clock_timestamp() WHERE id = $1 AND {_RANK} < $4::int RETURNING {_COLUMNS}",
+        message_id,
+        status.value,
+        waha_message_id,
+        RANK[status],
+    )
+    return maybe_struct(record, MessageRow)
+
+
 async def delete_pending(message_id: UUID) -> None:
     """WAHA never took it: the request changed nothing, so the row goes."""
     await db.fetch(f"DELETE FROM messages WHERE id = $1 AND status = '{_PENDING}'", message_id)

@@ -33,7 +33,17 @@ from app.events.bus import format_time
 from app.messages import queries
 from app.messages.queries import MessageRow
 from app.messages.schemas import MediaIn, MediaOut, MessageIn, MessageOut, MessagePage
-from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaRejected, WahaTimedOut, WahaUnavailable
+from app.messages.status import ACK_TO_STATUS, RANK, MessageStatus
+from app.waha.client import (
+    WahaClient,
+    WahaConflict,
+    WahaError,
+    WahaNotFound,
+    WahaRejected,
+    WahaTimedOut,
+    WahaUnavailable,
+)
+from app.waha.sessions import session_name
 
 logger = logging.getLogger("whago.messages")
 
@@ -214,6 +224,35 @@ class MessageService:
         more = len(rows) > limit
         rows = rows[:limit]
         return MessagePage(items=[to_message_out(r) for r in rows], next_before=rows[-1].id if more else None)
+
+    async def reconcile_pending(self, *, older_than_seconds: int = 60, limit: int = 200) -> dict[str, int]:
+        """Complete messages left ``pending`` (our write after the send failed, or WAHA timed out)
+        from WAHA's own record of them: found → its ack sets the status; not found or WAHA
+        unreachable → left for the acks and the next round (never guessed as failed)."""
+        counts = {"checked": 0, "completed": 0}
+        for row in await queries.stale_pending(older_than_seconds, limit):
+            counts["checked"] += 1
+            instance = await self.s.scheduler.get_instance(str(row.user_id))
+            if instance is None or not instance.base_url or instance.status != "running":
+                continue
+            client = self.s.waha.get(instance.base_url)
+            chat = row.recipient if "@" in row.recipient else row.recipient + "@c.us"
+            waha_id = row.waha_message_id or f"true_{chat}_{row.waha_ref}"
+            try:
+                found = await client.get_message(session_name(row.chip_id), chat, waha_id)
+            except WahaError:
+                continue
+            ack = found.get("ack")
+            status = ACK_TO_STATUS.get(ack) if isinstance(ack, int) else None
+            # WAHA knows it, so it went out: at least "sent" even when its ack says less
+            if status is None or RANK[status] < RANK[MessageStatus.SENT]:
+                status = MessageStatus.SENT
+            found_id = found.get("id")
+            moved = await queries.advance(row.id, status, found_id if isinstance(found_id, str) else waha_id)
+            if moved is not None:
+                counts["completed"] += 1
+                await self.publish(row.user_id, moved)
+        return counts
 
     async def prune(self) -> int:
         """Remove messages older than WHAGO_MESSAGE_RETENTION_DAYS (the daily job)."""

@@ -278,6 +278,12 @@ class WahaClient:
         """Send a document WAHA downloads from ``url`` (``RemoteFile``). Same answer as ``send_text``."""
         return await self._send("/api/sendFile", _file_body(name, chat_id, url, mimetype, filename, caption), None)
 
+    async def get_message(self, name: str, chat_id: str, message_id: str) -> dict[str, Any]:
+        """One message of a chat (``WAMessage``, with its current ``ack``); 404 when WAHA has none."""
+        path = f"/api/{_seg(name)}/chats/{_seg(_chat_id(chat_id))}/messages/{_seg(message_id)}"
+        raw: dict[str, Any] = await self._call("GET", path, dict[str, Any], params={"downloadMedia": "false"})
+        return raw
+
     async def _send(self, path: str, body: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         response = await self._request("POST", path, json=body)
         raw: Any = None

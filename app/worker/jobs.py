@@ -2,7 +2,7 @@
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
 teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
-prune_messages.
+prune_messages, reconcile_messages.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -113,6 +113,11 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
+async def reconcile_messages(ctx) -> dict:
+    """Messages left pending after their send are completed from WAHA's record of them."""
+    return await MessageService(_container(ctx)).reconcile_pending()
+
+
 async def prune_messages(ctx) -> int:
     """The message log keeps WHAGO_MESSAGE_RETENTION_DAYS (default 30) days; older messages go."""
     return await MessageService(_container(ctx)).prune()
@@ -128,4 +133,5 @@ FUNCTIONS: list[Any] = [
     check_proxies,
     prune_webhook_events,
     prune_messages,
+    reconcile_messages,
 ]

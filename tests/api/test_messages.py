@@ -381,6 +381,49 @@ async def test_write_after_send_failure_still_202_and_first_ack_completes(api, w
         await pg.execute("DROP FUNCTION IF EXISTS test_refuse_sent()")
 
 
+async def test_reconciler_completes_a_pending_message_from_waha(api, waha_api, control, emulator, pg):
+    from app.container import Container
+    from app.worker import jobs
+
+    user = await register(api)
+    chip = await connected_chip(api, waha_api, control, user)
+    await pg.execute(
+        """
+        CREATE OR REPLACE FUNCTION test_refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.status = 'sent' AND OLD.status = 'pending' THEN
+                RAISE EXCEPTION 'disk full';
+            END IF;
+            RETURN NEW;
+        END $$
+        """
+    )
+    await pg.execute(
+        "CREATE TRIGGER test_refuse_sent BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION test_refuse_sent()"
+    )
+    try:
+        body = (await send(api, user, chip, {"to": "5521999990000", "text": "lost answer"})).json()
+        assert body["status"] == "pending"
+    finally:
+        await pg.execute("DROP TRIGGER IF EXISTS test_refuse_sent ON messages")
+        await pg.execute("DROP FUNCTION IF EXISTS test_refuse_sent()")
+    [sent] = emulator.sent(chip)
+    # the ack never reaches WHAGO (missed webhook); WAHA knows the message was delivered
+    await control.post("/_emulator/webhooks", json={"deliver": False})
+    await ack(control, chip, sent["id"], 2)
+    container = Container.build(waha_api.settings)
+    try:
+        # too recent: its acks may still come
+        assert await jobs.reconcile_messages({"container": container}) == {"checked": 0, "completed": 0}
+        await pg.execute("UPDATE messages SET created_at = created_at - interval '2 minutes'")
+        assert await jobs.reconcile_messages({"container": container}) == {"checked": 1, "completed": 1}
+        assert await jobs.reconcile_messages({"container": container}) == {"checked": 0, "completed": 0}
+    finally:
+        await container.aclose()
+    got = await message(api, user, chip, body["id"])
+    assert (got["status"], got["waha_message_id"]) == ("delivered", sent["id"])
+
+
 # --- acks WHAGO did not cause ---------------------------------------------------------------------
 
 

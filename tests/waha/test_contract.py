@@ -255,6 +255,7 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
         await waha.send_file(name, "5511977776666@c.us", "https://example.com/doc.pdf", "application/pdf")
         for ack in (1, 2, 3, -1):
             await http.post(f"{emulator.url}/_emulator/sessions/{name}/messages/{sent['id']}/ack", json={"ack": ack})
+        assert (await waha.get_message(name, "5511977776666", sent["id"]))["ack"] == -1
         await waha.get_session(name)
         await waha.list_sessions()
         await waha.list_sessions(all=False)
@@ -311,6 +312,7 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
         "webhook message.ack",
     ]:
         assert expected in labels, f"{expected} was not validated"
+    assert any(label.startswith("response GET /api/chip_contract/chats/") for label in labels)
     assert any("422" in u for u in unchecked)  # the create conflict happened
     failures = {s.label: errs for s in samples if (errs := errors(spec(), s.pointer, s.instance))}
     assert not failures, json.dumps(failures, indent=1)

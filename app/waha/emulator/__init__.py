@@ -19,7 +19,8 @@ WAHA API (``X-Api-Key`` header or ``?x-api-key=``; 401 otherwise; ``/ping`` is o
 (``?all=true`` includes STOPPED), ``GET|PUT|DELETE /api/sessions/{name}``,
 ``POST /api/sessions/{name}/start|stop|restart|logout`` (201), ``GET /api/sessions/{name}/me``,
 ``GET /api/{name}/auth/qr?format=image|raw``, ``POST /api/{name}/auth/request-code``,
-``POST /api/sendText``, ``POST /api/sendImage|sendFile`` (``RemoteFile`` by URL, never fetched).
+``POST /api/sendText``, ``POST /api/sendImage|sendFile`` (``RemoteFile`` by URL, never fetched),
+``GET /api/{name}/chats/{chatId}/messages/{messageId}`` (sent messages, with their latest ack).
 Errors use WAHA's NestJS body ``{message, error, statusCode}``.
 
 Sent messages get ``message.ack`` webhooks SERVER -> DEVICE -> READ, ``ack_delay_seconds`` apart

@@ -143,6 +143,7 @@ class EmulatorApp:
         r("POST", "/api/sendText", self.send_text)
         r("POST", "/api/sendImage", self.send_image)
         r("POST", "/api/sendFile", self.send_file)
+        r("GET", "/api/{session}/chats/{chat_id}/messages/{message_id}", self.get_chat_message)
         # Control surface for tests and `whago dev`: no API key, never affected by faults.
         r("GET", "/_emulator/sessions", self.ctl_dump, auth=False)
         r("GET", "/_emulator/events", self.ctl_events, auth=False)
@@ -318,6 +319,12 @@ class EmulatorApp:
         session = self.emulator.get(str(data.get("session") or "default"))
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
         return Response.json(self.emulator.send_text(session, data["chatId"], data["text"], message_id), 201)
+
+    async def get_chat_message(self, request: Request) -> Response:
+        session = self._session(request)
+        return Response.json(
+            self.emulator.sent_message(session, request.params["chat_id"], request.params["message_id"])
+        )
 
     async def send_image(self, request: Request) -> Response:
         return self._send_media(request, "image")

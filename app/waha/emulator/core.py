@@ -424,6 +424,7 @@ class Emulator:
         sent = next((m for m in s.sent if message_id in (m["id"], m["_data"]["id"]["id"])), None)
         if sent is None:
             raise EmulatorError(404, "Message not found")
+        sent["ack"], sent["ackName"] = ack, ACK_NAMES[ack]  # what GET .../messages/{id} answers from now on
         payload = {
             "id": sent["id"],
             "from": sent["from"],
@@ -434,6 +435,14 @@ class Emulator:
             "ackName": ACK_NAMES[ack],
         }
         return self.emit(s, "message.ack", payload)
+
+    def sent_message(self, s: EmulatedSession, chat_id: str, message_id: str) -> dict[str, Any]:
+        """``GET /api/{session}/chats/{chatId}/messages/{messageId}`` for messages this session sent."""
+        chat = _chat_id(chat_id)
+        for sent in s.sent:
+            if sent["to"] == chat and message_id in (sent["id"], sent["_data"]["id"]["id"]):
+                return sent
+        raise EmulatorError(404, "Message not found")
 
     def schedule_acks(self, s: EmulatedSession, sent: dict[str, Any]) -> None:
         """SERVER -> DEVICE -> READ, ``ack_delay_seconds`` apart (nothing when it is 0)."""
