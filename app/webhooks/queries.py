@@ -106,9 +106,13 @@ WITH ev AS (
       AND EXISTS (SELECT 1 FROM ev)
     RETURNING c.id, c.user_id
 ), target AS (
-    SELECT m.id FROM messages m JOIN chip ON m.chip_id = chip.id
-    WHERE m.waha_message_id = $7 OR m.waha_ref = $8
-    ORDER BY m.created_at DESC
+    -- two index lookups (an OR would walk the whole chip's log by time)
+    SELECT x.id FROM (
+        SELECT m.id, m.created_at FROM messages m JOIN chip ON m.chip_id = chip.id WHERE m.waha_message_id = $7
+        UNION ALL
+        SELECT m.id, m.created_at FROM messages m JOIN chip ON m.chip_id = chip.id WHERE m.waha_ref = $8
+    ) x
+    ORDER BY x.created_at DESC
     LIMIT 1
 ), changed AS (
     UPDATE messages m SET
