@@ -101,6 +101,7 @@ def _emulator(args: argparse.Namespace) -> int:
         qr_first_seconds=args.qr_first,
         qr_next_seconds=args.qr_next,
         qr_max=args.qr_max,
+        ack_delay_seconds=args.ack_delay_ms / 1000,
         state_dir=args.state_dir,
     )
     return 0
@@ -167,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--qr-first", type=float, default=60.0, help="lifetime of the first QR (s)")
     emulator.add_argument("--qr-next", type=float, default=20.0, help="lifetime of each later QR (s)")
     emulator.add_argument("--qr-max", type=int, default=6, help="QR codes before the session FAILS")
+    emulator.add_argument(
+        "--ack-delay-ms",
+        type=int,
+        default=300,
+        help="delay between a sent message's automatic acks SERVER -> DEVICE -> READ (0: no automatic acks)",
+    )
     emulator.add_argument(
         "--state-dir",
         default=None,

@@ -28,6 +28,7 @@ from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
 from app.events.controller import EventsController
 from app.health.controller import HealthController
+from app.messages.controller import MessagesController
 from app.plans.controller import PlansController
 from app.settings import Settings, get_settings
 from app.webhooks.batcher import GroupCommitter
@@ -81,6 +82,7 @@ def create_app(
             AuthController,
             PlansController,
             ChipsController,
+            MessagesController,
             AdminUsersController,
             AdminInstancesController,
             AdminProxiesController,

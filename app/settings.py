@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     plans: str = "free=1,business=3,enterprise=10"
     pairing_attempts_per_hour: int = 5
     messages_per_minute: int = 20
+    message_retention_days: int = 30
 
     # --- WAHA -------------------------------------------------------------------------------
     waha_api_key: str = ""

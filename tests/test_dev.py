@@ -198,6 +198,9 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     sent = http.post(f"/api/v1/chips/{chip_id}/messages", json={"to": "5511912345678", "text": "hello"}, headers=auth)
     assert sent.status_code == 202, sent.text
     assert sent.json()["status"] == "sent", sent.text
+    # the local emulator acks it (SERVER, DEVICE, READ): the README walk-through's "read"
+    message_url = f"/api/v1/chips/{chip_id}/messages/{sent.json()['id']}"
+    poll("the message to be read", lambda: http.get(message_url, headers=auth).json(), lambda m: m["status"] == "read")
     sessions = httpx.get(f"{emulator}/_emulator/sessions", headers=waha_key, timeout=5).json()
     assert [m["body"] for m in sessions[0]["sent"]] == ["hello"]
 

@@ -15,8 +15,6 @@ from app.chips.schemas import (
     ChipPage,
     ChipRename,
     ChipStatus,
-    MessageIn,
-    MessageOut,
     PairingCodeIn,
     PairingCodeOut,
     QrOut,
@@ -129,13 +127,3 @@ class ChipsController(Controller):
         chip_session_service: NamedDependency[ChipSessionService],
     ) -> ChipOut:
         return await chip_session_service.logout(user_id, chip_id)
-
-    @post("/{chip_id:uuid}/messages", status_code=202, operation_id="SendChipMessage")
-    async def send_message(
-        self,
-        chip_id: FromPath[UUID],
-        data: JSONBody[MessageIn],
-        user_id: NamedDependency[UUID],
-        chip_session_service: NamedDependency[ChipSessionService],
-    ) -> MessageOut:
-        return await chip_session_service.send_message(user_id, chip_id, data)

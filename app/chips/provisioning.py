@@ -22,7 +22,7 @@ from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
-from app.waha.schemas import ProxyConfig, SessionInfo
+from app.waha.schemas import DEFAULT_EVENTS, ProxyConfig, SessionInfo
 from app.waha.sessions import build_session_config, chip_metadata
 
 logger = logging.getLogger("whago.provisioning")
@@ -40,7 +40,11 @@ def reports_to_us(session: SessionInfo, metadata: dict[str, str], webhook_url: s
     if dict(current.metadata or {}) != metadata:
         return False
     return any(
-        h.url == webhook_url and h.hmac is not None and h.hmac.key in (None, signing_key)  # None: WAHA hid it
+        h.url == webhook_url
+        and h.hmac is not None
+        and h.hmac.key in (None, signing_key)  # None: WAHA hid it
+        # a session configured before WHAGO handled message.ack must be updated to subscribe to it
+        and (set(DEFAULT_EVENTS) <= set(h.events) or "*" in h.events)
         for h in current.webhooks or []
     )
 
@@ -79,6 +83,7 @@ class ProvisioningService:
             proxy=proxy,
             retry_attempts=settings.webhook_retry_attempts,
             retry_delay_seconds=settings.webhook_retry_delay_seconds,
+            engine=settings.waha_engine,
         )
 
     async def _client(self, user_id: UUID) -> WahaClient:

@@ -57,10 +57,6 @@ class ChipEventPage(msgspec.Struct):
 
 
 PhoneDigits = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{8,15}$")]
-# digits, or a WhatsApp chat id such as 5511999999999@c.us / …@g.us
-Recipient = Annotated[
-    str, msgspec.Meta(pattern=r"^(\+?[0-9]{6,15}|[0-9A-Za-z._:-]{1,64}@(c|g|s)\.(us|whatsapp\.net))$")
-]
 
 
 class PairingCodeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,16 +71,3 @@ class QrOut(msgspec.Struct):
     status: ChipStatus
     qr_code: str | None
     message: str
-
-
-class MessageIn(msgspec.Struct, forbid_unknown_fields=True):
-    to: Recipient
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
-
-
-class MessageOut(msgspec.Struct):
-    id: str
-    chip_id: UUID
-    to: str
-    status: str
-    created_at: datetime

@@ -123,6 +123,10 @@ class ChipService:
             raise NotFound("Chip not found.")
         return moved.result
 
+    async def touch_activity(self, chip_id: UUID) -> None:
+        """Something went through the chip (a message sent): the liveness/idle clocks restart."""
+        await queries.touch_activity(chip_id)
+
     async def events(self, user_id: UUID, chip_id: UUID, limit: int) -> ChipEventPage:
         await self.get(user_id, chip_id)
         rows = await queries.history(chip_id, limit)

@@ -1,18 +1,18 @@
-"""Chip actions that talk to the chip's WAHA session: QR, pairing code, restart, logout, messages.
+"""Chip actions that talk to the chip's WAHA session: QR, pairing code, restart, logout.
+
+Sending messages lives in app/messages.
 
 Remote calls never run inside a database transaction; WAHA being down is a 503 that changed
-nothing. Pairing attempts and messages are limited per chip in Redis (shared by every process).
+nothing. Pairing attempts are limited per chip in Redis (shared by every process).
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
-from datetime import UTC, datetime
 from uuid import UUID
 
 from app.chips import queries
-from app.chips.schemas import ChipOut, MessageIn, MessageOut, QrOut
+from app.chips.schemas import ChipOut, QrOut
 from app.chips.service import ChipService
 from app.chips.status import ChipStatus, Source
 from app.chips.transitions import KEEP
@@ -22,7 +22,6 @@ from app.instances.service import InstanceService
 from app.waha.client import WahaClient, WahaConflict, WahaNotFound, WahaUnavailable
 
 PAIRING_LIMIT = "pairing"
-MESSAGE_LIMIT = "messages"
 
 
 class ChipSessionService:
@@ -126,29 +125,6 @@ class ChipSessionService:
         except WahaNotFound:
             pass  # nothing linked any more: the outcome the tenant asked for
         return await self._set_status(user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True)
-
-    async def send_message(self, user_id: UUID, chip_id: UUID, data: MessageIn) -> MessageOut:
-        chip = await self.chips.get(user_id, chip_id)
-        if chip.status != ChipStatus.CONNECTED:
-            raise Conflict("The chip is not connected.", code="chip_not_connected")
-        await self.s.limiter.hit(
-            MESSAGE_LIMIT,
-            str(chip_id),
-            limit=self.s.settings.messages_per_minute,
-            window_seconds=60,
-            detail=f"At most {self.s.settings.messages_per_minute} messages per minute per chip.",
-        )
-        to = data.to.lstrip("+")
-        try:
-            sent = await self._remote(user_id, lambda c: c.send_text(chip.session_name, to, data.text))
-        except WahaConflict:
-            raise Conflict(
-                "WhatsApp refused the message: the chip is not connected.", code="chip_not_connected"
-            ) from None
-        await queries.touch_activity(chip_id)
-        return MessageOut(
-            id=sent.get("id") or uuid.uuid4().hex, chip_id=chip_id, to=to, status="sent", created_at=datetime.now(UTC)
-        )
 
     async def remove_instance(self, user_id: UUID) -> int:
         """An operator removes a tenant's instance: it stays removed until the tenant restarts a

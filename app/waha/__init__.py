@@ -8,6 +8,7 @@ from app.waha.client import (
     WahaNotFound,
     WahaRejected,
     WahaSessionExists,
+    WahaTimedOut,
     WahaUnavailable,
 )
 from app.waha.schemas import DEFAULT_EVENTS, MeInfo, ProxyConfig, SessionDTO, SessionInfo
@@ -26,6 +27,7 @@ __all__ = [
     "WahaNotFound",
     "WahaRejected",
     "WahaSessionExists",
+    "WahaTimedOut",
     "WahaUnavailable",
     "build_session_config",
     "chip_id_from_session",

@@ -59,6 +59,11 @@ class WahaUnavailable(WahaError, DependencyUnavailable):
     pass
 
 
+class WahaTimedOut(WahaUnavailable):
+    """The request may have reached WAHA (a read or write timeout, not a connect failure): a send
+    may have happened. Callers that must not repeat a send treat it as "outcome unknown"."""
+
+
 class WahaNotFound(WahaError, NotFound):
     pass
 
@@ -242,12 +247,45 @@ class WahaClient:
         release answered an empty 201), so the id is best-effort. ``message_id`` is WAHA's
         "pre-generated message id" (NOWEB/GOWS) for callers that need correlation.
         """
-        if "@" not in chat_id:
-            chat_id = "".join(ch for ch in chat_id if ch.isdigit()) + "@c.us"
-        body: dict[str, Any] = {"session": name, "chatId": chat_id, "text": text}
+        body: dict[str, Any] = {"session": name, "chatId": _chat_id(chat_id), "text": text}
         if message_id:
             body["id"] = message_id
-        response = await self._request("POST", "/api/sendText", json=body)
+        return await self._send("/api/sendText", body, message_id)
+
+    async def send_image(
+        self,
+        name: str,
+        chat_id: str,
+        url: str,
+        mimetype: str,
+        *,
+        filename: str | None = None,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """Send an image WAHA downloads from ``url`` (``RemoteFile``). Same answer as ``send_text``."""
+        return await self._send("/api/sendImage", _file_body(name, chat_id, url, mimetype, filename, caption), None)
+
+    async def send_file(
+        self,
+        name: str,
+        chat_id: str,
+        url: str,
+        mimetype: str,
+        *,
+        filename: str | None = None,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a document WAHA downloads from ``url`` (``RemoteFile``). Same answer as ``send_text``."""
+        return await self._send("/api/sendFile", _file_body(name, chat_id, url, mimetype, filename, caption), None)
+
+    async def get_message(self, name: str, chat_id: str, message_id: str) -> dict[str, Any]:
+        """One message of a chat (``WAMessage``, with its current ``ack``); 404 when WAHA has none."""
+        path = f"/api/{_seg(name)}/chats/{_seg(_chat_id(chat_id))}/messages/{_seg(message_id)}"
+        raw: dict[str, Any] = await self._call("GET", path, dict[str, Any], params={"downloadMedia": "false"})
+        return raw
+
+    async def _send(self, path: str, body: dict[str, Any], message_id: str | None) -> dict[str, Any]:
+        response = await self._request("POST", path, json=body)
         raw: Any = None
         if response.content.strip():
             try:
@@ -309,8 +347,10 @@ class WahaClient:
                 response = await self._http.request(
                     method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
                 )
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise WahaUnavailable(f"WAHA {where}: timed out connecting") from None
         except httpx.TimeoutException:
-            raise WahaUnavailable(f"WAHA {where}: timed out") from None
+            raise WahaTimedOut(f"WAHA {where}: timed out") from None
         except httpx.HTTPError as exc:
             # Transport failures only; the exception text carries no headers, but scrub anyway.
             raise WahaUnavailable(f"WAHA {where}: {type(exc).__name__} {self._scrub(str(exc))}".rstrip()) from None
@@ -357,6 +397,22 @@ class WahaClientPool:
     @classmethod
     def from_settings(cls, settings: Any) -> WahaClientPool:
         return cls(settings.waha_api_key, settings.waha_timeout_seconds)
+
+
+def _chat_id(chat_id: str) -> str:
+    return chat_id if "@" in chat_id else "".join(ch for ch in chat_id if ch.isdigit()) + "@c.us"
+
+
+def _file_body(
+    name: str, chat_id: str, url: str, mimetype: str, filename: str | None, caption: str | None
+) -> dict[str, Any]:
+    file: dict[str, Any] = {"url": url, "mimetype": mimetype}
+    if filename:
+        file["filename"] = filename
+    body: dict[str, Any] = {"session": name, "chatId": _chat_id(chat_id), "file": file}
+    if caption:
+        body["caption"] = caption
+    return body
 
 
 def _seg(name: str) -> str:

@@ -23,7 +23,8 @@ SessionStatus = Literal[
 ]
 RetryPolicy = Literal["constant", "linear", "exponential"]
 
-DEFAULT_EVENTS: tuple[str, ...] = ("session.status", "message")
+# message.ack: delivery status of the messages WHAGO sends (on WEBJS it needs webjs.tagsEventsOn)
+DEFAULT_EVENTS: tuple[str, ...] = ("session.status", "message", "message.ack")
 
 
 class _Body(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -74,11 +75,16 @@ class WebhookConfig(_Body):
     custom_headers: list[CustomHeader] | None = None
 
 
+class WebjsConfig(_Body):
+    tags_events_on: bool | None = None
+
+
 class SessionConfig(_Body):
     metadata: dict[str, Any] | None = None
     proxy: ProxyConfig | None = None
     webhooks: list[WebhookConfig] | None = None
     debug: bool = False
+    webjs: WebjsConfig | None = None
 
 
 class MeInfo(_Body):

@@ -17,6 +17,7 @@ from app.waha.schemas import (
     RetryPolicy,
     SessionConfig,
     WebhookConfig,
+    WebjsConfig,
 )
 
 SESSION_PREFIX = "chip_"
@@ -44,18 +45,24 @@ def build_session_config(
     retry_attempts: int = 8,
     retry_delay_seconds: float = 2,
     retry_policy: RetryPolicy = "exponential",
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """WAHA ``SessionConfig`` as a JSON-ready dict (camelCase, unset fields left out).
 
-    It is always the *full* config: WAHA's PUT replaces the config rather than merging it.
+    It is always the *full* config: WAHA's PUT replaces the config rather than merging it. On the
+    WEBJS engine ``message.ack`` is only emitted with ``webjs.tagsEventsOn`` (waha.md §1.3).
     """
+    events = list(events)
     webhook = WebhookConfig(
         url=webhook_url,
-        events=list(events),
+        events=events,
         hmac=HmacConfig(key=hmac_key) if hmac_key else None,
         retries=RetriesConfig(policy=retry_policy, delay_seconds=retry_delay_seconds, attempts=retry_attempts),
     )
-    config = SessionConfig(metadata={str(k): str(v) for k, v in metadata.items()}, proxy=proxy, webhooks=[webhook])
+    webjs = WebjsConfig(tags_events_on=True) if (engine or "").upper() == "WEBJS" and "message.ack" in events else None
+    config = SessionConfig(
+        metadata={str(k): str(v) for k, v in metadata.items()}, proxy=proxy, webhooks=[webhook], webjs=webjs
+    )
     return msgspec.to_builtins(config)
 
 

@@ -11,6 +11,7 @@ from the enum so the text stays one constant prepared statement.
 from __future__ import annotations
 
 from app.chips.status import ChipStatus, Source
+from app.messages.status import MessageStatus, rank_sql
 
 _DELETING = ChipStatus.DELETING.value
 
@@ -81,4 +82,49 @@ WITH ev AS (
     RETURNING c.id
 )
 SELECT (SELECT count(*) FROM ev) AS fresh, (SELECT count(*) FROM touched) AS touched
+"""
+
+# message.ack: dedup, activity (the chip heard from WhatsApp: a liveness signal too), then the
+# message's status, forward only. The message is matched by WAHA's id, or by the id we asked WAHA
+# to use (``waha_ref``) when our write of WAHA's answer failed after the send. The UPDATE's rank
+# condition is re-checked by PostgreSQL on the row's latest version, so concurrent acks of one
+# message settle on the highest status whatever their order.
+_MESSAGE_RANK = rank_sql("m.status")
+
+APPLY_ACK = f"""
+WITH ev AS (
+    INSERT INTO webhook_events (event_id, event, session_name, outcome)
+    VALUES ($1, 'message.ack', $2, $3)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING 1
+), chip AS (
+    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $6), $6)
+    WHERE c.session_name = $2
+      AND ($4::uuid IS NULL OR c.id = $4)
+      AND ($5::uuid IS NULL OR c.user_id = $5)
+      AND c.status <> '{_DELETING}'
+      AND EXISTS (SELECT 1 FROM ev)
+    RETURNING c.id, c.user_id
+), target AS (
+    -- two index lookups (an OR would walk the whole chip's log by time)
+    SELECT x.id FROM (
+        SELECT m.id, m.created_at FROM messages m JOIN chip ON m.chip_id = chip.id WHERE m.waha_message_id = $7
+        UNION ALL
+        SELECT m.id, m.created_at FROM messages m JOIN chip ON m.chip_id = chip.id WHERE m.waha_ref = $8
+    ) x
+    ORDER BY x.created_at DESC
+    LIMIT 1
+), changed AS (
+    UPDATE messages m SET
+        status = $9::varchar,
+        waha_message_id = coalesce(m.waha_message_id, $7),
+        error = CASE WHEN $9::varchar = '{MessageStatus.FAILED.value}' THEN $10 ELSE m.error END,
+        updated_at = clock_timestamp()
+    FROM target t
+    WHERE m.id = t.id AND {_MESSAGE_RANK} < $11::int
+    RETURNING m.id, m.updated_at
+)
+SELECT (SELECT count(*) FROM ev) AS fresh, chip.id AS chip_id, chip.user_id,
+       (SELECT id FROM target) AS message_id, changed.updated_at AS changed_at
+FROM (SELECT 1) AS one LEFT JOIN chip ON true LEFT JOIN changed ON true
 """

@@ -18,6 +18,13 @@ class StatusPayload(msgspec.Struct):
     status: Annotated[str, msgspec.Meta(max_length=64)]
 
 
+class AckPayload(msgspec.Struct):
+    """``WAMessageAckBody``, the part the receiver acts on."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    ack: int | float  # the spec types it as a number; only -1..4 are mapped
+
+
 class Envelope(msgspec.Struct):
     event: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     session: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -25,12 +25,13 @@ from app.container import Container
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
 from app.events.bus import format_time
-from app.webhooks.queries import APPLY_MESSAGE, APPLY_STATUS
-from app.webhooks.schemas import Envelope, StatusPayload
+from app.messages.status import ACK_TO_STATUS, RANK
+from app.webhooks.queries import APPLY_ACK, APPLY_MESSAGE, APPLY_STATUS
+from app.webhooks.schemas import AckPayload, Envelope, StatusPayload
 
 logger = logging.getLogger("whago.webhooks")
 
-HANDLED_EVENTS = ("session.status", "message")
+HANDLED_EVENTS = ("session.status", "message", "message.ack")
 
 _NO_METADATA = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -121,6 +122,8 @@ class WebhookService:
             return "ignored"
         if envelope.event == "message":
             return await self._message(envelope, body, chip_id, user_id)
+        if envelope.event == "message.ack":
+            return await self._ack(envelope, chip_id, user_id)
         return await self._status(envelope, body, chip_id, user_id)
 
     async def _status(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
@@ -180,3 +183,63 @@ class WebhookService:
         if not row["fresh"]:
             return "duplicate"
         return "ok" if row["touched"] else "ignored"
+
+    async def _ack(self, envelope: Envelope, chip_id, user_id) -> str:
+        """A delivery tick for a message: its status moves forward (never back), and the chip
+        counts as active. Acks for messages WHAGO did not send (sent from the phone) only count
+        as activity; an unmapped ack value is recorded nowhere and changes nothing."""
+        try:
+            payload = msgspec.convert(envelope.payload, AckPayload)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed(f"message.ack payload: {exc}") from None
+        ack = int(payload.ack) if float(payload.ack).is_integer() else None
+        status = ACK_TO_STATUS.get(ack) if ack is not None else None
+        if status is None:
+            return "ignored"
+        # dedup: the envelope id, else (older WAHA, no id) the message id and ack value, so the
+        # same tick redelivered with a new timestamp is still one event
+        event_id = (
+            envelope.id or "ack:" + hashlib.sha256(f"{envelope.session}|{payload.id}|{ack}".encode()).hexdigest()[:60]
+        )
+        at = _event_time(envelope)
+        row = await self._apply(
+            APPLY_ACK,
+            (
+                event_id,
+                envelope.session,
+                f"ack {ack}",
+                chip_id,
+                user_id,
+                at,
+                payload.id,
+                _raw_message_id(payload.id),
+                status.value,
+                "WhatsApp reported an error sending the message (ack ERROR).",
+                RANK[status],
+            ),
+            (envelope.session, at),
+        )
+        if not row["fresh"]:
+            return "duplicate"
+        if row["chip_id"] is None or row["message_id"] is None:
+            return "ignored"
+        if row["changed_at"] is not None:
+            await self.s.events.publish(
+                row["user_id"],
+                "message.status",
+                {
+                    "chip_id": str(row["chip_id"]),
+                    "message_id": str(row["message_id"]),
+                    "status": status.value,
+                    "at": format_time(row["changed_at"]),
+                },
+            )
+        return "ok"
+
+
+def _raw_message_id(message_id: str) -> str:
+    """WhatsApp's own id inside WAHA's ``<fromMe>_<chat id>_<id>[_<participant>]``."""
+    parts = message_id.split("_")
+    if len(parts) >= 3 and parts[0] in ("true", "false"):
+        return parts[2]
+    return message_id

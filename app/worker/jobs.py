@@ -1,7 +1,8 @@
 """SAQ job functions: thin wrappers that open the right service and report final failures.
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
-teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events.
+teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
+prune_messages, reconcile_messages.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -18,6 +19,7 @@ from app.container import Container
 from app.core import db
 from app.core.errors import WhagoError
 from app.instances.service import InstanceService
+from app.messages.service import MessageService
 from app.proxies.service import ProxyService
 from app.reconciler.service import Reconciler
 
@@ -117,6 +119,16 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
+async def reconcile_messages(ctx) -> dict:
+    """Messages left pending after their send are completed from WAHA's record of them."""
+    return await MessageService(_container(ctx)).reconcile_pending()
+
+
+async def prune_messages(ctx) -> int:
+    """The message log keeps WHAGO_MESSAGE_RETENTION_DAYS (default 30) days; older messages go."""
+    return await MessageService(_container(ctx)).prune()
+
+
 FUNCTIONS: list[Any] = [
     provision_chip,
     rotate_proxy,
@@ -126,4 +138,6 @@ FUNCTIONS: list[Any] = [
     reap_idle,
     check_proxies,
     prune_webhook_events,
+    prune_messages,
+    reconcile_messages,
 ]

@@ -38,6 +38,10 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         ),
         CronJob(jobs.reap_idle, cron="17 * * * *", timeout=600, retries=1, ttl=3600),
         CronJob(jobs.prune_webhook_events, cron="43 3 * * *", timeout=600, retries=1, ttl=3600),
+        CronJob(
+            jobs.reconcile_messages, cron=_every(settings.reconcile_interval_seconds), timeout=300, retries=1, ttl=600
+        ),
+        CronJob(jobs.prune_messages, cron="53 3 * * *", timeout=1800, retries=1, ttl=3600),
     ]
 
 

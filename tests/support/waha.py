@@ -20,6 +20,7 @@ FAST = {
     "qr_max": 3,
     "webhook_timeout_seconds": 2.0,
     "worker_id": "test-worker",
+    "ack_delay_seconds": 0,  # acks are driven by hand (control endpoint) unless a test asks for them
 }
 
 

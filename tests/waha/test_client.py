@@ -253,12 +253,37 @@ def test_session_config_without_optional_parts() -> None:
         "webhooks": [
             {
                 "url": "http://h/w",
-                "events": ["session.status", "message"],
+                "events": ["session.status", "message", "message.ack"],
                 "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8},
             }
         ],
     }
     assert PROXY_PASSWORD not in repr(ProxyConfig(server="h:1", password=PROXY_PASSWORD))
+
+
+def test_webjs_sessions_turn_on_tags_events_for_message_ack() -> None:
+    """WAHA's WEBJS engine emits message.ack only with webjs.tagsEventsOn (waha.md §1.3)."""
+    webjs = build_session_config(metadata={}, webhook_url="http://h/w", hmac_key=None, engine="WEBJS")
+    assert webjs["webjs"] == {"tagsEventsOn": True}
+    assert "message.ack" in webjs["webhooks"][0]["events"]
+    for engine in ("GOWS", "NOWEB", None):
+        assert "webjs" not in build_session_config(metadata={}, webhook_url="http://h/w", hmac_key=None, engine=engine)
+    no_acks = build_session_config(
+        metadata={}, webhook_url="http://h/w", hmac_key=None, engine="WEBJS", events=("session.status",)
+    )
+    assert "webjs" not in no_acks
+
+
+async def test_a_read_timeout_on_a_send_is_maybe_sent_not_unreachable(waha: WahaClient, httpx_mock) -> None:
+    from app.waha import WahaTimedOut, WahaUnavailable
+
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"))
+    with pytest.raises(WahaTimedOut):
+        await waha.send_text("s", "5511999999999", "hi")
+    httpx_mock.add_exception(httpx.ConnectTimeout("down"))
+    with pytest.raises(WahaUnavailable) as caught:
+        await waha.send_text("s", "5511999999999", "hi")
+    assert not isinstance(caught.value, WahaTimedOut)
 
 
 async def test_a_stale_keep_alive_connection_is_retried_once_for_reads(waha: WahaClient, httpx_mock) -> None:

@@ -53,6 +53,12 @@ RELAXATIONS: list[tuple[str, str, str]] = [
         "the event name is a string (the spec's own enum and default are strings, its type says object)",
     ),
     (f"{SCHEMAS}/WAHAWebhookMessage/properties/event", "string", "as above"),
+    (f"{SCHEMAS}/WAHAWebhookMessageAck/properties/event", "string", "as above"),
+    (
+        f"{SCHEMAS}/WAMessageAckBody/properties/participant",
+        "nullable",
+        "participant is only set in groups (as in WAMessage, whose spec says so); null for a direct chat",
+    ),
     (
         f"{SCHEMAS}/WAMessage/required",
         "unrequire:source,participant,mediaUrl",
@@ -243,11 +249,25 @@ async def recorded(emulator: Emu, receiver_factory) -> tuple[list[Sample], list[
         control = {"X-Api-Key": API_KEY}
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/scan", headers=control)
         await http.post(f"{emulator.url}/_emulator/sessions/{name}/message", json={"text": "hi"}, headers=control)
-        await waha.send_text(name, "5511977776666", "hello")
+        sent = await waha.send_text(name, "5511977776666", "hello", message_id="3EB0C0FFEE0123456789AB")
+        await waha.send_image(
+            name, "5511977776666", "https://example.com/cat.jpg", "image/jpeg", filename="cat.jpg", caption="a cat"
+        )
+        await waha.send_file(name, "5511977776666@c.us", "https://example.com/doc.pdf", "application/pdf")
+        for ack in (1, 2, 3, -1):
+            await http.post(
+                f"{emulator.url}/_emulator/sessions/{name}/messages/{sent['id']}/ack",
+                json={"ack": ack},
+                headers=control,
+            )
+        assert (await waha.get_message(name, "5511977776666", sent["id"]))["ack"] == -1
         await waha.get_session(name)
         await waha.list_sessions()
         await waha.list_sessions(all=False)
         await eventually(lambda: any(b'"event":"message"' in b for _, b in receiver.accepted()), what="message webhook")
+        await eventually(
+            lambda: sum(b'"event":"message.ack"' in b for _, b in receiver.accepted()) == 4, what="message.ack webhooks"
+        )
         # A config without hmac/retries, as another WAHA client may have left it: echoes nulls.
         await waha.update_session(
             name, {"metadata": {"user_id": "u"}, "webhooks": [{"url": hook_url, "events": ["session.status"]}]}
@@ -277,6 +297,8 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
         "request POST /api/sessions",
         "request PUT /api/sessions/chip_contract",
         "request POST /api/sendText",
+        "request POST /api/sendImage",
+        "request POST /api/sendFile",
         "request POST /api/chip_contract/auth/request-code",
         "response POST /api/sessions",
         "response PUT /api/sessions/chip_contract",
@@ -286,12 +308,16 @@ async def test_traffic_matches_waha_spec(recorded) -> None:
         "response POST /api/sessions/chip_contract/logout",
         "response GET /api/chip_contract/auth/qr",
         "response POST /api/sendText",
+        "response POST /api/sendImage",
+        "response POST /api/sendFile",
         "response GET /api/server/version",
         "response GET /ping",
         "webhook session.status",
         "webhook message",
+        "webhook message.ack",
     ]:
         assert expected in labels, f"{expected} was not validated"
+    assert any(label.startswith("response GET /api/chip_contract/chats/") for label in labels)
     assert any("422" in u for u in unchecked)  # the create conflict happened
     failures = {s.label: errs for s in samples if (errs := errors(spec(), s.pointer, s.instance))}
     assert not failures, json.dumps(failures, indent=1)

@@ -40,7 +40,7 @@ async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(stati
         assert hook["url"] == p.settings.webhook_url
         assert hook["hmac"]["key"] == p.settings.webhook_hmac_key
         assert hook["retries"]["policy"] == "exponential"
-        assert set(hook["events"]) == {"session.status", "message"}
+        assert set(hook["events"]) == {"session.status", "message", "message.ack"}
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]
         assert [e["to_status"] for e in reversed(history)][:3] == ["provisioning", "starting", "waiting_qr"]
         # the instance record the admin endpoint serves

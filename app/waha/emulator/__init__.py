@@ -19,7 +19,12 @@ WAHA API (``X-Api-Key`` header or ``?x-api-key=``; 401 otherwise; ``/ping`` is o
 (``?all=true`` includes STOPPED), ``GET|PUT|DELETE /api/sessions/{name}``,
 ``POST /api/sessions/{name}/start|stop|restart|logout`` (201), ``GET /api/sessions/{name}/me``,
 ``GET /api/{name}/auth/qr?format=image|raw``, ``POST /api/{name}/auth/request-code``,
-``POST /api/sendText``. Errors use WAHA's NestJS body ``{message, error, statusCode}``.
+``POST /api/sendText``, ``POST /api/sendImage|sendFile`` (``RemoteFile`` by URL, never fetched),
+``GET /api/{name}/chats/{chatId}/messages/{messageId}`` (sent messages, with their latest ack).
+Errors use WAHA's NestJS body ``{message, error, statusCode}``.
+
+Sent messages get ``message.ack`` webhooks SERVER -> DEVICE -> READ, ``ack_delay_seconds`` apart
+(``--ack-delay-ms``; 0 disables them, for tests that drive acks by hand).
 
 Lifecycle: STOPPED -> STARTING -(boot_delay)-> SCAN_QR_CODE, with a fresh QR value and PNG on every
 rotation (first lasts ``qr_first_seconds``, the rest ``qr_next_seconds``), each rotation emitting
@@ -46,6 +51,9 @@ Control endpoints (no key, immune to faults):
   the device; link forgotten, default -> FAILED (WAHA's "re-auth needed").
 - ``POST /_emulator/sessions/{name}/message`` ``{from?, text?}``: inbound message -> ``message`` and
   ``message.any`` events (422 unless WORKING).
+- ``POST /_emulator/sessions/{name}/messages/{message_id}/ack`` ``{ack}``: a ``message.ack`` (-1..4)
+  for a message the session sent (WAHA's id or WhatsApp's raw id; 404 otherwise), in any order,
+  any number of times.
 - ``POST /_emulator/fault`` ``{mode: "none"|"error500"|"refuse"}``: error500 answers every WAHA route
   with 500; refuse answers 503 ``Connection: close`` (an ASGI app cannot refuse TCP; for a real
   connection error point the client at a closed port).

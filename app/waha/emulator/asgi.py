@@ -141,6 +141,9 @@ class EmulatorApp:
         r("GET", "/api/{session}/auth/qr", self.get_qr)
         r("POST", "/api/{session}/auth/request-code", self.request_code)
         r("POST", "/api/sendText", self.send_text)
+        r("POST", "/api/sendImage", self.send_image)
+        r("POST", "/api/sendFile", self.send_file)
+        r("GET", "/api/{session}/chats/{chat_id}/messages/{message_id}", self.get_chat_message)
         # Control surface for tests and `whago dev`: no API key, never affected by faults.
         r("GET", "/_emulator/sessions", self.ctl_dump, auth=True)
         r("GET", "/_emulator/events", self.ctl_events, auth=True)
@@ -148,6 +151,7 @@ class EmulatorApp:
         r("POST", "/_emulator/sessions/{session}/fail", self.ctl_fail, auth=True)
         r("POST", "/_emulator/sessions/{session}/disconnect", self.ctl_disconnect, auth=True)
         r("POST", "/_emulator/sessions/{session}/message", self.ctl_message, auth=True)
+        r("POST", "/_emulator/sessions/{session}/messages/{message_id}/ack", self.ctl_ack, auth=True)
         r("POST", "/_emulator/fault", self.ctl_fault, auth=True)
         r("POST", "/_emulator/webhooks", self.ctl_webhooks, auth=True)
         r("POST", "/_emulator/reset", self.ctl_reset, auth=True)
@@ -316,6 +320,31 @@ class EmulatorApp:
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
         return Response.json(self.emulator.send_text(session, data["chatId"], data["text"], message_id), 201)
 
+    async def get_chat_message(self, request: Request) -> Response:
+        session = self._session(request)
+        return Response.json(
+            self.emulator.sent_message(session, request.params["chat_id"], request.params["message_id"])
+        )
+
+    async def send_image(self, request: Request) -> Response:
+        return self._send_media(request, "image")
+
+    async def send_file(self, request: Request) -> Response:
+        return self._send_media(request, "file")
+
+    def _send_media(self, request: Request, kind: str) -> Response:
+        data = request.json()
+        file: dict[str, Any] = data["file"] if isinstance(data.get("file"), dict) else {}
+        errors = [] if isinstance(data.get("chatId"), str) else ["chatId must be a string"]
+        if not isinstance(file.get("url"), str) or not isinstance(file.get("mimetype"), str):
+            errors.append("file must be a RemoteFile {url, mimetype, filename?}")  # BinaryFile is not emulated
+        if data.get("caption") is not None and not isinstance(data.get("caption"), str):
+            errors.append("caption must be a string")
+        if errors:
+            raise EmulatorError(400, errors)
+        session = self.emulator.get(str(data.get("session") or "default"))
+        return Response.json(self.emulator.send_media(session, kind, data["chatId"], file, data.get("caption")), 201)
+
     # --- control ------------------------------------------------------------------------------
 
     # Control endpoints need the instance's API key (like WAHA's routes) and never answer a secret:
@@ -348,6 +377,12 @@ class EmulatorApp:
             session, data.get("from"), str(data.get("text", "Hello from the emulator"))
         )
         return Response.json(payload)
+
+    async def ctl_ack(self, request: Request) -> Response:
+        session, ack = self._session(request), request.json().get("ack")
+        if not isinstance(ack, int) or isinstance(ack, bool):
+            raise EmulatorError(400, ["ack must be an integer"])
+        return Response.json(self.emulator.ack(session, request.params["message_id"], ack))
 
     async def ctl_fault(self, request: Request) -> Response:
         mode = request.json().get("mode")

@@ -35,6 +35,8 @@ FAULT_MODES = ("none", "error500", "refuse")
 DEFAULT_RETRY_ATTEMPTS = 15
 DEFAULT_RETRY_DELAY_SECONDS = 2.0
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# WAHA's ack codes and names (waha.md §4.4, WAMessageAckBody)
+ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
 
 
 class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -52,6 +54,9 @@ class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
     # a restart forgets every session, like a container without a volume.
     store: SessionStore | None = None
     restart_sessions: bool = True  # WAHA_WORKER_RESTART_SESSIONS
+    # Automatic message.ack SERVER -> DEVICE -> READ for every sent message, this far apart; 0
+    # disables them (tests drive acks with the control endpoint instead).
+    ack_delay_seconds: float = 0.3
 
 
 def now_ms() -> int:
@@ -138,6 +143,7 @@ class Emulator:
         self._ending: set[asyncio.Task[None]] = set()  # workers of deleted sessions, cancelled
         self._http: httpx.AsyncClient | None = None
         self._saved: dict[str, bytes] = {}  # last record written per session (skip no-op writes)
+        self._ack_tasks: set[asyncio.Task[None]] = set()  # automatic acks of sent messages
         self._restored = False
 
     # --- lookups and views --------------------------------------------------------------------
@@ -349,6 +355,7 @@ class Emulator:
         payload["source"] = "api"
         s.sent.append(payload)
         self.emit(s, "message.any", payload)
+        self.schedule_acks(s, payload)
         return payload
 
     def request_code(self, s: EmulatedSession) -> str:
@@ -386,6 +393,79 @@ class Emulator:
             "vCards": [],
             "_data": {"id": {"fromMe": from_me, "remote": chat, "id": raw_id}, "type": "chat"},
         }
+
+    # --- outbound media and delivery acks (message.ack) -----------------------------------------
+
+    def send_media(
+        self, s: EmulatedSession, kind: str, chat_id: str, file: dict[str, Any], caption: str | None
+    ) -> dict[str, Any]:
+        """sendImage / sendFile with a ``RemoteFile``: WAHA downloads the URL; we only echo it."""
+        me = self._require_working(s)
+        chat = _chat_id(chat_id)
+        payload = self._wa_message(from_=me["id"], to=chat, chat=chat, text=caption or "", from_me=True)
+        payload["source"] = "api"
+        payload["hasMedia"] = True
+        payload["media"] = {
+            "url": file["url"],
+            "mimetype": file["mimetype"],
+            "filename": file.get("filename"),
+            "error": None,
+        }
+        payload["_data"]["type"] = "image" if kind == "image" else "document"
+        s.sent.append(payload)
+        self.emit(s, "message.any", payload)
+        self.schedule_acks(s, payload)
+        return payload
+
+    def ack(self, s: EmulatedSession, message_id: str, ack: int) -> dict[str, Any]:
+        """Emit ``message.ack`` for a message this session sent (``WAMessageAckBody``); any ack,
+        any order, any number of times. ``message_id`` is WAHA's id or WhatsApp's raw id."""
+        if ack not in ACK_NAMES:
+            raise EmulatorError(400, [f"ack must be one of {sorted(ACK_NAMES)}"])
+        sent = next((m for m in s.sent if message_id in (m["id"], m["_data"]["id"]["id"])), None)
+        if sent is None:
+            raise EmulatorError(404, "Message not found")
+        sent["ack"], sent["ackName"] = ack, ACK_NAMES[ack]  # what GET .../messages/{id} answers from now on
+        payload = {
+            "id": sent["id"],
+            "from": sent["from"],
+            "to": sent["to"],
+            "participant": None,  # groups only
+            "fromMe": True,
+            "ack": ack,
+            "ackName": ACK_NAMES[ack],
+        }
+        return self.emit(s, "message.ack", payload)
+
+    def sent_message(self, s: EmulatedSession, chat_id: str, message_id: str) -> dict[str, Any]:
+        """``GET /api/{session}/chats/{chatId}/messages/{messageId}`` for messages this session sent."""
+        chat = _chat_id(chat_id)
+        for sent in s.sent:
+            if sent["to"] == chat and message_id in (sent["id"], sent["_data"]["id"]["id"]):
+                return sent
+        raise EmulatorError(404, "Message not found")
+
+    def schedule_acks(self, s: EmulatedSession, sent: dict[str, Any]) -> None:
+        """SERVER -> DEVICE -> READ, ``ack_delay_seconds`` apart (nothing when it is 0)."""
+        if self.config.ack_delay_seconds <= 0:
+            return
+        task = asyncio.get_running_loop().create_task(self._auto_acks(s, sent["id"]), name=f"waha-emu-acks-{s.name}")
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _auto_acks(self, s: EmulatedSession, message_id: str) -> None:
+        for ack in (1, 2, 3):
+            await asyncio.sleep(self.config.ack_delay_seconds)
+            if self.sessions.get(s.name) is not s or s.status != "WORKING":
+                return  # deleted, stopped or unlinked: the phone never sees the rest
+            self.ack(s, message_id, ack)
+
+    def _cancel_acks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self._ack_tasks)
+        for task in tasks:
+            task.cancel()
+        self._ack_tasks.clear()
+        return tasks
 
     # --- webhooks -----------------------------------------------------------------------------
 
@@ -508,6 +588,7 @@ class Emulator:
         """Drop in-memory state only; the store keeps what WAHA's storage would (shutdown)."""
         for s in self.sessions.values():
             self._cancel_runner(s)
+        self._cancel_acks()
         for task in self._workers.values():
             task.cancel()
         self.sessions.clear()
@@ -521,7 +602,10 @@ class Emulator:
 
     async def aclose(self) -> None:
         tasks = (
-            [s.runner for s in self.sessions.values() if s.runner] + list(self._workers.values()) + list(self._ending)
+            [s.runner for s in self.sessions.values() if s.runner]
+            + list(self._workers.values())
+            + list(self._ending)
+            + self._cancel_acks()
         )
         self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
         self._restored = False
