@@ -23,6 +23,11 @@ variable "plan" {
   type    = string
   default = "free"
 }
+variable "priority" {
+  type        = number
+  default     = 40
+  description = "Nomad job priority by plan, as the adapter sets it: free 40, business 50, enterprise 60"
+}
 variable "email_domain" {
   type    = string
   default = ""
@@ -79,7 +84,7 @@ variable "sessions_host_volume" {
 job "whago-waha-USER_ID" {
   name        = "whago-waha-${var.user_id}"
   type        = "service"
-  priority    = 50 # the adapter sets it by plan: free 40, business 50, enterprise 60 (free lowest)
+  priority    = var.priority # paying tenants' instances are placed first when the cluster is full
   namespace   = var.namespace
   region      = var.region
   datacenters = var.datacenters

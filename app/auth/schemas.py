@@ -7,7 +7,12 @@ import msgspec
 from app.users.schemas import UserOut
 
 # A pragmatic shape check; deliverability is the mail server's business.
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+    ),
+]
 Password = Annotated[str, msgspec.Meta(max_length=128)]
 
 

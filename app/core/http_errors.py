@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -66,6 +67,11 @@ def _too_deep(request: Request, exc: RecursionError) -> Response:
     return error_response(400, "The request body is nested too deeply.", "validation_error")
 
 
+def _text_not_storable(request: Request, exc: Exception) -> Response:
+    # PostgreSQL refuses NUL (and characters outside UTF-8) in text: the caller's input, not our bug
+    return error_response(400, "The request contains characters that cannot be stored (e.g. NUL).", "validation_error")
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     # Dependency outages surface as typed errors in services; anything else reaching here from a
     # driver is still an outage, never a 500.
@@ -82,5 +88,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http_exception,
     msgspec.ValidationError: _validation,
     RecursionError: _too_deep,
+    asyncpg.exceptions.CharacterNotInRepertoireError: _text_not_storable,
+    asyncpg.exceptions.UntranslatableCharacterError: _text_not_storable,
     Exception: _unexpected,
 }
