@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import re
+import time
 
 import httpx
 import pytest
@@ -151,15 +152,42 @@ async def test_qr_png_matches_raw_and_rotates_until_failed(emulator: Emu, client
 
 
 async def test_qr_and_pairing_code_need_scan_status(emulator: Emu, client: WahaClient) -> None:
+    # STOPPED: WAHA has no session object, so session-scoped routes are 404 with WAHA's text
     await create(client, "chip_pair", start=False)
-    with pytest.raises(WahaConflict):
+    with pytest.raises(WahaNotFound, match="Please start it first"):
         await client.get_qr_raw("chip_pair")
-    with pytest.raises(WahaConflict):
+    with pytest.raises(WahaNotFound):
         await client.request_pairing_code("chip_pair", "5511999990000")
+    with pytest.raises(WahaNotFound):
+        await client._call("GET", "/api/sessions/chip_pair/me", None)
+    # STARTING: the call waits for SCAN_QR_CODE (up to status_wait_seconds) instead of failing
     await client.start_session("chip_pair")
-    await emulator.wait_status("chip_pair", "SCAN_QR_CODE")
     code = await client.request_pairing_code("chip_pair", "+55 (11) 99999-0000")
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
+
+
+async def test_wrong_status_is_422_with_wahas_body_after_the_wait(emulator: Emu, client: WahaClient) -> None:
+    await create(client, "chip_w422")
+    await emulator.wait_status("chip_w422", "SCAN_QR_CODE")
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        await http.post("/_emulator/sessions/chip_w422/scan")
+        started = time.monotonic()
+        answer = await http.get("/api/chip_w422/auth/qr", params={"format": "raw"})
+        waited = time.monotonic() - started
+        assert answer.status_code == 422
+        assert answer.json() == {
+            "error": "Session status is not as expected. Try again later or restart the session",
+            "session": "chip_w422",
+            "status": "WORKING",
+            "expected": ["SCAN_QR_CODE"],
+        }
+        assert waited >= 0.2  # FAST's status_wait_seconds
+        # FAILED is "running" for WAHA: 422, not 404; /start does not revive it
+        await http.post("/_emulator/sessions/chip_w422/fail")
+        assert (await http.get("/api/chip_w422/auth/qr")).status_code == 422
+        again = await http.post("/api/sessions/chip_w422/start")
+        assert again.status_code == 422
+        assert again.json()["message"] == "Session 'chip_w422' is already started."
 
 
 async def test_put_replaces_config_and_restarts_running_session(emulator: Emu, client: WahaClient) -> None:
@@ -176,6 +204,7 @@ async def test_put_replaces_config_and_restarts_running_session(emulator: Emu, c
 
 async def test_send_text_requires_working(emulator: Emu, client: WahaClient) -> None:
     await create(client, "chip_send")
+    await emulator.wait_status("chip_send", "SCAN_QR_CODE")
     with pytest.raises(WahaConflict):
         await client.send_text("chip_send", "5511977776666", "too early")
     await emulator.wait_status("chip_send", "SCAN_QR_CODE")

@@ -66,7 +66,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.waha.emulator.asgi import EmulatorApp
-from app.waha.emulator.core import EmulatedSession, Emulator, EmulatorConfig
+from app.waha.emulator.core import REALISTIC_TIMINGS, EmulatedSession, Emulator, EmulatorConfig
 from app.waha.emulator.store import FileSessionStore, MemorySessionStore, SessionStore, StoredSession
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "EmulatorConfig",
     "FileSessionStore",
     "MemorySessionStore",
+    "REALISTIC_TIMINGS",
     "SessionStore",
     "StoredSession",
     "create_emulator_app",
@@ -88,7 +89,12 @@ def create_emulator_app(config: EmulatorConfig) -> EmulatorApp:
 
 
 def serve_emulator(
-    host: str = "127.0.0.1", port: int = 3000, api_key: str = "", state_dir: str | None = None, **timings: Any
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    api_key: str = "",
+    state_dir: str | None = None,
+    realistic: bool = False,
+    **timings: Any,
 ) -> None:
     """Run the emulator with uvicorn until interrupted (``whago emulator``).
 
@@ -99,6 +105,8 @@ def serve_emulator(
 
     if state_dir:
         timings["store"] = FileSessionStore(state_dir)
+    if realistic:
+        timings = {**REALISTIC_TIMINGS, **timings}
     app = create_emulator_app(EmulatorConfig(api_key=api_key, **timings))
     # No access log: it would print `?x-api-key=` query strings.
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", access_log=False)
