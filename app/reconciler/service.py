@@ -264,6 +264,12 @@ class Reconciler:
             # webhook key rotated, public URL moved, or the config was edited behind our back
             report.drift["session_config_stale"] += 1
             await self._enqueue(PROVISION_CHIP, chip.id, report, "session_config_requeued")
+        if session.status == "STOPPED" and chip.desired_running and chip.settled:
+            # WAHA stopped it on its own (an instance shutdown or reschedule sends STOPPED for
+            # every session, and a worker that comes back under another id or without its
+            # storage does not restart them): the tenant never asked for that, so start it
+            report.drift["session_stopped"] += 1
+            await self._enqueue(PROVISION_CHIP, chip.id, report, "session_restarted")
         observed = WAHA_TO_CHIP_STATUS.get(session.status)
         if observed is None or observed == chip.status or not chip.settled:
             return

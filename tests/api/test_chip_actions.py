@@ -332,6 +332,10 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     session = emulator.session(chip["session_name"])
     assert session.status == "STOPPED"
     assert session.auth is None
+    # the phone no longer lists the device: WAHA unpairs only a running session, so WHAGO logs
+    # out before stopping (stop-then-logout left the device linked on the phone)
+    devices = (await control.get("/_emulator/phones/5511912345678/devices")).json()["devices"]
+    assert devices == []
     # WAHA's own STOPPED webhook (before or after ours) changes nothing more
     await eventually(lambda: _delivered(emulator, chip, "STOPPED"), what="the STOPPED webhook")
     got = await get_chip(api, user, chip)
@@ -361,6 +365,55 @@ async def test_logout_when_webhook_wins_the_race_still_clears_the_phone(api, wah
     response = await post(api, user, chip, "logout")
     assert response.status_code == 202
     assert response.json()["phone_number"] is None
+
+
+async def test_logout_converges_to_disconnected_whatever_the_webhook_order(api, waha, waha_api, control, emulator):
+    """A running session's logout restarts it (STOPPED, STARTING, SCAN_QR_CODE) before WHAGO's
+    stop (STOPPED): delivered in any order, the chip ends disconnected with no phone."""
+    user = await register(api)
+    chip = await connected_chip(api, waha, waha_api, control, user)
+    assert (await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.3]})).status_code == 200
+    try:
+        assert (await post(api, user, chip, "logout")).status_code == 202
+        await eventually(lambda: _all_delivered(emulator, chip), what="every webhook of the logout")
+    finally:
+        await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.0]})
+    got = await get_chip(api, user, chip)
+    assert (got["status"], got["phone_number"]) == ("disconnected", None)
+
+
+async def test_not_running_session_maps_to_the_chip_conflicts(api, waha, waha_api, control, emulator):
+    """WAHA answers 404 ("Please start it first") on a stopped session: when WHAGO has not seen the
+    STOPPED yet, a tenant gets the chip's conflict, not a 404."""
+    user = await register(api)
+    await set_plan(waha_api.settings.database_url, user["user"]["id"], "business")
+    waiting = await provision(api, waha, waha_api, user, await new_chip(api, user, "waiting"))
+    connected = await connected_chip(api, waha, waha_api, control, user, "linked")
+    emulator.state.deliver_webhooks = False  # the STOPPED webhooks are late
+    try:
+        for chip in (waiting, connected):
+            await waha.stop_session(chip["session_name"])
+        assert_error(
+            await post(api, user, connected, "messages", {"to": "5521999990000", "text": "x"}),
+            409,
+            "chip_not_connected",
+        )
+        assert_error(
+            await post(api, user, waiting, "pairing-code", {"phone_number": "5511912345678"}),
+            409,
+            "chip_not_waiting_qr",
+        )
+        png = await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"})
+        assert_error(png, 409, "chip_not_waiting_qr")
+    finally:
+        emulator.state.deliver_webhooks = True
+
+
+def _all_delivered(emulator: Emulator, chip: dict) -> bool:
+    state = emulator.state
+    ids = {e["id"] for e in list(state.events) if e["session"] == chip["session_name"]}
+    done = {d["event_id"] for d in list(state.deliveries) if d.get("status") == 200}
+    return ids <= done and not state._workers.get(chip["session_name"])
 
 
 async def _delivered(emulator: Emulator, chip: dict, status: str) -> bool:

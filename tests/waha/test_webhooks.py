@@ -118,7 +118,8 @@ async def test_retries_on_500_same_bytes_and_request_id(emulator: Emu, client: W
     )
     starting = next(e for e in emulator.events("chip_retry") if e["payload"]["status"] == "STARTING")
     tries = tries_of(receiver, starting["id"])
-    assert tries[0][2] == 500 and tries[-1][2] == 200
+    assert tries[0][2] == 500
+    assert tries[-1][2] == 200
     assert len({body for _, body, _ in tries}) == 1  # the same event, byte for byte
     assert len({h["x-webhook-request-id"] for h, _, _ in tries}) == 1
     attempts = [d["attempt"] for d in list(emulator.state.deliveries) if d["event_id"] == starting["id"]]

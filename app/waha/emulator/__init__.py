@@ -70,13 +70,13 @@ from app.waha.emulator.core import REALISTIC_TIMINGS, EmulatedSession, Emulator,
 from app.waha.emulator.store import FileSessionStore, MemorySessionStore, SessionStore, StoredSession
 
 __all__ = [
+    "REALISTIC_TIMINGS",
     "EmulatedSession",
     "Emulator",
     "EmulatorApp",
     "EmulatorConfig",
     "FileSessionStore",
     "MemorySessionStore",
-    "REALISTIC_TIMINGS",
     "SessionStore",
     "StoredSession",
     "create_emulator_app",

@@ -97,9 +97,9 @@ class Response:
         return cls(status, msgspec.json.encode(data))
 
 
-def _error(status: int, message: str | list[str], body: dict[str, Any] | None = None) -> Response:
-    if body is not None:  # WAHA's own shape (the 422 wrong-status answer has no statusCode)
-        return Response.json(body, status)
+def _error(status: int, message: str | list[str], own_body: dict[str, Any] | None = None) -> Response:
+    if own_body is not None:  # WAHA's own shape (the 422 wrong-status answer has no statusCode)
+        return Response.json(own_body, status)
     # NestJS HttpException body, as WAHA sends it.
     body: dict[str, Any] = {"message": message, "statusCode": status}
     if status != 401 and status in _REASONS:

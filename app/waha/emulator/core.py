@@ -122,7 +122,10 @@ def retry_after(value: str | None) -> float | None:
 
 def not_running_text(name: str) -> str:
     # WAHA's getSession() NotFoundException text, verbatim (src/core/manager.core.ts; waha.md §4.8)
-    return f"We didn't find a session with name '{name}'.\nPlease start it first by using POST /api/sessions/{name}/start request"
+    return (
+        f"We didn't find a session with name '{name}'.\n"
+        f"Please start it first by using POST /api/sessions/{name}/start request"
+    )
 
 
 class EmulatorError(Exception):
@@ -328,13 +331,9 @@ class Emulator:
                 raise EmulatorError(404, not_running_text(s.name))
             remaining = deadline - loop.time()
             if remaining <= 0:
-                body = {
-                    "error": "Session status is not as expected. Try again later or restart the session",
-                    "session": s.name,
-                    "status": s.status,
-                    "expected": list(expected),
-                }
-                raise EmulatorError(422, body["error"], body)
+                error = "Session status is not as expected. Try again later or restart the session"
+                body = {"error": error, "session": s.name, "status": s.status, "expected": list(expected)}
+                raise EmulatorError(422, error, body)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
@@ -553,9 +552,7 @@ class Emulator:
         # WAHA hands every event to its sender on its own (WebhookConductor: setImmediate ->
         # sender.send per event), so each delivery, retries included, is independent: events of
         # one session overtake each other and a failing one holds back nothing.
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(envelope, body, hook), name=f"waha-emu-hook-{name}"
-        )
+        task = asyncio.get_running_loop().create_task(self._deliver(envelope, body, hook), name=f"waha-emu-hook-{name}")
         tasks = self._workers.setdefault(name, set())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
