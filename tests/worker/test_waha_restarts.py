@@ -88,3 +88,5 @@ async def test_proxy_rotation_of_a_failed_linked_chip_reconnects_it(static_emula
         got = await p.wait_status(tenant, chip["id"], "connected")
         assert got["phone_number"] == "5511933332222"
         assert got["error"] is None
+        statuses = [e["payload"]["status"] for e in list(emulator.events) if e["session"] == chip["session_name"]]
+        assert statuses[-4:] == ["FAILED", "STOPPED", "STARTING", "WORKING"]  # no /start on FAILED
