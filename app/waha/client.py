@@ -198,7 +198,13 @@ class WahaClient:
         return await self._call("GET", f"/api/sessions/{_seg(name)}", SessionDTO)
 
     async def stop_session(self, name: str) -> SessionDTO:
-        return await self._call("POST", f"/api/sessions/{_seg(name)}/stop", SessionDTO, op="lifecycle")
+        """Stop a session. Recent WAHA answers an unknown session with an empty 201: that is
+        ``WahaNotFound`` here, as the other lifecycle calls answer it."""
+        path = f"/api/sessions/{_seg(name)}/stop"
+        response = await self._request("POST", path, op="lifecycle")
+        if not response.content.strip():
+            raise WahaNotFound(f"WAHA POST {path}: no such session (empty answer)", waha_status=response.status_code)
+        return self._decode(response, SessionDTO, method="POST", path=path)
 
     async def restart_session(self, name: str) -> SessionDTO:
         return await self._call("POST", f"/api/sessions/{_seg(name)}/restart", SessionDTO, op="lifecycle")

@@ -335,7 +335,7 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     # the phone no longer lists the device: WAHA unpairs only a running session, so WHAGO logs
     # out before stopping (stop-then-logout left the device linked on the phone)
     devices = (await control.get("/_emulator/phones/5511912345678/devices")).json()["devices"]
-    assert devices == []
+    assert chip["session_name"] not in [device["session"] for device in devices]  # other tests share the phone
     # WAHA's own STOPPED webhook (before or after ours) changes nothing more
     await eventually(lambda: _delivered(emulator, chip, "STOPPED"), what="the STOPPED webhook")
     got = await get_chip(api, user, chip)

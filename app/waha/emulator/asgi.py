@@ -280,6 +280,10 @@ class EmulatorApp:
 
     def _action(self, action: str) -> Handler:
         async def handler(request: Request) -> Response:
+            if action == "stop" and request.params["session"] not in self.emulator.sessions:
+                # recent WAHA: stop never checks existence, then answers getSessionInfo()'s null
+                # as an empty 201 (src/api/sessions.controller.ts)
+                return Response(201, b"", None)
             session = self._session(request)
             operation = self.emulator.start_locked if action == "start" else getattr(self.emulator, action)
             await operation(session)
