@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 import time
 
@@ -265,3 +266,86 @@ async def test_closed_port_is_unavailable() -> None:
         with pytest.raises(WahaUnavailable):
             await waha.get_session("x")
         assert await waha.ping() is False
+
+
+# --- WAHA's source, as issue 12 lists it --------------------------------------------------------
+
+
+async def test_logout_unlinks_on_the_phone_only_while_running(emulator: Emu, client: WahaClient) -> None:
+    async with httpx.AsyncClient(base_url=emulator.url) as http:
+
+        async def linked(name: str, phone: str) -> bool:
+            devices = (await http.get(f"/_emulator/phones/{phone}/devices")).json()["devices"]
+            return name in [d["session"] for d in devices]
+
+        for name, phone in (("chip_lo_run", "5511900000001"), ("chip_lo_stop", "5511900000002")):
+            await create(client, name)
+            await emulator.wait_status(name, "SCAN_QR_CODE")
+            await http.post(f"/_emulator/sessions/{name}/scan", json={"phone": phone})
+            assert await linked(name, phone)
+        # running: WAHA unpairs, stops, forgets the auth and starts again (a fresh QR)
+        await client.logout_session("chip_lo_run")
+        assert not await linked("chip_lo_run", "5511900000001")
+        await emulator.wait_status("chip_lo_run", "SCAN_QR_CODE")
+        # stopped: unpair returns early; only the local auth goes, the phone keeps the device
+        await client.stop_session("chip_lo_stop")
+        await client.logout_session("chip_lo_stop")
+        assert emulator.state.sessions["chip_lo_stop"].auth is None
+        assert await linked("chip_lo_stop", "5511900000002")
+
+
+async def test_put_sends_stopped_through_the_old_config(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    old, old_url = receiver_factory()
+    new, new_url = receiver_factory()
+    hook = {"events": ["session.status"], "hmac": None, "retries": None, "customHeaders": None}
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        config = {"webhooks": [{**hook, "url": old_url}]}
+        await http.post("/api/sessions", json={"name": "chip_put_old", "start": True, "config": config})
+        await emulator.wait_status("chip_put_old", "SCAN_QR_CODE")
+        await http.put("/api/sessions/chip_put_old", json={"config": {"webhooks": [{**hook, "url": new_url}]}})
+
+    def seen(receiver) -> list[str]:
+        return [json.loads(body)["payload"]["status"] for _, body in receiver.accepted()]
+
+    await eventually(lambda: "STOPPED" in seen(old) and "STARTING" in seen(new), what="both webhooks")
+    assert "STOPPED" not in seen(new)
+    assert seen(old).count("STARTING") == 1  # only the first start's
+
+
+async def test_gows_flap_keeps_me(emulator: Emu, client: WahaClient) -> None:
+    await create(client, "chip_flap")
+    await emulator.wait_status("chip_flap", "SCAN_QR_CODE")
+    async with httpx.AsyncClient(base_url=emulator.url) as http:
+        await http.post("/_emulator/sessions/chip_flap/scan", json={"phone": "5511900000003"})
+        flapping = await http.post("/_emulator/sessions/chip_flap/flap", json={"seconds": 0.2})
+        assert flapping.json()["status"] == "STARTING"
+        assert flapping.json()["me"]["id"] == "5511900000003@c.us"
+        assert (await http.post("/_emulator/sessions/chip_flap/flap")).status_code == 409  # not WORKING
+    await emulator.wait_status("chip_flap", "WORKING")
+    statuses = [e["payload"]["status"] for e in emulator.events("chip_flap")]
+    assert statuses[-3:] == ["WORKING", "STARTING", "WORKING"]
+    assert all(e["me"] is not None for e in emulator.events("chip_flap")[-2:])
+
+
+async def test_graceful_shutdown_stops_sessions_and_the_store_restarts_them(receiver_factory) -> None:
+    from app.waha.emulator import MemorySessionStore
+
+    receiver, url = receiver_factory()
+    store = MemorySessionStore()
+    for life in (1, 2):
+        app = create_emulator_app(EmulatorConfig(api_key=API_KEY, store=store, **FAST))
+        with serve(app) as served:
+            emu = Emu(served, app)
+            async with WahaClient(served.url, API_KEY, timeout=5.0) as waha:
+                if life == 1:
+                    await waha.create_session(
+                        "chip_boot", start=True, metadata={}, proxy=None, webhook_url=url, hmac_key=None
+                    )
+            await emu.wait_status("chip_boot", "SCAN_QR_CODE")
+
+    def seen() -> list[str]:
+        return [json.loads(body)["payload"]["status"] for _, body in receiver.accepted()]
+
+    # each shutdown sent STOPPED (and still restarted the session on the next boot)
+    await eventually(lambda: seen().count("STOPPED") == 2, what="a STOPPED per shutdown")
+    assert seen().count("STARTING") == 2
