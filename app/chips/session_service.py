@@ -127,10 +127,10 @@ class ChipSessionService:
             # (a stopped session's logout just forgets the local auth, and the phone keeps listing
             # the device). A running session's logout restarts it into a fresh QR, so stop it
             # after: logging out means "unlink this number" until the tenant asks for a pairing.
-            try:
-                await client.logout_session(chip.session_name)
-            finally:
-                await client.stop_session(chip.session_name)
+            # (A stop left undone, e.g. past the request budget, is finished by the reconciler
+            # once the chip is disconnected and meant to stay down.)
+            await client.logout_session(chip.session_name)
+            await client.stop_session(chip.session_name)
 
         try:
             await self._remote(user_id, logout_then_stop)

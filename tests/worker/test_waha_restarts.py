@@ -16,6 +16,7 @@ from app.reconciler.service import Reconciler
 from app.waha.emulator import MemorySessionStore, create_emulator_app
 from tests.support.asgi_server import ServedApp
 from tests.support.platform import emulator_config, platform
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +91,21 @@ async def test_proxy_rotation_of_a_failed_linked_chip_reconnects_it(static_emula
         assert got["error"] is None
         statuses = [e["payload"]["status"] for e in list(emulator.events) if e["session"] == chip["session_name"]]
         assert statuses[-4:] == ["FAILED", "STOPPED", "STARTING", "WORKING"]  # no /start on FAILED
+
+
+async def test_a_logged_out_chip_whose_session_runs_again_is_stopped_not_followed(static_emulator):
+    """The tenant's intent wins: a session running for a logged-out chip (its logout's stop never
+    happened, or something started it) is stopped; the chip does not follow it to waiting_qr."""
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant, chip = await p.waiting_chip()
+        assert (await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])).status_code == 202
+        await p.wait_status(tenant, chip["id"], "disconnected")
+        emulator.deliver_webhooks = False  # its webhooks are lost: only the reconciler sees it run
+        await p.container.waha.get(served.url).start_session(chip["session_name"])
+        session = emulator.sessions[chip["session_name"]]
+        await eventually(lambda: session.status == "SCAN_QR_CODE", what="the session running again")
+        report = await Reconciler(p.container).run()
+        assert report.drift["session_stopped_as_intended"] == 1, report.as_dict()
+        assert session.status == "STOPPED"
+        assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
