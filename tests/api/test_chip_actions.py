@@ -382,6 +382,41 @@ async def test_logout_converges_to_disconnected_whatever_the_webhook_order(api, 
     assert (got["status"], got["phone_number"]) == ("disconnected", None)
 
 
+async def test_concurrent_out_of_order_deliveries_converge_to_wahas_latest_status(
+    api, waha, waha_api, control, emulator
+):
+    """WAHA sends every event on its own: under a delay fault events overtake each other, across
+    chips and within one. Whatever order they land in, each chip ends at WAHA's latest status."""
+    import asyncio
+
+    user = await register(api)
+    await set_plan(waha_api.settings.database_url, user["user"]["id"], "business")
+    chips = [await connected_chip(api, waha, waha_api, control, user, f"c{i}", f"551190000{i:04d}") for i in range(3)]
+    assert (await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.25]})).status_code == 200
+
+    async def churn(chip: dict, end_failed: bool) -> None:
+        name = chip["session_name"]
+        assert (await post(api, user, chip, "restart")).status_code == 202
+        await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} reconnected")
+        assert (await control.post(f"/_emulator/sessions/{name}/flap", json={"seconds": 0.05})).status_code == 200
+        await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} after the flap")
+        await control.post(f"/_emulator/sessions/{name}/fail")
+        if not end_failed:
+            await waha.restart_session(name)
+            await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} restarted")
+
+    try:
+        await asyncio.gather(*(churn(chip, end_failed=i == 0) for i, chip in enumerate(chips)))
+        for chip in chips:
+            await eventually(lambda chip=chip: _all_delivered(emulator, chip), what="every webhook delivered")
+    finally:
+        await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.0]})
+    expected = {"WORKING": "connected", "FAILED": "failed"}
+    for chip in chips:
+        got = await get_chip(api, user, chip)
+        assert got["status"] == expected[emulator.status(chip["session_name"])], got
+
+
 async def test_not_running_session_maps_to_the_chip_conflicts(api, waha, waha_api, control, emulator):
     """WAHA answers 404 ("Please start it first") on a stopped session: when WHAGO has not seen the
     STOPPED yet, a tenant gets the chip's conflict, not a 404."""
