@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -196,7 +197,7 @@ async def test_migrations_apply_to_an_empty_database_and_rerun():
         finally:
             await conn.close()
         assert {"users", "chips", "chip_events", "webhook_events", "proxies", "instances"} <= tables
-        assert applied == 1
+        assert applied == len(list((Path(__file__).parents[2] / "piccolo_migrations").glob("whago_*.py")))
     finally:
         admin = await asyncpg.connect(TEST_DATABASE_URL.rsplit("/", 1)[0] + "/postgres")
         try:
