@@ -109,3 +109,21 @@ async def test_a_logged_out_chip_whose_session_runs_again_is_stopped_not_followe
         assert report.drift["session_stopped_as_intended"] == 1, report.as_dict()
         assert session.status == "STOPPED"
         assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
+
+
+async def test_a_tenant_request_never_waits_on_waha_past_its_budget(clean_state, settings):
+    """Real WAHA takes 3 s per stop (4 s per logout): the request gives up at its budget with a
+    503, and the reconciler finishes the job later."""
+    import time
+
+    served = ServedApp(create_emulator_app(emulator_config(settings, stop_wait_seconds=2.0))).start()
+    try:
+        env = {"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url, "WHAGO_WAHA_REQUEST_BUDGET_SECONDS": "0.5"}
+        async with platform(env) as p:
+            tenant, chip = await p.waiting_chip()
+            started = time.monotonic()
+            answer = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() - started < 1.5
+    finally:
+        served.stop()

@@ -675,6 +675,7 @@ class Emulator:
         tasks += list(self._ending)
         self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
         self._restored = False
+        self._changed = asyncio.Event()  # the next serve may run on another event loop
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
