@@ -103,6 +103,7 @@ def _emulator(args: argparse.Namespace) -> int:
         qr_max=args.qr_max,
         ack_delay_seconds=args.ack_delay_ms / 1000,
         state_dir=args.state_dir,
+        realistic=args.realistic,
     )
     return 0
 
@@ -178,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         default=None,
         help="keep sessions (config, link) in JSON files here, so a restart restarts them (default: memory only)",
+    )
+    emulator.add_argument(
+        "--realistic",
+        action="store_true",
+        help="WAHA's own waits: stop/restart/PUT take 3 s, logout 4 s, wrong-status answers 5 s",
     )
     emulator.set_defaults(func=_emulator)
 

@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_hmac_key: str = ""
     webhook_max_body_bytes: int = 1024 * 1024
     waha_timeout_seconds: float = 10.0
+    # stop/restart/logout/PUT/DELETE: real WAHA waits 3 s after every stop (4 s for a logout)
+    waha_lifecycle_timeout_seconds: float = 20.0
+    # the longest a tenant's request waits on WAHA in all (a logout is a logout and a stop)
+    waha_request_budget_seconds: float = 15.0
     waha_image: str = "devlikeapro/waha:gows-2026.7.1"  # pinned: an untagged image is refused
     waha_engine: str = "GOWS"
     waha_sessions_database_url: str = ""

@@ -102,8 +102,10 @@ class ProvisioningService:
         proxy = await self.proxies.waha_config(proxy_id)
         config = self._desired_config(chip.user_id, chip_id, proxy)
         name = chip.session_name
-        # A chip the tenant logged out stays stopped: fixing its config must not start pairing.
-        should_run = chip.status != ChipStatus.DISCONNECTED
+        # The tenant's intent, not the status: a chip they logged out stays stopped (fixing its
+        # config must not start pairing), while one WAHA stopped on its own (an instance shutting
+        # down sends STOPPED for every session) is started again.
+        should_run = chip.desired_running
         try:
             try:
                 session = await client.get_session(name)

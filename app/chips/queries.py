@@ -46,6 +46,7 @@ class WorkRow(msgspec.Struct, frozen=True):
     session_name: str
     proxy_id: UUID | None
     proxy_dirty: bool
+    desired_running: bool
 
 
 class LockedRow(msgspec.Struct, frozen=True):
@@ -64,6 +65,7 @@ class ReconcileRow(msgspec.Struct, frozen=True):
     status: ChipStatus
     session_name: str
     proxy_dirty: bool
+    desired_running: bool
     phone_number: str | None
     provision_enqueued_at: datetime | None
     status_changed_at: datetime
@@ -167,7 +169,8 @@ async def history(chip_id: UUID, limit: int) -> list[HistoryRow]:
 async def for_work(chip_id: UUID) -> WorkRow | None:
     return maybe_struct(
         await db.fetchrow(
-            "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty FROM chips WHERE id = $1", chip_id
+            "SELECT id, user_id, status, session_name, proxy_id, proxy_dirty, desired_running FROM chips WHERE id = $1",
+            chip_id,
         ),
         WorkRow,
     )
@@ -203,7 +206,7 @@ async def for_reconcile(settle_seconds: int, stall_seconds: int) -> list[Reconci
     return to_structs(
         await db.fetch(
             """
-            SELECT c.id, c.user_id, c.status, c.session_name, c.proxy_dirty, c.phone_number,
+            SELECT c.id, c.user_id, c.status, c.session_name, c.proxy_dirty, c.desired_running, c.phone_number,
                    c.provision_enqueued_at, c.status_changed_at,
                    c.status_changed_at < now() - make_interval(secs => $1) AS settled,
                    coalesce(c.provision_enqueued_at, c.created_at) < now() - make_interval(secs => $2) AS stalled
@@ -257,6 +260,10 @@ async def set_status(
     if row is None:  # callers hold the row lock, so the row is there
         raise RuntimeError(f"chip {chip_id} vanished under its row lock")
     return row["status_changed_at"]
+
+
+async def set_desired_running(chip_id: UUID, running: bool) -> None:
+    await db.fetch("UPDATE chips SET desired_running = $2 WHERE id = $1", chip_id, running)
 
 
 async def set_phone(chip_id: UUID, phone: str | None) -> None:

@@ -8,6 +8,7 @@ nothing. Pairing attempts are limited per chip in Redis (shared by every process
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from uuid import UUID
 
@@ -37,10 +38,14 @@ class ChipSessionService:
         return self.s.waha.get(instance.base_url)
 
     async def _remote(self, user_id: UUID, call):
-        """Run a WAHA call; a connection failure also drops the cached instance address."""
+        """Run a WAHA call; a connection failure also drops the cached instance address. The
+        whole call (a logout is two slow WAHA calls) fits in the request budget, else 503."""
         client = await self._waha(user_id)
         try:
-            return await call(client)
+            async with asyncio.timeout(self.s.settings.waha_request_budget_seconds):
+                return await call(client)
+        except TimeoutError:
+            raise DependencyUnavailable("WAHA did not finish in time; try again shortly.") from None
         except WahaUnavailable:
             await self.s.scheduler.invalidate(str(user_id))
             raise
@@ -74,7 +79,9 @@ class ChipSessionService:
         await self._count_pairing_attempt(chip_id, user_id, phone_number)
         try:
             return await self._remote(user_id, lambda c: c.request_pairing_code(chip.session_name, phone_number))
-        except WahaConflict:
+        except (WahaConflict, WahaNotFound):
+            # 422: WAHA's session moved on; 404: WAHA answers this for a session that is not
+            # running (STOPPED, a webhook we have not applied yet) or gone
             raise Conflict("The chip is no longer waiting for pairing.", code="chip_not_waiting_qr") from None
 
     async def restart(self, user_id: UUID, chip_id: UUID) -> ChipOut:
@@ -88,7 +95,7 @@ class ChipSessionService:
             # and starts the session; the tenant sees provisioning -> starting -> waiting_qr.
             await self.instances.mark_pending(user_id)
             chip = await self._set_status(
-                user_id, chip_id, ChipStatus.PROVISIONING, "restart requested; instance being started"
+                user_id, chip_id, ChipStatus.PROVISIONING, "restart requested; instance being started", running=True
             )
             await self.chips.enqueue_provisioning(chip_id)
             return chip
@@ -98,7 +105,7 @@ class ChipSessionService:
         except WahaNotFound:
             # the session vanished from WAHA: provisioning recreates it (and starts it)
             chip = await self._set_status(
-                user_id, chip_id, ChipStatus.PROVISIONING, "session missing in WAHA; re-provisioning"
+                user_id, chip_id, ChipStatus.PROVISIONING, "session missing in WAHA; re-provisioning", running=True
             )
             await self.chips.enqueue_provisioning(chip_id)
             return chip
@@ -106,7 +113,7 @@ class ChipSessionService:
         # first (then "starting" is still right), but a fast SCAN_QR_CODE / WORKING must not be
         # overwritten by our older guess: it would stay "starting" until the next event.
         return await self._set_status(
-            user_id, chip_id, ChipStatus.STARTING, "restart requested", unless_webhook_since=before
+            user_id, chip_id, ChipStatus.STARTING, "restart requested", unless_webhook_since=before, running=True
         )
 
     async def logout(self, user_id: UUID, chip_id: UUID) -> ChipOut:
@@ -114,17 +121,23 @@ class ChipSessionService:
         if chip.status in (ChipStatus.PROVISIONING, ChipStatus.DELETING):
             raise Conflict(f"The chip is {chip.status}; try again when it is done.", code="chip_busy")
 
-        async def stop_and_logout(client: WahaClient) -> None:
-            # Stop first: WAHA's logout of a running session restarts it into a fresh QR, while
-            # logging out means "unlink this number" until the tenant asks for a new pairing.
-            await client.stop_session(chip.session_name)
+        async def logout_then_stop(client: WahaClient) -> None:
+            # Log out first: WAHA unpairs the device from the phone only while the session runs
+            # (a stopped session's logout just forgets the local auth, and the phone keeps listing
+            # the device). A running session's logout restarts it into a fresh QR, so stop it
+            # after: logging out means "unlink this number" until the tenant asks for a pairing.
+            # (A stop left undone, e.g. past the request budget, is finished by the reconciler
+            # once the chip is disconnected and meant to stay down.)
             await client.logout_session(chip.session_name)
+            await client.stop_session(chip.session_name)
 
         try:
-            await self._remote(user_id, stop_and_logout)
+            await self._remote(user_id, logout_then_stop)
         except WahaNotFound:
             pass  # nothing linked any more: the outcome the tenant asked for
-        return await self._set_status(user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True)
+        return await self._set_status(
+            user_id, chip_id, ChipStatus.DISCONNECTED, "logout requested", clear_phone=True, running=False
+        )
 
     async def remove_instance(self, user_id: UUID) -> int:
         """An operator removes a tenant's instance: it stays removed until the tenant restarts a
@@ -170,6 +183,7 @@ class ChipSessionService:
         *,
         clear_phone: bool = False,
         unless_webhook_since: object = KEEP,
+        running: object = KEEP,
     ) -> ChipOut:
         """Move the chip to ``status`` (history source ``api``) and return the chip as this write
         left it (see ``ChipTransitions.move`` for ``unless_webhook_since``)."""
@@ -181,6 +195,7 @@ class ChipSessionService:
             user_id=user_id,
             unless_webhook_since=unless_webhook_since,
             phone=None if clear_phone else KEEP,
+            running=running,
             then=lambda: self.chips.get(user_id, chip_id),
         )
         if moved.result is None:

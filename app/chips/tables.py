@@ -22,6 +22,9 @@ class Chip(Table, tablename="chips"):
     proxy_dirty = Boolean(default=False)
     # written by the proxies feature: stuck on an unhealthy proxy, no healthy one of its country
     proxy_degraded = Boolean(default=False)
+    # the tenant's intent: false after a logout, true after a restart (a STOPPED from WAHA alone,
+    # e.g. its instance shutting down, does not change it)
+    desired_running = Boolean(default=True)
     error = Text(null=True, default=None)
     # envelope timestamp of the last applied WAHA status event: older events never move the chip back
     last_status_event_at = Timestamptz(null=True, default=None)

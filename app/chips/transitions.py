@@ -93,6 +93,7 @@ class ChipTransitions:
         unless_webhook_since: Any = KEEP,
         error: Any = None,
         phone: Any = KEEP,
+        running: Any = KEEP,
         then: Callable[[], Awaitable[R]] | None = None,
     ) -> Moved[R]:
         """Move one chip to ``to`` unless a guard says no; returns what happened.
@@ -106,6 +107,9 @@ class ChipTransitions:
           pre-restart state (disconnected/failed);
         - ``error``/``phone``: new values, or ``KEEP``. A logout's phone reset applies even when
           the status is already there (WAHA's own webhook won the race);
+        - ``running``: the tenant's intent (``desired_running``: logout False, restart True), or
+          ``KEEP``; written whenever the chip may be changed at all, even if a newer webhook
+          keeps the status (the intent is the tenant's, not WAHA's news);
         - ``then``: runs under the same lock after the write (to answer with the state this
           write left, which a racing webhook cannot show through).
         """
@@ -125,6 +129,8 @@ class ChipTransitions:
                     and row.status not in (ChipStatus.DISCONNECTED, ChipStatus.FAILED)
                 )
             )
+            if running is not KEEP and row.status not in never_from:
+                await queries.set_desired_running(chip_id, bool(running))
             if blocked:
                 pass
             elif row.status == to:

@@ -200,7 +200,7 @@ class Reconciler:
             mine = p.tenants[user_id]
             observed.append((instance, sum(1 for c in mine if c.session_name in sessions)))
             for chip in mine:
-                await self._reconcile_chip(chip, sessions.get(chip.session_name), p.report)
+                await self._reconcile_chip(chip, sessions.get(chip.session_name), p.report, instance.base_url or "")
         await instance_queries.record_many(observed)
 
     async def _delete_orphan_sessions(self, p: _Pass) -> None:
@@ -251,7 +251,9 @@ class Reconciler:
         first = await self.s.redis.set(clock, now, nx=True, ex=grace * 4 + 3600, get=True)
         return first is not None and now - float(first) >= grace
 
-    async def _reconcile_chip(self, chip: ReconcileRow, session: SessionInfo | None, report: ReconcileReport) -> None:
+    async def _reconcile_chip(
+        self, chip: ReconcileRow, session: SessionInfo | None, report: ReconcileReport, url: str
+    ) -> None:
         if chip.status in OURS:
             return  # teardown / provisioning own these; the re-drive phase handles them if stuck
         if session is None:
@@ -264,6 +266,26 @@ class Reconciler:
             # webhook key rotated, public URL moved, or the config was edited behind our back
             report.drift["session_config_stale"] += 1
             await self._enqueue(PROVISION_CHIP, chip.id, report, "session_config_requeued")
+        if (
+            session.status != "STOPPED"
+            and not chip.desired_running
+            and chip.status == ChipStatus.DISCONNECTED
+            and chip.settled
+        ):
+            # logged out, yet running (the logout's stop never happened, or something started
+            # it behind our back): the tenant's intent wins over WAHA's report
+            try:
+                await self._bounded(lambda: self.s.waha.get(url).stop_session(chip.session_name))
+                report.drift["session_stopped_as_intended"] += 1
+            except WahaError as exc:
+                report.errors.append(f"stop {chip.session_name}: {exc.detail}")
+            return
+        if session.status == "STOPPED" and chip.desired_running and chip.settled:
+            # WAHA stopped it on its own (an instance shutdown or reschedule sends STOPPED for
+            # every session, and a worker that comes back under another id or without its
+            # storage does not restart them): the tenant never asked for that, so start it
+            report.drift["session_stopped"] += 1
+            await self._enqueue(PROVISION_CHIP, chip.id, report, "session_restarted")
         observed = WAHA_TO_CHIP_STATUS.get(session.status)
         if observed is None or observed == chip.status or not chip.settled:
             return

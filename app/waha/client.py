@@ -89,12 +89,17 @@ class WahaClient:
         api_key: str,
         timeout: float = 10.0,
         *,
+        lifecycle_timeout: float | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         # Connect fails fast (a dead instance should not eat the whole budget); reads get it all.
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        # WAHA's lifecycle calls are slow by design (a fixed 3 s wait after each stop, 1 s more
+        # after an unpair: src/core/manager.core.ts), so they get their own, longer read timeout.
+        slow = max(timeout, lifecycle_timeout if lifecycle_timeout is not None else 20.0)
+        self._lifecycle_timeout = httpx.Timeout(slow, connect=min(timeout, 5.0))
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
@@ -155,7 +160,11 @@ class WahaClient:
         self._remember_config_secrets(config)
         try:
             return await self._call(
-                "POST", "/api/sessions", SessionDTO, json={"name": name, "start": start, "config": dict(config)}
+                "POST",
+                "/api/sessions",
+                SessionDTO,
+                json={"name": name, "start": start, "config": dict(config)},
+                op="lifecycle",
             )
         except WahaSessionExists:
             pass
@@ -167,7 +176,9 @@ class WahaClient:
     async def update_session(self, name: str, config: Mapping[str, Any]) -> SessionDTO:
         """Replace the whole config (WAHA restarts the session if it runs)."""
         self._remember_config_secrets(config)
-        return await self._call("PUT", f"/api/sessions/{_seg(name)}", SessionDTO, json={"config": dict(config)})
+        return await self._call(
+            "PUT", f"/api/sessions/{_seg(name)}", SessionDTO, json={"config": dict(config)}, op="lifecycle"
+        )
 
     def _remember_config_secrets(self, config: Mapping[str, Any]) -> None:
         proxy = config.get("proxy") or {}
@@ -182,16 +193,29 @@ class WahaClient:
         return await self._call("GET", "/api/sessions", list[SessionInfo], params=params)
 
     async def start_session(self, name: str) -> SessionDTO:
-        return await self._call("POST", f"/api/sessions/{_seg(name)}/start", SessionDTO)
+        """Start a stopped session. WAHA answers 422 "already started" for a running one (FAILED
+        included); that is the state asked for, so it answers the session as it is."""
+        try:
+            return await self._call("POST", f"/api/sessions/{_seg(name)}/start", SessionDTO, op="lifecycle")
+        except WahaConflict as exc:
+            if "already started" not in exc.detail:
+                raise
+        return await self._call("GET", f"/api/sessions/{_seg(name)}", SessionDTO)
 
     async def stop_session(self, name: str) -> SessionDTO:
-        return await self._call("POST", f"/api/sessions/{_seg(name)}/stop", SessionDTO)
+        """Stop a session. Recent WAHA answers an unknown session with an empty 201: that is
+        ``WahaNotFound`` here, as the other lifecycle calls answer it."""
+        path = f"/api/sessions/{_seg(name)}/stop"
+        response = await self._request("POST", path, op="lifecycle")
+        if not response.content.strip():
+            raise WahaNotFound(f"WAHA POST {path}: no such session (empty answer)", waha_status=response.status_code)
+        return self._decode(response, SessionDTO, method="POST", path=path)
 
     async def restart_session(self, name: str) -> SessionDTO:
-        return await self._call("POST", f"/api/sessions/{_seg(name)}/restart", SessionDTO)
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/restart", SessionDTO, op="lifecycle")
 
     async def logout_session(self, name: str) -> SessionDTO:
-        return await self._call("POST", f"/api/sessions/{_seg(name)}/logout", SessionDTO)
+        return await self._call("POST", f"/api/sessions/{_seg(name)}/logout", SessionDTO, op="lifecycle")
 
     # Short aliases; callers may use either spelling.
     start = start_session
@@ -202,7 +226,7 @@ class WahaClient:
     async def delete_session(self, name: str) -> None:
         """Delete config and auth data. A session that is already gone counts as deleted."""
         try:
-            await self._call("DELETE", f"/api/sessions/{_seg(name)}", None)
+            await self._call("DELETE", f"/api/sessions/{_seg(name)}", None, op="lifecycle")
         except WahaNotFound:
             pass
 
@@ -331,13 +355,14 @@ class WahaClient:
                 f"WAHA {where}: unexpected response body ({self._scrub(str(exc))})", waha_status=response.status_code
             ) from None
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, *, op: str = "call", **kwargs: Any) -> httpx.Response:
         headers = {"X-Api-Key": self._api_key, "Accept": "application/json", **kwargs.pop("headers", {})}
         where = f"{method} {path}"
+        timeout = self._lifecycle_timeout if op == "lifecycle" else self._timeout
         try:
             try:
                 response = await self._http.request(
-                    method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+                    method, self.base_url + path, headers=headers, timeout=timeout, **kwargs
                 )
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 # A pooled keep-alive connection the server had already closed: a read-only call
@@ -345,7 +370,7 @@ class WahaClient:
                 if method != "GET":
                     raise
                 response = await self._http.request(
-                    method, self.base_url + path, headers=headers, timeout=self._timeout, **kwargs
+                    method, self.base_url + path, headers=headers, timeout=timeout, **kwargs
                 )
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise WahaUnavailable(f"WAHA {where}: timed out connecting") from None
@@ -377,16 +402,19 @@ class WahaClient:
 class WahaClientPool:
     """One client (and connection pool) per WAHA base URL; close it once at shutdown."""
 
-    def __init__(self, api_key: str, timeout: float = 10.0) -> None:
+    def __init__(self, api_key: str, timeout: float = 10.0, lifecycle_timeout: float | None = None) -> None:
         self._api_key = api_key
         self._timeout = timeout
+        self._lifecycle_timeout = lifecycle_timeout
         self._clients: dict[str, WahaClient] = {}
 
     def get(self, base_url: str) -> WahaClient:
         key = base_url.rstrip("/")
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = WahaClient(key, self._api_key, self._timeout)
+            client = self._clients[key] = WahaClient(
+                key, self._api_key, self._timeout, lifecycle_timeout=self._lifecycle_timeout
+            )
         return client
 
     async def aclose(self) -> None:
@@ -396,7 +424,7 @@ class WahaClientPool:
 
     @classmethod
     def from_settings(cls, settings: Any) -> WahaClientPool:
-        return cls(settings.waha_api_key, settings.waha_timeout_seconds)
+        return cls(settings.waha_api_key, settings.waha_timeout_seconds, settings.waha_lifecycle_timeout_seconds)
 
 
 def _chat_id(chat_id: str) -> str:

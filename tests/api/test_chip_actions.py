@@ -347,8 +347,13 @@ async def test_logout_disconnects_and_unlinks(api, waha, waha_api, control, emul
     session = emulator.session(chip["session_name"])
     assert session.status == "STOPPED"
     assert session.auth is None
-    # WAHA's own STOPPED webhook (before or after ours) changes nothing more
-    await eventually(lambda: _delivered(emulator, chip, "STOPPED"), what="the STOPPED webhook")
+    # the phone no longer lists the device: WAHA unpairs only a running session, so WHAGO logs
+    # out before stopping (stop-then-logout left the device linked on the phone)
+    devices = (await control.get("/_emulator/phones/5511912345678/devices")).json()["devices"]
+    assert chip["session_name"] not in [device["session"] for device in devices]  # other tests share the phone
+    # WAHA's own webhooks (the logout's restart, then the stop), landing before or after our write
+    # and in any order, leave the chip disconnected
+    await eventually(lambda: _all_delivered(emulator, chip), what="every webhook of the logout")
     got = await get_chip(api, user, chip)
     assert got["status"] == "disconnected"
     assert got["phone_number"] is None
@@ -378,12 +383,88 @@ async def test_logout_when_webhook_wins_the_race_still_clears_the_phone(api, wah
     assert response.json()["phone_number"] is None
 
 
-async def _delivered(emulator: Emulator, chip: dict, status: str) -> bool:
-    events = {e["id"]: e for e in list(emulator.state.events) if e["session"] == chip["session_name"]}
-    return any(
-        d.get("status") == 200 and events.get(d["event_id"], {}).get("payload", {}).get("status") == status
-        for d in list(emulator.state.deliveries)
-    )
+async def test_logout_converges_to_disconnected_whatever_the_webhook_order(api, waha, waha_api, control, emulator):
+    """A running session's logout restarts it (STOPPED, STARTING, SCAN_QR_CODE) before WHAGO's
+    stop (STOPPED): delivered in any order, the chip ends disconnected with no phone."""
+    user = await register(api)
+    chip = await connected_chip(api, waha, waha_api, control, user)
+    assert (await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.3]})).status_code == 200
+    try:
+        assert (await post(api, user, chip, "logout")).status_code == 202
+        await eventually(lambda: _all_delivered(emulator, chip), what="every webhook of the logout")
+    finally:
+        await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.0]})
+    got = await get_chip(api, user, chip)
+    assert (got["status"], got["phone_number"]) == ("disconnected", None)
+
+
+async def test_concurrent_out_of_order_deliveries_converge_to_wahas_latest_status(
+    api, waha, waha_api, control, emulator
+):
+    """WAHA sends every event on its own: under a delay fault events overtake each other, across
+    chips and within one. Whatever order they land in, each chip ends at WAHA's latest status."""
+    import asyncio
+
+    user = await register(api)
+    await set_plan(waha_api.settings.database_url, user["user"]["id"], "business")
+    chips = [await connected_chip(api, waha, waha_api, control, user, f"c{i}", f"551190000{i:04d}") for i in range(3)]
+    assert (await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.25]})).status_code == 200
+
+    async def churn(chip: dict, end_failed: bool) -> None:
+        name = chip["session_name"]
+        assert (await post(api, user, chip, "restart")).status_code == 202
+        await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} reconnected")
+        assert (await control.post(f"/_emulator/sessions/{name}/flap", json={"seconds": 0.05})).status_code == 200
+        await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} after the flap")
+        await control.post(f"/_emulator/sessions/{name}/fail")
+        if not end_failed:
+            await waha.restart_session(name)
+            await eventually(lambda: emulator.status(name) == "WORKING", what=f"{name} restarted")
+
+    try:
+        await asyncio.gather(*(churn(chip, end_failed=i == 0) for i, chip in enumerate(chips)))
+        for chip in chips:
+            await eventually(lambda chip=chip: _all_delivered(emulator, chip), what="every webhook delivered")
+    finally:
+        await control.post("/_emulator/webhooks", json={"delay": [0.0, 0.0]})
+    expected = {"WORKING": "connected", "FAILED": "failed"}
+    for chip in chips:
+        got = await get_chip(api, user, chip)
+        assert got["status"] == expected[emulator.status(chip["session_name"])], got
+
+
+async def test_not_running_session_maps_to_the_chip_conflicts(api, waha, waha_api, control, emulator):
+    """WAHA answers 404 ("Please start it first") on a stopped session: when WHAGO has not seen the
+    STOPPED yet, a tenant gets the chip's conflict, not a 404."""
+    user = await register(api)
+    await set_plan(waha_api.settings.database_url, user["user"]["id"], "business")
+    waiting = await provision(api, waha, waha_api, user, await new_chip(api, user, "waiting"))
+    connected = await connected_chip(api, waha, waha_api, control, user, "linked")
+    emulator.state.deliver_webhooks = False  # the STOPPED webhooks are late
+    try:
+        for chip in (waiting, connected):
+            await waha.stop_session(chip["session_name"])
+        assert_error(
+            await post(api, user, connected, "messages", {"to": "5521999990000", "text": "x"}),
+            409,
+            "chip_not_connected",
+        )
+        assert_error(
+            await post(api, user, waiting, "pairing-code", {"phone_number": "5511912345678"}),
+            409,
+            "chip_not_waiting_qr",
+        )
+        png = await api.get(f"/api/v1/chips/{waiting['id']}/qr", headers={**user["headers"], "Accept": "image/png"})
+        assert_error(png, 409, "chip_not_waiting_qr")
+    finally:
+        emulator.state.deliver_webhooks = True
+
+
+def _all_delivered(emulator: Emulator, chip: dict) -> bool:
+    state = emulator.state
+    ids = {e["id"] for e in list(state.events) if e["session"] == chip["session_name"]}
+    done = {d["event_id"] for d in list(state.deliveries) if d.get("status") == 200}
+    return ids <= done and not state._workers.get(chip["session_name"])
 
 
 async def test_restart_of_a_linked_chip_reconnects(api, waha, waha_api, control, emulator):

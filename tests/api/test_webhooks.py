@@ -599,11 +599,13 @@ async def test_round_trip_with_emulator_generated_webhooks(client, tenant, api_s
             last = next(e for e in reversed(emulator_app.state.emulator.events) if e["event"] == "session.status")
             await deliver_ok(client, last, expect="duplicate")
 
+    # the emulator shut down gracefully: like WAHA, it stopped the running session (a STOPPED webhook)
     rows = await history(client, user, chip)
     assert [(r["from_status"], r["to_status"]) for r in reversed(rows)] == [
         ("provisioning", "starting"),
         ("starting", "waiting_qr"),
         ("waiting_qr", "connected"),
+        ("connected", "disconnected"),
     ]
 
 

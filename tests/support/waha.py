@@ -21,6 +21,7 @@ FAST = {
     "webhook_timeout_seconds": 2.0,
     "worker_id": "test-worker",
     "ack_delay_seconds": 0,  # acks are driven by hand (control endpoint) unless a test asks for them
+    "status_wait_seconds": 0.2,  # WAHA waits 5 s for the expected status before its 422
 }
 
 
@@ -44,10 +45,10 @@ class Emu:
 
 class Receiver:
     """A webhook receiver: records every request (headers + raw body); the first ``fail_first``
-    requests get ``fail_status``."""
+    requests get ``fail_status`` (with ``Retry-After: retry_after`` if given)."""
 
-    def __init__(self, fail_first: int = 0, fail_status: int = 500) -> None:
-        self.fail_first, self.fail_status = fail_first, fail_status
+    def __init__(self, fail_first: int = 0, fail_status: int = 500, retry_after: str | None = None) -> None:
+        self.fail_first, self.fail_status, self.retry_after = fail_first, fail_status, retry_after
         self.requests: list[tuple[dict[str, str], bytes, int]] = []
         self._lock = threading.Lock()
 
@@ -62,9 +63,10 @@ class Receiver:
         with self._lock:
             status = self.fail_status if len(self.requests) < self.fail_first else 200
             self.requests.append((headers, body, status))
-        await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
-        )
+        headers = [(b"content-type", b"application/json")]
+        if status != 200 and self.retry_after is not None:
+            headers.append((b"retry-after", self.retry_after.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
 
     def accepted(self) -> list[tuple[dict[str, str], bytes]]:

@@ -66,6 +66,39 @@ async def test_headers_and_explicit_timeout(waha: WahaClient, httpx_mock) -> Non
     assert timeout["read"] == 3.0
 
 
+async def test_lifecycle_calls_get_the_longer_timeout(httpx_mock) -> None:
+    # WAHA waits 3 s after every stop (1 s more after an unpair): stop/restart/logout/PUT/DELETE
+    # and create-with-start must not share the 3 s budget of a read
+    async with WahaClient(BASE, KEY, timeout=3.0, lifecycle_timeout=12.0) as client:
+        for action in ("stop", "restart", "logout"):
+            httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x/{action}", json=DTO, status_code=201)
+            await getattr(client, f"{action}_session")("chip_x")
+        httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x", method="DELETE")
+        await client.delete_session("chip_x")
+        httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x", method="GET", json=DTO)
+        await client.get_session("chip_x")
+    reads = [r.extensions["timeout"]["read"] for r in httpx_mock.get_requests()]
+    assert reads == [12.0, 12.0, 12.0, 12.0, 3.0]
+    assert all(r.extensions["timeout"]["connect"] == 3.0 for r in httpx_mock.get_requests())
+
+
+async def test_stop_of_an_unknown_session_is_not_found(waha: WahaClient, httpx_mock) -> None:
+    # recent WAHA answers it with an empty 201 (no exists check in its stop handler)
+    httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x/stop", status_code=201, content=b"")
+    with pytest.raises(WahaNotFound):
+        await waha.stop_session("chip_x")
+
+
+async def test_start_of_a_running_session_answers_it_as_it_is(waha: WahaClient, httpx_mock) -> None:
+    httpx_mock.add_response(
+        url=f"{BASE}/api/sessions/chip_x/start",
+        status_code=422,
+        json={"statusCode": 422, "message": "Session 'chip_x' is already started.", "error": "Unprocessable Entity"},
+    )
+    httpx_mock.add_response(url=f"{BASE}/api/sessions/chip_x", json={**DTO, "status": "FAILED"})
+    assert (await waha.start_session("chip_x")).status == "FAILED"
+
+
 @pytest.mark.parametrize(
     ("exception", "status"),
     [

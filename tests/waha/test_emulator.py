@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
+import time
 
 import httpx
 import pytest
@@ -139,7 +141,9 @@ async def test_qr_png_matches_raw_and_rotates_until_failed(emulator: Emu, client
         )
     assert as_json.status_code == 200
     assert as_json.json()["mimetype"] == "image/png"
-    assert decode_qr(base64.b64decode(as_json.json()["data"])) == second_raw
+    # the QR may have rotated again between the two reads (they last 0.15 s here)
+    shown = decode_qr(base64.b64decode(as_json.json()["data"]))
+    assert shown == second_raw or emulator.state.sessions["chip_qr"].qr_count > 2
 
     await emulator.wait_status("chip_qr", "FAILED")
     statuses = [e["payload"]["status"] for e in emulator.events("chip_qr")]
@@ -151,15 +155,42 @@ async def test_qr_png_matches_raw_and_rotates_until_failed(emulator: Emu, client
 
 
 async def test_qr_and_pairing_code_need_scan_status(emulator: Emu, client: WahaClient) -> None:
+    # STOPPED: WAHA has no session object, so session-scoped routes are 404 with WAHA's text
     await create(client, "chip_pair", start=False)
-    with pytest.raises(WahaConflict):
+    with pytest.raises(WahaNotFound, match="Please start it first"):
         await client.get_qr_raw("chip_pair")
-    with pytest.raises(WahaConflict):
+    with pytest.raises(WahaNotFound):
         await client.request_pairing_code("chip_pair", "5511999990000")
+    with pytest.raises(WahaNotFound):
+        await client._call("GET", "/api/sessions/chip_pair/me", None)
+    # STARTING: the call waits for SCAN_QR_CODE (up to status_wait_seconds) instead of failing
     await client.start_session("chip_pair")
-    await emulator.wait_status("chip_pair", "SCAN_QR_CODE")
     code = await client.request_pairing_code("chip_pair", "+55 (11) 99999-0000")
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
+
+
+async def test_wrong_status_is_422_with_wahas_body_after_the_wait(emulator: Emu, client: WahaClient) -> None:
+    await create(client, "chip_w422")
+    await emulator.wait_status("chip_w422", "SCAN_QR_CODE")
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        await http.post("/_emulator/sessions/chip_w422/scan")
+        started = time.monotonic()
+        answer = await http.get("/api/chip_w422/auth/qr", params={"format": "raw"})
+        waited = time.monotonic() - started
+        assert answer.status_code == 422
+        assert answer.json() == {
+            "error": "Session status is not as expected. Try again later or restart the session",
+            "session": "chip_w422",
+            "status": "WORKING",
+            "expected": ["SCAN_QR_CODE"],
+        }
+        assert waited >= 0.2  # FAST's status_wait_seconds
+        # FAILED is "running" for WAHA: 422, not 404; /start does not revive it
+        await http.post("/_emulator/sessions/chip_w422/fail")
+        assert (await http.get("/api/chip_w422/auth/qr")).status_code == 422
+        again = await http.post("/api/sessions/chip_w422/start")
+        assert again.status_code == 422
+        assert again.json()["message"] == "Session 'chip_w422' is already started."
 
 
 async def test_put_replaces_config_and_restarts_running_session(emulator: Emu, client: WahaClient) -> None:
@@ -176,6 +207,7 @@ async def test_put_replaces_config_and_restarts_running_session(emulator: Emu, c
 
 async def test_send_text_requires_working(emulator: Emu, client: WahaClient) -> None:
     await create(client, "chip_send")
+    await emulator.wait_status("chip_send", "SCAN_QR_CODE")
     with pytest.raises(WahaConflict):
         await client.send_text("chip_send", "5511977776666", "too early")
     await emulator.wait_status("chip_send", "SCAN_QR_CODE")
@@ -274,3 +306,86 @@ async def test_control_endpoints_need_the_api_key_and_never_return_secrets(emula
             for secret in ("proxy-secret-pw", "hook-secret-key", "header-secret"):
                 assert secret not in text
         assert "proxy.example" in answers[0]  # the rest of the config is still shown
+
+
+# --- WAHA's source, as issue 12 lists it --------------------------------------------------------
+
+
+async def test_logout_unlinks_on_the_phone_only_while_running(emulator: Emu, client: WahaClient) -> None:
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+
+        async def linked(name: str, phone: str) -> bool:
+            devices = (await http.get(f"/_emulator/phones/{phone}/devices")).json()["devices"]
+            return name in [d["session"] for d in devices]
+
+        for name, phone in (("chip_lo_run", "5511900000001"), ("chip_lo_stop", "5511900000002")):
+            await create(client, name)
+            await emulator.wait_status(name, "SCAN_QR_CODE")
+            await http.post(f"/_emulator/sessions/{name}/scan", json={"phone": phone})
+            assert await linked(name, phone)
+        # running: WAHA unpairs, stops, forgets the auth and starts again (a fresh QR)
+        await client.logout_session("chip_lo_run")
+        assert not await linked("chip_lo_run", "5511900000001")
+        await emulator.wait_status("chip_lo_run", "SCAN_QR_CODE")
+        # stopped: unpair returns early; only the local auth goes, the phone keeps the device
+        await client.stop_session("chip_lo_stop")
+        await client.logout_session("chip_lo_stop")
+        assert emulator.state.sessions["chip_lo_stop"].auth is None
+        assert await linked("chip_lo_stop", "5511900000002")
+
+
+async def test_put_sends_stopped_through_the_old_config(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    old, old_url = receiver_factory()
+    new, new_url = receiver_factory()
+    hook = {"events": ["session.status"], "hmac": None, "retries": None, "customHeaders": None}
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        config = {"webhooks": [{**hook, "url": old_url}]}
+        await http.post("/api/sessions", json={"name": "chip_put_old", "start": True, "config": config})
+        await emulator.wait_status("chip_put_old", "SCAN_QR_CODE")
+        await http.put("/api/sessions/chip_put_old", json={"config": {"webhooks": [{**hook, "url": new_url}]}})
+
+    def seen(receiver) -> list[str]:
+        return [json.loads(body)["payload"]["status"] for _, body in receiver.accepted()]
+
+    await eventually(lambda: "STOPPED" in seen(old) and "STARTING" in seen(new), what="both webhooks")
+    assert "STOPPED" not in seen(new)
+    assert seen(old).count("STARTING") == 1  # only the first start's
+
+
+async def test_gows_flap_keeps_me(emulator: Emu, client: WahaClient) -> None:
+    await create(client, "chip_flap")
+    await emulator.wait_status("chip_flap", "SCAN_QR_CODE")
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        await http.post("/_emulator/sessions/chip_flap/scan", json={"phone": "5511900000003"})
+        flapping = await http.post("/_emulator/sessions/chip_flap/flap", json={"seconds": 0.2})
+        assert flapping.json()["status"] == "STARTING"
+        assert flapping.json()["me"]["id"] == "5511900000003@c.us"
+        assert (await http.post("/_emulator/sessions/chip_flap/flap")).status_code == 409  # not WORKING
+    await emulator.wait_status("chip_flap", "WORKING")
+    statuses = [e["payload"]["status"] for e in emulator.events("chip_flap")]
+    assert statuses[-3:] == ["WORKING", "STARTING", "WORKING"]
+    assert all(e["me"] is not None for e in emulator.events("chip_flap")[-2:])
+
+
+async def test_graceful_shutdown_stops_sessions_and_the_store_restarts_them(receiver_factory) -> None:
+    from app.waha.emulator import MemorySessionStore
+
+    receiver, url = receiver_factory()
+    store = MemorySessionStore()
+    for life in (1, 2):
+        app = create_emulator_app(EmulatorConfig(api_key=API_KEY, store=store, **FAST))
+        with serve(app) as served:
+            emu = Emu(served, app)
+            async with WahaClient(served.url, API_KEY, timeout=5.0) as waha:
+                if life == 1:
+                    await waha.create_session(
+                        "chip_boot", start=True, metadata={}, proxy=None, webhook_url=url, hmac_key=None
+                    )
+            await emu.wait_status("chip_boot", "SCAN_QR_CODE")
+
+    def seen() -> list[str]:
+        return [json.loads(body)["payload"]["status"] for _, body in receiver.accepted()]
+
+    # each shutdown sent STOPPED (and still restarted the session on the next boot)
+    await eventually(lambda: seen().count("STOPPED") == 2, what="a STOPPED per shutdown")
+    assert seen().count("STARTING") == 2

@@ -106,20 +106,29 @@ async def test_no_hmac_header_without_key(emulator: Emu, client: WahaClient, rec
     assert "x-webhook-hmac-algorithm" not in headers
 
 
-async def test_retries_on_500_then_delivers_in_order(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+def tries_of(receiver, event_id: str) -> list[tuple[dict[str, str], bytes, int]]:
+    return [r for r in receiver.requests if json.loads(r[1])["id"] == event_id]
+
+
+async def test_retries_on_500_same_bytes_and_request_id(emulator: Emu, client: WahaClient, receiver_factory) -> None:
     receiver, url = receiver_factory(fail_first=2)
     await create(client, "chip_retry", url, retry_attempts=4, retry_delay_seconds=0.02)
-    await eventually(lambda: "SCAN_QR_CODE" in statuses(receiver.accepted()), what="delivery after retries")
-    first_three = receiver.requests[:3]
-    assert [status for _, _, status in first_three] == [500, 500, 200]
-    assert len({body for _, body, _ in first_three}) == 1  # the same event, byte for byte
-    assert len({h["x-webhook-request-id"] for h, _, _ in first_three}) == 1
-    assert statuses(receiver.accepted())[:2] == ["STARTING", "SCAN_QR_CODE"]
-    attempts = [d["attempt"] for d in list(emulator.state.deliveries) if d["session"] == "chip_retry"][:3]
-    assert attempts == [1, 2, 3]
+    await eventually(
+        lambda: {"STARTING", "SCAN_QR_CODE"} <= set(statuses(receiver.accepted())), what="delivery after retries"
+    )
+    starting = next(e for e in emulator.events("chip_retry") if e["payload"]["status"] == "STARTING")
+    tries = tries_of(receiver, starting["id"])
+    assert tries[0][2] == 500
+    assert tries[-1][2] == 200
+    assert len({body for _, body, _ in tries}) == 1  # the same event, byte for byte
+    assert len({h["x-webhook-request-id"] for h, _, _ in tries}) == 1
+    attempts = [d["attempt"] for d in list(emulator.state.deliveries) if d["event_id"] == starting["id"]]
+    assert attempts == list(range(1, len(tries) + 1))
 
 
-async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+async def test_attempts_count_retries_and_a_failing_event_holds_back_nothing(
+    emulator: Emu, client: WahaClient, receiver_factory
+) -> None:
     receiver, url = receiver_factory(fail_first=1000, fail_status=503)
     config = build_session_config(
         metadata=METADATA,
@@ -127,18 +136,52 @@ async def test_gives_up_after_attempts(emulator: Emu, client: WahaClient, receiv
         hmac_key=None,
         events=["session.status"],
         retry_attempts=3,
-        retry_delay_seconds=0.01,
+        retry_delay_seconds=0.05,
         retry_policy="constant",
     )
     async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
         await http.post("/api/sessions", json={"name": "chip_giveup", "start": False, "config": config})
-    await client.start_session("chip_giveup")  # one STARTING event
-    await eventually(lambda: len(receiver.requests) >= 3, what="three attempts")
+    await client.start_session("chip_giveup")  # STARTING, then SCAN_QR_CODE after the boot delay
     await emulator.wait_status("chip_giveup", "SCAN_QR_CODE")
-    await eventually(lambda: len(receiver.requests) >= 6, what="the next event's attempts")
-    starting_id = json.loads(receiver.requests[0][1])["id"]
-    assert [json.loads(body)["id"] for _, body, _ in receiver.requests[:3]] == [starting_id] * 3
-    assert json.loads(receiver.requests[3][1])["id"] != starting_id  # moved on after 3 attempts
+    starting, qr = emulator.events("chip_giveup")[:2]
+    # WAHA sends each event on its own: the QR event goes out while STARTING is still retrying
+    await eventually(lambda: tries_of(receiver, qr["id"]), what="the next event, not held back")
+    assert len(tries_of(receiver, starting["id"])) < 4
+    # `attempts: 3` is three retries: four tries in all, then it gives up
+    await eventually(lambda: len(tries_of(receiver, starting["id"])) == 4, what="1 + 3 tries")
+    await anyio.sleep(0.2)
+    assert len(tries_of(receiver, starting["id"])) == 4
+
+
+async def test_retry_after_is_honoured(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory(fail_first=1, fail_status=429, retry_after="1")
+    await create(client, "chip_later", url, retry_attempts=2, retry_delay_seconds=0.01, retry_policy="constant")
+    await eventually(lambda: receiver.requests, what="a first try")
+    first_id = json.loads(receiver.requests[0][1])["id"]
+    await eventually(lambda: len(tries_of(receiver, first_id)) == 2, what="the retried delivery", timeout=5)
+    times = [d["at"] for d in list(emulator.state.deliveries) if d["event_id"] == first_id]
+    assert len(times) == 2
+    assert times[1] - times[0] >= 0.9  # Retry-After: 1, not the configured 0.01 s
+
+
+async def test_timestamp_header_is_the_events_time(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory(fail_first=1)
+    await create(client, "chip_ts", url, retry_attempts=2, retry_delay_seconds=0.05, retry_policy="constant")
+    await eventually(lambda: len(receiver.accepted()) >= 2, what="deliveries")
+    for headers, body, _ in receiver.requests:
+        assert headers["x-webhook-timestamp"] == str(json.loads(body)["timestamp"])
+
+
+async def test_delay_fault_reorders_events(emulator: Emu, client: WahaClient, receiver_factory) -> None:
+    receiver, url = receiver_factory()
+    async with httpx.AsyncClient(base_url=emulator.url, headers={"X-Api-Key": API_KEY}) as http:
+        assert (await http.post("/_emulator/webhooks", json={"delay": [0.0, 0.3]})).json()["delay"] == [0.0, 0.3]
+        assert (await http.post("/_emulator/webhooks", json={"delay": [1, 0]})).status_code == 400
+        for index in range(8):
+            await create(client, f"chip_order{index}", url)
+    await eventually(lambda: len(receiver.accepted()) >= 16, what="every event", timeout=5)
+    stamps = [json.loads(body)["timestamp"] for _, body in receiver.accepted()]
+    assert stamps != sorted(stamps)  # some events overtook earlier ones
 
 
 async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClient, receiver_factory) -> None:
@@ -157,19 +200,18 @@ async def test_suppressed_delivery_drops_events(emulator: Emu, client: WahaClien
 async def test_deleting_a_session_ends_its_webhook_delivery(
     emulator: Emu, client: WahaClient, receiver_factory
 ) -> None:
-    # A receiver that never accepts keeps the session's delivery task retrying: deleting the session
-    # must end that task and drop its queue, not leave them behind for the life of the process.
+    # A receiver that never accepts keeps the session's deliveries retrying: deleting the session
+    # must end those tasks, not leave them behind for the life of the process.
     receiver, url = receiver_factory(fail_first=1_000_000)
     await create(client, "chip_gone", url, retry_attempts=1000, retry_delay_seconds=0.02, retry_policy="constant")
     await eventually(lambda: len(receiver.requests) >= 3, what="retried deliveries")
     state = emulator.state
-    task = state._workers["chip_gone"]
+    tasks = set(state._workers["chip_gone"])
 
     await client.delete_session("chip_gone")
 
-    assert "chip_gone" not in state._queues
     assert "chip_gone" not in state._workers
-    await eventually(task.done, what="the delivery task to end")
+    await eventually(lambda: all(task.done() for task in tasks), what="the delivery tasks to end")
     await anyio.sleep(0.1)  # a request already on the wire may still land
     seen = len(receiver.requests)
     await anyio.sleep(0.3)  # ~15 retries would land here if delivery went on

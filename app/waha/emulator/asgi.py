@@ -97,7 +97,9 @@ class Response:
         return cls(status, msgspec.json.encode(data))
 
 
-def _error(status: int, message: str | list[str]) -> Response:
+def _error(status: int, message: str | list[str], own_body: dict[str, Any] | None = None) -> Response:
+    if own_body is not None:  # WAHA's own shape (the 422 wrong-status answer has no statusCode)
+        return Response.json(own_body, status)
     # NestJS HttpException body, as WAHA sends it.
     body: dict[str, Any] = {"message": message, "statusCode": status}
     if status != 401 and status in _REASONS:
@@ -152,6 +154,8 @@ class EmulatorApp:
         r("POST", "/_emulator/sessions/{session}/disconnect", self.ctl_disconnect, auth=True)
         r("POST", "/_emulator/sessions/{session}/message", self.ctl_message, auth=True)
         r("POST", "/_emulator/sessions/{session}/messages/{message_id}/ack", self.ctl_ack, auth=True)
+        r("POST", "/_emulator/sessions/{session}/flap", self.ctl_flap, auth=True)
+        r("GET", "/_emulator/phones/{phone}/devices", self.ctl_linked_devices, auth=True)
         r("POST", "/_emulator/fault", self.ctl_fault, auth=True)
         r("POST", "/_emulator/webhooks", self.ctl_webhooks, auth=True)
         r("POST", "/_emulator/reset", self.ctl_reset, auth=True)
@@ -187,6 +191,7 @@ class EmulatorApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.emulator.shutdown()  # STOPPED for every running session, as WAHA does
                 await self.emulator.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -210,7 +215,7 @@ class EmulatorApp:
             try:
                 return await handler(request)
             except EmulatorError as exc:
-                return _error(exc.status, exc.message)
+                return _error(exc.status, exc.message, exc.body)
         return _error(404, f"Cannot {scope['method']} {path}")
 
     def _authorized(self, request: Request) -> bool:
@@ -249,7 +254,9 @@ class EmulatorApp:
         return Response.json(self.emulator.info(self._session(request)))
 
     async def get_me(self, request: Request) -> Response:
-        return Response.json(self._session(request).me)
+        session = self._session(request)
+        self.emulator.require_running(session)  # a session-scoped route: 404 while STOPPED
+        return Response.json(session.me)
 
     async def create_session(self, request: Request) -> Response:
         data = request.json()
@@ -266,19 +273,24 @@ class EmulatorApp:
     async def update_session(self, request: Request) -> Response:
         session = self._session(request)
         config = _normalise_config(request.json().get("config"))
-        self.emulator.update(session, config)
+        await self.emulator.update(session, config)
         return Response.json(self.emulator.dto(session))
 
     async def delete_session(self, request: Request) -> Response:
         session = self.emulator.sessions.get(request.params["session"])
         if session is not None:
-            self.emulator.delete(session)
+            await self.emulator.delete(session)
         return Response(200, b"", None)
 
     def _action(self, action: str) -> Handler:
         async def handler(request: Request) -> Response:
+            if action == "stop" and request.params["session"] not in self.emulator.sessions:
+                # recent WAHA: stop never checks existence, then answers getSessionInfo()'s null
+                # as an empty 201 (src/api/sessions.controller.ts)
+                return Response(201, b"", None)
             session = self._session(request)
-            getattr(self.emulator, action)(session)
+            operation = self.emulator.start_locked if action == "start" else getattr(self.emulator, action)
+            await operation(session)
             return Response.json(self.emulator.dto(session), 201)
 
         return handler
@@ -290,6 +302,7 @@ class EmulatorApp:
         fmt = request.query.get("format", "image")
         if fmt not in ("image", "raw"):
             raise EmulatorError(400, ["format must be one of the following values: image, raw"])
+        await self.emulator.expect_status(session, ("SCAN_QR_CODE",))
         if session.status != "SCAN_QR_CODE" or session.qr_value is None:
             raise EmulatorError(
                 422, f"Can get QR code only in SCAN_QR_CODE status. The current status is '{session.status}'"
@@ -307,6 +320,7 @@ class EmulatorApp:
         phone = request.json().get("phoneNumber")
         if not isinstance(phone, str) or not phone.isdigit():
             raise EmulatorError(400, ["phoneNumber must be a string of digits"])
+        await self.emulator.expect_status(session, ("SCAN_QR_CODE",))
         return Response.json({"code": self.emulator.request_code(session)}, 201)
 
     # --- messages -----------------------------------------------------------------------------
@@ -318,6 +332,7 @@ class EmulatorApp:
             raise EmulatorError(400, errors)
         session = self.emulator.get(str(data.get("session") or "default"))
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
+        await self.emulator.expect_status(session, ("WORKING",))
         return Response.json(self.emulator.send_text(session, data["chatId"], data["text"], message_id), 201)
 
     async def get_chat_message(self, request: Request) -> Response:
@@ -384,6 +399,18 @@ class EmulatorApp:
             raise EmulatorError(400, ["ack must be an integer"])
         return Response.json(self.emulator.ack(session, request.params["message_id"], ack))
 
+    async def ctl_flap(self, request: Request) -> Response:
+        session, data = self._session(request), request.json(required=False)
+        seconds = data.get("seconds", 0.2)
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise EmulatorError(400, ["seconds must be a non-negative number"])
+        self.emulator.flap(session, float(seconds))
+        return Response.json(self.emulator.info(session))
+
+    async def ctl_linked_devices(self, request: Request) -> Response:
+        phone = request.params["phone"]
+        return Response.json({"phone": phone, "devices": self.emulator.linked_devices(phone)})
+
     async def ctl_fault(self, request: Request) -> Response:
         mode = request.json().get("mode")
         if mode not in FAULT_MODES:
@@ -392,11 +419,21 @@ class EmulatorApp:
         return Response.json({"mode": mode})
 
     async def ctl_webhooks(self, request: Request) -> Response:
-        deliver = request.json().get("deliver")
+        data = request.json()
+        deliver, delay = data.get("deliver", self.emulator.deliver_webhooks), data.get("delay")
         if not isinstance(deliver, bool):
             raise EmulatorError(400, ["deliver must be a boolean value"])
+        if delay is not None and not (
+            isinstance(delay, list)
+            and len(delay) == 2
+            and all(isinstance(v, int | float) and v >= 0 for v in delay)
+            and delay[0] <= delay[1]
+        ):
+            raise EmulatorError(400, ["delay must be [min, max] seconds"])
         self.emulator.deliver_webhooks = deliver
-        return Response.json({"deliver": deliver})
+        if delay is not None:
+            self.emulator.webhook_delay = (float(delay[0]), float(delay[1]))
+        return Response.json({"deliver": deliver, "delay": list(self.emulator.webhook_delay)})
 
     async def ctl_reset(self, request: Request) -> Response:
         self.emulator.reset()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import hmac
 import io
@@ -17,7 +18,6 @@ import secrets
 import string
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,17 @@ from app.waha.emulator.store import SessionStore, StoredSession
 
 logger = logging.getLogger("whago.waha.emulator")
 
-RUNNING = ("STARTING", "SCAN_QR_CODE", "WORKING")
+# "Running" as WAHA defines it: the session object exists, whatever its status, FAILED included
+# (src/core/manager.core.ts `isRunning` = `!!session`). Only STOPPED is not running.
+RUNNING = ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
 FAULT_MODES = ("none", "error500", "refuse")
-# WAHA's defaults when a webhook has no `retries` block (waha.md §4.6).
+# WAHA's defaults when a webhook has no `retries` block (waha.md §4.6). `attempts` counts
+# retries, not tries: a delivery is tried at most 1 + attempts times.
 DEFAULT_RETRY_ATTEMPTS = 15
 DEFAULT_RETRY_DELAY_SECONDS = 2.0
+# WAHA's own waits (src/core/manager.core.ts SESSION_STOP_TIMEOUT = 3000 after a stop, a 1 s sleep
+# after unpair; src/core/abc/manager.abc.ts WAIT_STATUS_TIMEOUT = 5000), as `realistic` applies them.
+REALISTIC_TIMINGS = {"stop_wait_seconds": 3.0, "unpair_wait_seconds": 1.0, "status_wait_seconds": 5.0}
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 # WAHA's ack codes and names (waha.md §4.4, WAMessageAckBody)
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
@@ -57,6 +63,15 @@ class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
     # Automatic message.ack SERVER -> DEVICE -> READ for every sent message, this far apart; 0
     # disables them (tests drive acks with the control endpoint instead).
     ack_delay_seconds: float = 0.3
+    # How long a session-scoped call (QR, pairing code, send) on a running session waits for the
+    # status it needs before answering 422 (WAHA: 5 s).
+    status_wait_seconds: float = 5.0
+    # Latencies of WAHA's lifecycle calls: 0 by default so tests stay fast; REALISTIC_TIMINGS
+    # (the `realistic` flag of `whago emulator`) makes stop/restart/PUT take 3 s, logout 4 s.
+    stop_wait_seconds: float = 0.0
+    unpair_wait_seconds: float = 0.0
+    # On a graceful shutdown: how long the STOPPED webhooks get to go out before the loop ends.
+    shutdown_grace_seconds: float = 2.0
 
 
 def now_ms() -> int:
@@ -86,21 +101,46 @@ def qr_png(value: str) -> bytes:
 
 
 def retry_delay(policy: str, delay: float, retry: int) -> float:
-    """Wait before retry number ``retry`` (1-based), per WAHA's policies (waha.md §4.6)."""
+    """Wait before retry number ``retry`` (1-based), per WAHA's policies (waha.md §4.6, issue 12):
+    constant ``delay``; linear ``delay * n``; exponential ``2^(n-1) * delay`` plus a jitter of up to
+    20 % of ``delay`` (WAHA's documented example for 2 s: 2, 4.1, 8.4, 16.3)."""
     if policy == "linear":
         return delay * retry
     if policy == "exponential":
-        return delay * 2 ** (retry - 1) + random.uniform(0, 0.2 * delay)  # WAHA adds jitter
+        return delay * 2 ** (retry - 1) + random.uniform(0, 0.2 * delay)
     return delay
+
+
+def retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds to wait; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def not_running_text(name: str) -> str:
+    # WAHA's getSession() NotFoundException text, verbatim (src/core/manager.core.ts; waha.md §4.8)
+    return (
+        f"We didn't find a session with name '{name}'.\n"
+        f"Please start it first by using POST /api/sessions/{name}/start request"
+    )
 
 
 class EmulatorError(Exception):
     """Raised by state operations; the ASGI layer turns it into WAHA's error body."""
 
-    def __init__(self, status: int, message: str | list[str]) -> None:
+    def __init__(self, status: int, message: str | list[str], body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.body = body  # a body that is not NestJS's {message, error, statusCode} (WAHA's 422)
 
 
 @dataclass
@@ -116,11 +156,15 @@ class EmulatedSession:
     activity_ms: int | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)
     runner: asyncio.Task[None] | None = field(default=None, repr=False)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # WAHA's withLock(name)
+    keeps_me: bool = False  # GOWS: `me` stays while a linked session reconnects (not WORKING)
     _png: tuple[str, bytes] | None = field(default=None, repr=False)
 
     @property
     def me(self) -> dict[str, Any] | None:
-        return self.auth if self.status == "WORKING" else None
+        if self.status == "WORKING" or (self.keeps_me and self.status in ("STARTING", "FAILED")):
+            return self.auth
+        return None
 
     def png(self) -> bytes:
         if self.qr_value is None:
@@ -138,13 +182,23 @@ class Emulator:
         self.deliver_webhooks = True
         self.events: deque[dict[str, Any]] = deque(maxlen=2000)  # every emitted envelope
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=5000)  # every delivery attempt
-        self._queues: dict[str, asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._ending: set[asyncio.Task[None]] = set()  # workers of deleted sessions, cancelled
+        self._workers: dict[str, set[asyncio.Task[None]]] = {}  # deliveries under way, per session
+        self._ending: set[asyncio.Task[None]] = set()  # deliveries of deleted sessions, finishing
+        # bumped when a session is deleted: its deliveries still under way stop retrying
+        self._generation: dict[str, int] = {}
         self._http: httpx.AsyncClient | None = None
         self._saved: dict[str, bytes] = {}  # last record written per session (skip no-op writes)
         self._ack_tasks: set[asyncio.Task[None]] = set()  # automatic acks of sent messages
         self._restored = False
+        self._changed = asyncio.Event()  # set (and replaced) on every status change
+        self._shutting_down = False
+        # WhatsApp's side: the devices each phone number shows under "Linked devices", as
+        # {"session", "worker", "linked_at"}. Only a scan adds one; only an unpair of a connected
+        # session (or the phone itself) removes one; a local logout or a lost storage does not.
+        self.phones: dict[str, list[dict[str, Any]]] = {}
+        # A delivery fault: every delivery first waits a random time in [min, max] seconds, so
+        # events overtake each other (real networks and WAHA's independent sends do this).
+        self.webhook_delay: tuple[float, float] = (0.0, 0.0)
 
     # --- lookups and views --------------------------------------------------------------------
 
@@ -191,43 +245,109 @@ class Emulator:
         self._persist(session)
         return session
 
-    def update(self, s: EmulatedSession, config: dict[str, Any]) -> None:
-        running = s.status in RUNNING
-        s.config = config
-        if running:  # WAHA stops and starts a running session with the new config
-            self.stop(s)
-            self.start(s)
-        self._persist(s)
+    # The HTTP lifecycle calls follow WAHA's controller (src/api/sessions.controller.ts), each under
+    # the session's lock: PUT = stop (its STOPPED still goes out through the old config, which is
+    # bound to the running session) -> new config -> start if it was running; logout = unpair (only
+    # while running) -> stop -> forget auth -> start if it was running; delete = unpair -> stop ->
+    # forget. A stop of a running session then waits SESSION_STOP_TIMEOUT (stop_wait_seconds).
+
+    async def update(self, s: EmulatedSession, config: dict[str, Any]) -> None:
+        async with s.lock:
+            running = s.status in RUNNING
+            await self._stop(s)
+            s.config = config
+            if running:
+                self.start(s)
+            self._persist(s)
 
     def start(self, s: EmulatedSession) -> None:
-        if s.status in RUNNING:
-            return
+        if s.status in RUNNING:  # FAILED included: /start does not revive it (restart does)
+            raise EmulatorError(422, f"Session '{s.name}' is already started.")
         self._cancel_runner(s)
+        s.keeps_me = False
         self._set_status(s, "STARTING")
         s.runner = asyncio.get_running_loop().create_task(self._run(s), name=f"waha-emu-{s.name}")
 
-    def stop(self, s: EmulatedSession) -> None:
+    async def start_locked(self, s: EmulatedSession) -> None:
+        async with s.lock:
+            self.start(s)
+
+    async def stop(self, s: EmulatedSession) -> None:
+        async with s.lock:
+            await self._stop(s)
+
+    async def restart(self, s: EmulatedSession) -> None:
+        async with s.lock:
+            await self._stop(s)
+            self.start(s)
+
+    async def logout(self, s: EmulatedSession) -> None:
+        async with s.lock:
+            running = s.status in RUNNING
+            await self._unpair(s)
+            await self._stop(s)
+            s.auth = None
+            if running:  # a running session comes back fresh, waiting for a new QR
+                self.start(s)
+            self._persist(s)
+
+    async def delete(self, s: EmulatedSession) -> None:
+        async with s.lock:
+            await self._unpair(s)
+            await self._stop(s)
+            s.auth = None
+            self.sessions.pop(s.name, None)
+            self._unpersist(s.name)
+            self._drop_delivery(s.name)
+
+    async def _stop(self, s: EmulatedSession) -> None:
+        if s.status not in RUNNING:
+            return  # WAHA: "Session is not running." - answers at once
         self._cancel_runner(s)
-        if s.status != "STOPPED":
-            self._set_status(s, "STOPPED")
+        self._set_status(s, "STOPPED")
+        await asyncio.sleep(self.config.stop_wait_seconds)
 
-    def restart(self, s: EmulatedSession) -> None:
-        self.stop(s)
-        self.start(s)
+    async def _unpair(self, s: EmulatedSession) -> None:
+        """WAHA's unpair: returns at once unless the session runs; only a session connected to
+        WhatsApp (WORKING) can actually remove its device from the phone."""
+        if s.status not in RUNNING:
+            return
+        if s.status == "WORKING" and s.auth is not None:
+            self._unlink_on_phone(s)
+        await asyncio.sleep(self.config.unpair_wait_seconds)
 
-    def logout(self, s: EmulatedSession) -> None:
-        running = s.status in RUNNING
-        s.auth = None
-        if running:  # a running session comes back fresh, waiting for a new QR
-            self.restart(s)
-        self._persist(s)
+    def _unlink_on_phone(self, s: EmulatedSession) -> None:
+        phone = _digits(s.auth["id"]) if s.auth else ""
+        devices = [d for d in self.phones.get(phone, []) if d["session"] != s.name]
+        if devices:
+            self.phones[phone] = devices
+        else:
+            self.phones.pop(phone, None)
 
-    def delete(self, s: EmulatedSession) -> None:
-        self.stop(s)
-        s.auth = None
-        self.sessions.pop(s.name, None)
-        self._unpersist(s.name)
-        self._drop_delivery(s.name)
+    def linked_devices(self, phone: str) -> list[dict[str, Any]]:
+        return list(self.phones.get(_digits(phone), []))
+
+    async def expect_status(self, s: EmulatedSession, expected: tuple[str, ...]) -> None:
+        """WAHA's session pipes: 404 unless the session runs; then wait up to status_wait_seconds
+        for one of ``expected``, else 422 with WAHA's body (src/core/abc/manager.abc.ts)."""
+        if s.status not in RUNNING:
+            raise EmulatorError(404, not_running_text(s.name))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.status_wait_seconds
+        while s.status not in expected:
+            if s.status not in RUNNING:
+                raise EmulatorError(404, not_running_text(s.name))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                error = "Session status is not as expected. Try again later or restart the session"
+                body = {"error": error, "session": s.name, "status": s.status, "expected": list(expected)}
+                raise EmulatorError(422, error, body)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def require_running(self, s: EmulatedSession) -> None:
+        if s.status not in RUNNING:
+            raise EmulatorError(404, not_running_text(s.name))
 
     # --- storage ------------------------------------------------------------------------------
 
@@ -250,7 +370,7 @@ class Emulator:
             s = self.sessions[record.name] = EmulatedSession(name=record.name, config=record.config, auth=record.auth)
             self._saved[s.name] = msgspec.json.encode(record)
             if record.running and self.config.restart_sessions:
-                self.start(s)
+                self.start(s)  # STARTING -> ... webhooks go out, as WAHA's do on boot
                 started.append(s.name)
         if started:
             logger.info("worker %s restarted %d stored session(s)", self.config.worker_id, len(started))
@@ -258,8 +378,8 @@ class Emulator:
 
     def _persist(self, s: EmulatedSession) -> None:
         store = self.config.store
-        if store is None or s.name not in self.sessions:
-            return
+        if store is None or s.name not in self.sessions or self._shutting_down:
+            return  # a shutdown's STOPPED is not a user's stop: the store keeps "running"
         # "running" = started and not stopped by a user: FAILED counts (WAHA restarts it too).
         record = StoredSession(name=s.name, config=s.config, running=s.status != "STOPPED", auth=s.auth)
         blob = msgspec.json.encode(record)
@@ -304,6 +424,8 @@ class Emulator:
     def _set_status(self, s: EmulatedSession, status: str) -> None:
         s.status = status
         s.activity_ms = now_ms()
+        self._changed.set()
+        self._changed = asyncio.Event()
         self._persist(s)
         s.statuses = [*s.statuses, {"status": status, "timestamp": s.activity_ms}][-3:]
         self.emit(s, "session.status", {"name": s.name, "status": status, "statuses": list(s.statuses), "data": None})
@@ -325,6 +447,23 @@ class Emulator:
             "jid": f"{digits}:{random.randint(1, 60)}@s.whatsapp.net",
         }
         self._cancel_runner(s)
+        self.phones.setdefault(digits, []).append(
+            {"session": s.name, "worker": self.config.worker_id, "linked_at": now_ms()}
+        )
+        self._set_status(s, "WORKING")
+
+    def flap(self, s: EmulatedSession, seconds: float) -> None:
+        """GOWS on a keep-alive timeout: WORKING -> STARTING -> WORKING, keeping ``me`` meanwhile."""
+        if s.status != "WORKING":
+            raise EmulatorError(409, f"Session status is '{s.status}', not 'WORKING'")
+        self._cancel_runner(s)
+        s.keeps_me = True
+        self._set_status(s, "STARTING")
+        s.runner = asyncio.get_running_loop().create_task(self._reconnect(s, seconds), name=f"waha-emu-{s.name}")
+
+    async def _reconnect(self, s: EmulatedSession, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        s.keeps_me = False
         self._set_status(s, "WORKING")
 
     def fail(self, s: EmulatedSession) -> None:
@@ -337,6 +476,8 @@ class Emulator:
         if status not in ("FAILED", "STOPPED"):
             raise EmulatorError(400, "status must be FAILED or STOPPED")
         self._cancel_runner(s)
+        if s.auth is not None:
+            self._unlink_on_phone(s)
         s.auth = None
         self._set_status(s, status)
 
@@ -486,62 +627,54 @@ class Emulator:
         for hook in s.config.get("webhooks") or []:
             events = hook.get("events") or []
             if event in events or "*" in events:
-                self._queue(s.name).put_nowait((envelope, body, hook))
+                self._send(s.name, envelope, body, hook)
         return envelope
 
-    def _queue(self, name: str) -> asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]:
-        # One queue and worker per session keeps that session's events in emission order.
-        if name not in self._queues:
-            self._queues[name] = asyncio.Queue()
-            self._workers[name] = asyncio.get_running_loop().create_task(
-                self._deliver_loop(name, self._queues[name]), name=f"waha-emu-hooks-{name}"
-            )
-        return self._queues[name]
+    def _send(self, name: str, envelope: dict[str, Any], body: bytes, hook: dict[str, Any]) -> None:
+        # WAHA hands every event to its sender on its own (WebhookConductor: setImmediate ->
+        # sender.send per event), so each delivery, retries included, is independent: events of
+        # one session overtake each other and a failing one holds back nothing.
+        task = asyncio.get_running_loop().create_task(self._deliver(envelope, body, hook), name=f"waha-emu-hook-{name}")
+        tasks = self._workers.setdefault(name, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _drop_delivery(self, name: str) -> None:
-        # A deleted session sends nothing more (pending events and retries included); without this
-        # its queue and worker task would live as long as the process. An attempt already on the
-        # wire is let finish (cancelling it would leave the receiver a truncated request).
-        queue = self._queues.pop(name, None)
-        task = self._workers.pop(name, None)
-        if queue is None or task is None or task.done():
-            return
-        while not queue.empty():
-            queue.get_nowait()
-        queue.put_nowait(None)  # the worker's signal to end
-        # held until it has really ended, so a shutdown right after can still await it
-        self._ending.add(task)
-        task.add_done_callback(self._ending.discard)
+        # A deleted session sends nothing more: its deliveries stop retrying. An attempt already on
+        # the wire is let finish (cancelling it would leave the receiver a truncated request).
+        self._generation[name] = self._generation.get(name, 0) + 1
+        for task in self._workers.pop(name, set()):
+            # held until it has really ended, so a shutdown right after can still await it
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
-    async def _deliver_loop(
-        self, name: str, queue: asyncio.Queue[tuple[dict[str, Any], bytes, dict[str, Any]] | None]
-    ) -> None:
-        def alive() -> bool:
-            return self._queues.get(name) is queue
+    async def _deliver(self, envelope: dict[str, Any], body: bytes, hook: dict[str, Any]) -> None:
+        try:
+            await self._deliver_with_retries(envelope, body, hook)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad webhook config must not surface as an unhandled task error
+            logger.exception("webhook delivery crashed")
 
-        while (item := await queue.get()) is not None:
-            envelope, body, hook = item
-            try:
-                await self._deliver(envelope, body, hook, alive)
-            except Exception:  # never let one bad webhook kill the session's delivery worker
-                logger.exception("webhook delivery crashed")
-
-    async def _deliver(
-        self, envelope: dict[str, Any], body: bytes, hook: dict[str, Any], alive: Callable[[], bool]
-    ) -> None:
+    async def _deliver_with_retries(self, envelope: dict[str, Any], body: bytes, hook: dict[str, Any]) -> None:
+        generation = self._generation.get(envelope["session"], 0)
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False)
+        low, high = self.webhook_delay
+        if high > 0:
+            await asyncio.sleep(random.uniform(low, high))
         retries = hook.get("retries") or {}
-        attempts = max(1, int(retries.get("attempts") or DEFAULT_RETRY_ATTEMPTS))
+        attempts = retries.get("attempts")
+        retries_left = max(0, int(attempts if attempts is not None else DEFAULT_RETRY_ATTEMPTS))
         delay_setting = retries.get("delaySeconds")
         delay = float(delay_setting if delay_setting is not None else DEFAULT_RETRY_DELAY_SECONDS)
         policy = retries.get("policy") or "constant"
-        # Request id and timestamp are fixed per delivery, so retries carry the same values.
+        # One request id per send, reused by its retries; the timestamp is the event's own time.
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"WAHA/{self.config.version}",
             "X-Webhook-Request-Id": new_ulid(),
-            "X-Webhook-Timestamp": str(now_ms()),
+            "X-Webhook-Timestamp": str(envelope["timestamp"]),
         }
         key = (hook.get("hmac") or {}).get("key")
         if key:
@@ -550,30 +683,34 @@ class Emulator:
         for item in hook.get("customHeaders") or []:
             headers[item["name"]] = item["value"]
         timeout = httpx.Timeout(self.config.webhook_timeout_seconds)
-        for attempt in range(1, attempts + 1):
-            record = {
+        tries = 1 + retries_left
+        for attempt in range(1, tries + 1):
+            record: dict[str, Any] = {
                 "event_id": envelope["id"],
                 "event": envelope["event"],
                 "session": envelope["session"],
                 "url": hook["url"],
                 "attempt": attempt,
+                "at": time.time(),
             }
+            wait_hint = None
             try:
                 response = await self._http.post(hook["url"], content=body, headers=headers, timeout=timeout)
                 record["status"] = response.status_code
                 ok = response.is_success
+                wait_hint = retry_after(response.headers.get("retry-after"))
             except httpx.HTTPError as exc:
                 record["error"] = type(exc).__name__
                 ok = False
             self.deliveries.append(record)
             if ok:
                 return
-            if attempt < attempts:
-                await asyncio.sleep(retry_delay(policy, delay, attempt))
-                if not alive():
+            if attempt < tries:
+                await asyncio.sleep(wait_hint if wait_hint is not None else retry_delay(policy, delay, attempt))
+                if self._generation.get(envelope["session"], 0) != generation:
                     return  # the session was deleted meanwhile: no more retries
         logger.warning(
-            "webhook %s for session %s gave up after %d attempts", envelope["event"], envelope["session"], attempts
+            "webhook %s for session %s gave up after %d tries", envelope["event"], envelope["session"], tries
         )
 
     # --- housekeeping -------------------------------------------------------------------------
@@ -589,26 +726,43 @@ class Emulator:
         for s in self.sessions.values():
             self._cancel_runner(s)
         self._cancel_acks()
-        for task in self._workers.values():
-            task.cancel()
+        for tasks in self._workers.values():
+            for task in tasks:
+                task.cancel()
         self.sessions.clear()
         self._saved.clear()
-        self._queues.clear()
         self._workers.clear()
         self.events.clear()
         self.deliveries.clear()
+        self.phones.clear()
         self.fault = "none"
         self.deliver_webhooks = True
+        self.webhook_delay = (0.0, 0.0)
+
+    async def shutdown(self) -> None:
+        """WAHA's graceful shutdown (beforeApplicationShutdown): every running session is stopped,
+        a STOPPED webhook each, while the storage keeps them as running so that the next boot of
+        this worker restarts them. The STOPPED deliveries get ``shutdown_grace_seconds``."""
+        self._shutting_down = True
+        try:
+            for s in list(self.sessions.values()):
+                if s.status in RUNNING:
+                    self._cancel_runner(s)
+                    self._set_status(s, "STOPPED")
+        finally:
+            self._shutting_down = False
+        pending = [task for tasks in self._workers.values() for task in tasks]
+        if pending:
+            await asyncio.wait(pending, timeout=self.config.shutdown_grace_seconds)
 
     async def aclose(self) -> None:
-        tasks = (
-            [s.runner for s in self.sessions.values() if s.runner]
-            + list(self._workers.values())
-            + list(self._ending)
-            + self._cancel_acks()
-        )
+        tasks = [s.runner for s in self.sessions.values() if s.runner] + [
+            task for tasks in self._workers.values() for task in tasks
+        ]
+        tasks += list(self._ending) + self._cancel_acks()
         self._forget()  # a shutdown is not a wipe: stored sessions come back on the next start
         self._restored = False
+        self._changed = asyncio.Event()  # the next serve may run on another event loop
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -627,9 +781,15 @@ class Emulator:
                 "pairing_code": s.pairing_code,
                 "statuses": s.statuses,
                 "sent": s.sent,
+                "linked_on_phone": s.auth is not None
+                and any(d["session"] == s.name for d in self.linked_devices(s.auth["id"])),
             }
             for s in self.sessions.values()
         ]
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value.split("@", 1)[0].split(":", 1)[0] if ch.isdigit())
 
 
 def _chat_id(value: str) -> str:
