@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from app.admin.controller import (
+    AdminAuditController,
     AdminChipsController,
     AdminInstancesController,
     AdminProxiesController,
@@ -26,6 +27,7 @@ from app.chips.controller import ChipsController
 from app.container import Container, provide_container, provide_event_hub, provide_settings
 from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
+from app.core.request_id import request_id_middleware
 from app.events.controller import EventsController
 from app.health.controller import HealthController
 from app.plans.controller import PlansController
@@ -85,6 +87,7 @@ def create_app(
             AdminInstancesController,
             AdminProxiesController,
             AdminChipsController,
+            AdminAuditController,
             WebhooksController,
             EventsController,
             PrometheusController,
@@ -101,7 +104,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=[request_id_middleware, prometheus.middleware],
         cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="WHAGO API",

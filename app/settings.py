@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     secret_key: str = ""
     public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
+    log_format: Literal["", "json", "text"] = ""  # empty: json in production, text elsewhere
     cors_origins: str = ""  # comma-separated; empty = no CORS headers
     dev_state_dir: str = ".whago"
 
@@ -103,9 +104,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     proxy_check_timeout_seconds: float = 3.0
     encryption_key: str = ""  # comma-separated Fernet keys, newest first (rotation)
 
+    # --- operations -------------------------------------------------------------------------
+    audit_retention_days: int = 365
+    nomad_ui_url: str = ""  # e.g. https://nomad.example.com/ui: admin instances link to their job
+    alert_webhook_url: str = ""  # Discord/Slack-compatible: {"content": ...} on alert conditions
+    alert_min_interval_seconds: int = 900
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")
 
     @property
     def plan_limits(self) -> dict[str, int]:

@@ -8,10 +8,18 @@ import msgspec
 
 from app.admin import queries
 from app.admin.schemas import AdminChipPage, AdminInstanceOut, AdminUserOut, AdminUserPage, AdminUserUpdate
+from app.audit import service as audit
 from app.container import Container
+from app.core import db
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import Page, paginate
 from app.users.service import update_user
+
+
+def _changed(old: object, new: object, fields: tuple[str, ...]) -> tuple[dict, dict]:
+    """The fields that differ, before and after (what an audit entry shows)."""
+    names = [f for f in fields if getattr(old, f) != getattr(new, f)]
+    return {f: getattr(old, f) for f in names}, {f: getattr(new, f) for f in names}
 
 
 class AdminService:
@@ -43,11 +51,17 @@ class AdminService:
         is_admin = None if data.is_admin is msgspec.UNSET else data.is_admin
         if plan is not None and plan not in plans:
             raise ValidationFailed(f"Unknown plan '{plan}'; one of: {', '.join(plans)}.")
-        if not await update_user(user_id, plan=plan, is_admin=is_admin):
-            raise NotFound("User not found.")
-        row = await queries.get_user(user_id)
-        if row is None:  # deleted between the update and this read
-            raise NotFound("User not found.")
+        # the change and its audit entry commit together
+        async with db.transaction():
+            old = await queries.get_user(user_id)
+            if old is None or not await update_user(user_id, plan=plan, is_admin=is_admin):
+                raise NotFound("User not found.")
+            row = await queries.get_user(user_id)
+            if row is None:  # deleted between the update and this read
+                raise NotFound("User not found.")
+            before, after = _changed(old, row, ("plan", "is_admin"))
+            if before != after:
+                await audit.record(None, "user.update", ("user", user_id), before=before, after=after)
         return self._user_out(row)
 
     async def list_instances(self, limit: int, offset: int) -> Page[AdminInstanceOut]:

@@ -18,6 +18,7 @@ from litestar.params import QueryParameter
 
 from app.auth.service import AuthService
 from app.container import Container
+from app.core import context
 from app.core.errors import Forbidden, NotAuthenticated
 from app.core.security import ACCESS, STREAM
 from app.users.schemas import UserOut
@@ -35,6 +36,7 @@ def _bearer(connection: ASGIConnection) -> str:
 def _caller(connection: ASGIConnection, container: Container) -> UUID:
     user_id = container.tokens.verify(_bearer(connection), ACCESS).user_id
     container.activity.touch(user_id)
+    context.set_actor(user_id)  # audit entries and logs of this request name the caller
     return user_id
 
 
@@ -72,5 +74,6 @@ def provide_authenticated_auth_service(
 async def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     # Guards run before dependencies: read the container from the app state.
     user = await require_user_row(_caller(connection, connection.app.state.container))
+    context.set_actor(user.id, user.email)
     if not user.is_admin:
         raise Forbidden("Administrators only.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
+from app.audit import service as audit
 from app.auth.schemas import AuthOut, LoginIn, RegisterIn, StreamTokenOut
 from app.container import Container
 from app.core.errors import NotAuthenticated, RateLimited
@@ -48,6 +49,16 @@ class AuthService:
         row = await find_user_by_email(email)
         if not await self.s.passwords.verify(row.password_hash if row else None, data.password) or row is None:
             await self.s.limiter.record(_LOGIN_LIMIT, subject, window_seconds=window)
+            if await self.s.limiter.retry_after(
+                _LOGIN_LIMIT, subject, limit=settings.login_max_failures, window_seconds=window
+            ):
+                # this failure reached the limit: one entry per lock-out, not one per refused attempt
+                await audit.record(
+                    None,
+                    "auth.login_locked",
+                    ("user", row.id if row else None),
+                    after={"email": email, "failures": settings.login_max_failures, "window_seconds": window},
+                )
             # same answer whether or not the email exists
             raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")
         await self.s.limiter.reset(_LOGIN_LIMIT, subject)

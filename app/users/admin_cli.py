@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.audit import service as audit
 from app.core import db
 from app.core.security import PasswordHashing
 from app.settings import Settings
@@ -16,4 +17,11 @@ async def create_admin(settings: Settings, email: str, password: str) -> str:
     password_hash = await PasswordHashing(settings).hash(password)
     # new operators start on the free plan, like self-registered users
     created = await queries.upsert_admin(email=email, password_hash=password_hash, plan="free")
+    user = await queries.get_by_email(email)
+    await audit.record(
+        None,
+        "user.create_admin",
+        ("user", user.id if user else None),
+        after={"email": email, "is_admin": True, "created": created, "via": "cli"},
+    )
     return f"{'created' if created else 'promoted'} admin {email}"

@@ -1,7 +1,8 @@
 """SAQ job functions: thin wrappers that open the right service and report final failures.
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
-teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events.
+teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
+prune_audit.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -13,6 +14,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from app.audit.service import AuditService
 from app.chips.provisioning import ProvisioningService
 from app.container import Container
 from app.core import db
@@ -111,6 +113,11 @@ async def prune_webhook_events(ctx, *, keep_days: int = 14) -> int:
     return len(rows)
 
 
+async def prune_audit(ctx) -> int:
+    """Audit entries are kept WHAGO_AUDIT_RETENTION_DAYS."""
+    return await AuditService(_container(ctx).settings).prune()
+
+
 FUNCTIONS: list[Any] = [
     provision_chip,
     rotate_proxy,
@@ -120,4 +127,5 @@ FUNCTIONS: list[Any] = [
     reap_idle,
     check_proxies,
     prune_webhook_events,
+    prune_audit,
 ]

@@ -38,6 +38,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         ),
         CronJob(jobs.reap_idle, cron="17 * * * *", timeout=600, retries=1, ttl=3600),
         CronJob(jobs.prune_webhook_events, cron="43 3 * * *", timeout=600, retries=1, ttl=3600),
+        CronJob(jobs.prune_audit, cron="51 3 * * *", timeout=600, retries=1, ttl=3600),
     ]
 
 
