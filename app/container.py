@@ -27,6 +27,7 @@ from app.core.security import PasswordHashing, TokenSigner
 from app.events.bus import EventHub
 from app.scheduler import build_scheduler
 from app.scheduler.base import Scheduler
+from app.scheduler.instrumented import InstrumentedScheduler
 from app.settings import Settings
 from app.users.activity import ActivityTracker
 from app.waha.client import WahaClientPool
@@ -78,7 +79,7 @@ class Container:
             limiter=SlidingWindowLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),
-            scheduler=scheduler or build_scheduler(settings, redis),
+            scheduler=InstrumentedScheduler(scheduler or build_scheduler(settings, redis)),
             waha=WahaClientPool.from_settings(settings),
             events=EventHub(redis),
             activity=ActivityTracker(queue),

@@ -12,7 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from app.admin.controller import (
     AdminAuditController,
@@ -29,7 +29,7 @@ from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
 from app.core.request_id import request_id_middleware
 from app.events.controller import EventsController
-from app.health.controller import HealthController
+from app.health.controller import HealthController, MetricsController
 from app.plans.controller import PlansController
 from app.settings import Settings, get_settings
 from app.webhooks.batcher import GroupCommitter
@@ -90,7 +90,7 @@ def create_app(
             AdminAuditController,
             WebhooksController,
             EventsController,
-            PrometheusController,
+            MetricsController,
             *extra_route_handlers,
         ],
         # App-level: the container and what several features share. Each feature's service

@@ -9,6 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from app.core import metrics
 from app.core.errors import DependencyUnavailable
 from app.events.bus import EventHub
 
@@ -46,16 +47,20 @@ class EventsController(Controller):
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with event_hub.listen(stream_user_id) as queue:
-                yield _comment("connected")
-                while True:
-                    try:
-                        raw = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                    except TimeoutError:
-                        yield _comment("keep-alive")
-                        continue
-                    message = msgspec.json.decode(raw)
-                    yield ServerSentEventMessage(
-                        event=message["event"], data=msgspec.json.encode(message["data"]).decode()
-                    )
+                metrics.EVENT_STREAMS.inc()
+                try:
+                    yield _comment("connected")
+                    while True:
+                        try:
+                            raw = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                        except TimeoutError:
+                            yield _comment("keep-alive")
+                            continue
+                        message = msgspec.json.decode(raw)
+                        yield ServerSentEventMessage(
+                            event=message["event"], data=msgspec.json.encode(message["data"]).decode()
+                        )
+                finally:
+                    metrics.EVENT_STREAMS.dec()
 
         return ServerSentEvent(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -28,6 +28,7 @@ from app.chips.queries import ReconcileRow
 from app.chips.status import OURS, WAHA_TO_CHIP_STATUS, ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions, Moved
 from app.container import Container
+from app.core import metrics
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
@@ -119,6 +120,8 @@ class Reconciler:
         await self._delete_orphan_sessions(p)
         await self._redrive_lost_jobs(p)
         p.report.seconds = time.perf_counter() - started
+        for kind, count in p.report.drift.items():  # kinds are the fixed names used in this module
+            metrics.RECONCILE_DRIFT.labels(kind).inc(count)
         if p.report.drift or p.report.errors:
             logger.info("reconcile: %s", p.report.as_dict())
         return p.report

@@ -8,13 +8,13 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
-from saq import CronJob, Worker
+from saq import CronJob, Status, Worker
 from saq.types import PartialTimersDict
 
 from app.container import Container
-from app.core import db
+from app.core import context, db, metrics
 from app.core.queue import SaqJobQueue
 from app.settings import Settings
 from app.worker import jobs
@@ -42,6 +42,28 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
+_OUTCOMES = {Status.COMPLETE: "complete", Status.QUEUED: "retried", Status.FAILED: "failed"}
+
+
+async def _before_job(ctx: Any) -> None:  # SAQ's Context: a dict with our extra key
+    """Run the job under the request id of whoever enqueued it (a new one for cron jobs)."""
+    job = ctx.get("job")
+    request_id = (job.meta or {}).get("request_id") if job is not None else None
+    ctx["work_context"] = work_context = context.work(request_id)
+    work_context.__enter__()
+
+
+async def _after_job(ctx: Any) -> None:
+    job = ctx.get("job")
+    if job is not None:
+        outcome = _OUTCOMES.get(job.status)
+        if outcome is not None:  # aborted jobs are not an outcome of the job itself
+            metrics.JOBS.labels(job.function, outcome).inc()
+    work_context = ctx.get("work_context")
+    if work_context is not None:
+        work_context.__exit__(None, None, None)
+
+
 def build_worker(settings: Settings, container: Container, *, with_cron: bool = True) -> Worker:
     queue = (
         container.queue.saq if isinstance(container.queue, SaqJobQueue) else SaqJobQueue(container.redis, settings).saq
@@ -53,6 +75,8 @@ def build_worker(settings: Settings, container: Container, *, with_cron: bool = 
         cron_jobs=cron_jobs(settings) if with_cron else None,
         startup=None,
         shutdown=None,
+        before_process=_before_job,
+        after_process=_after_job,
         # Sweep often: a job whose worker died is picked up again once its heartbeat is stale.
         timers=cast(
             PartialTimersDict,
