@@ -11,7 +11,6 @@ from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from app.admin.controller import (
@@ -30,6 +29,7 @@ from app.core.http_errors import EXCEPTION_HANDLERS
 from app.core.request_id import request_id_middleware
 from app.events.controller import EventsController
 from app.health.controller import HealthController, MetricsController
+from app.openapi import assets_router, document, render_plugin
 from app.plans.controller import PlansController
 from app.settings import Settings, get_settings
 from app.webhooks.batcher import GroupCommitter
@@ -53,6 +53,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # The API receives webhooks: its writes of webhook events are group-committed.
+        # the generated OpenAPI document, completed once before the first request (app.openapi)
+        document(app.openapi_schema)
         container = Container.build(settings, webhook_commits=GroupCommitter())
         app.state.container = container
         await db.start_pool(settings)
@@ -91,6 +93,7 @@ def create_app(
             WebhooksController,
             EventsController,
             MetricsController,
+            assets_router(),
             *extra_route_handlers,
         ],
         # App-level: the container and what several features share. Each feature's service
@@ -110,7 +113,8 @@ def create_app(
             title="WHAGO API",
             version="1.0.0",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            description="WHAGO: WhatsApp sessions (chips) on WAHA, per tenant. Errors share one body (`Error`).",
+            render_plugins=[render_plugin()],
         ),
         request_max_body_size=2 * 1024 * 1024,
         debug=False,
