@@ -7,13 +7,13 @@ import asyncio
 import logging
 import sys
 
-from app.settings import SettingsError, get_settings
+from app.settings import Settings, SettingsError, get_settings
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # one line per outgoing HTTP call (WAHA, Nomad, Consul) drowns everything else
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+def _setup_logging(settings: Settings) -> None:
+    from app.core import logs
+
+    logs.configure(settings)
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -38,6 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     get_settings()  # fail fast on bad settings, before forking workers
     _warn_local_scheduler("serve")
+    if args.host in ("0.0.0.0", "::"):  # noqa: S104 - saying so is the point
+        logging.getLogger("whago").info(
+            "listening on every interface (%s:%s); use --host 127.0.0.1 for this machine only", args.host, args.port
+        )
     uvicorn.run(
         "app.factory:asgi_app",
         factory=True,
@@ -46,7 +50,10 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        log_config=None,  # uvicorn's records go through WHAGO's handler (JSON or text, redacted)
         access_log=args.access_log,
+        # event streams end at once on a stop (app.factory); other requests get this long
+        timeout_graceful_shutdown=get_settings().worker_shutdown_grace_seconds,
     )
     return 0
 
@@ -68,7 +75,14 @@ def _dev(args: argparse.Namespace) -> int:
     print(
         f"WHAGO dev: http://{args.host}:{args.port} (API docs at /schema, scheduler: {settings.scheduler})", flush=True
     )
-    uvicorn.run(dev_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        dev_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=None,
+        timeout_graceful_shutdown=settings.worker_shutdown_grace_seconds,
+    )
     return 0
 
 
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"whago: configuration error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    _setup_logging(settings)
     return args.func(args) or 0
 
 

@@ -27,6 +27,7 @@ from app.container import Container, provide_container, provide_event_hub, provi
 from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
 from app.core.request_id import request_id_middleware
+from app.core.shutdown import on_stop_signal
 from app.events.controller import EventsController
 from app.health.controller import HealthController, MetricsController
 from app.openapi import assets_router, document, render_plugin
@@ -59,12 +60,26 @@ def create_app(
         app.state.container = container
         await db.start_pool(settings)
         await container.events.start()
+
+        def stopping() -> None:
+            streams = container.events.close_streams()
+            logger.info(
+                "shutting down: %d event stream(s) closed, finishing in-flight requests (at most %ss)",
+                streams,
+                settings.worker_shutdown_grace_seconds,
+            )
+            # that one line says it; uvicorn's own shutdown chatter would repeat it
+            logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+        restore_signals = on_stop_signal(stopping)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for hook in lifespan_hooks:
                     await stack.enter_async_context(hook(app, container))
                 yield
         finally:
+            restore_signals()
+            container.events.close_streams()
             await container.aclose()
             await db.close_pool()
 
@@ -117,6 +132,9 @@ def create_app(
             render_plugins=[render_plugin()],
         ),
         request_max_body_size=2 * 1024 * 1024,
+        # the process's logging is app.core.logs (JSON or text, redacted), set up by the CLI: Litestar
+        # must not replace the root handler with its own
+        logging_config=None,
         debug=False,
     )
 

@@ -38,6 +38,8 @@ class EventsController(Controller):
         """
         # Both come from app-level providers (registered by app.factory): the container holds this
         # package's hub, so a provider here importing the container would be an import cycle.
+        if event_hub.closing:
+            raise DependencyUnavailable("This server is shutting down; reconnect in a moment.")
         if not event_hub.connected.is_set():
             # Without the hub's Redis subscription the stream would stay silent: say so instead.
             try:
@@ -56,6 +58,13 @@ class EventsController(Controller):
                         except TimeoutError:
                             yield _comment("keep-alive")
                             continue
+                        if raw is None:
+                            # the server is stopping: say so, ask for a quick reconnect (to another
+                            # process behind the load balancer), and end the response
+                            yield ServerSentEventMessage(
+                                comment="server shutting down; reconnect", retry=1000, data=None
+                            )
+                            return
                         message = msgspec.json.decode(raw)
                         yield ServerSentEventMessage(
                             event=message["event"], data=msgspec.json.encode(message["data"]).decode()

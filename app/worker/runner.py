@@ -103,16 +103,37 @@ async def running_worker(settings: Settings, container: Container, *, with_cron:
     try:
         yield worker
     finally:
-        # Let running jobs finish (up to the grace period), then stop without waiting out SAQ's
-        # idle timer loops, which would hold a Ctrl+C for up to the full grace period.
-        deadline = time.monotonic() + settings.worker_shutdown_grace_seconds
-        while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110 - SAQ offers no event
-            await asyncio.sleep(0.05)
-        worker._shutdown_grace_period_s = 0
-        await worker.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await stop_worker(worker, task, settings.worker_shutdown_grace_seconds)
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task, grace_seconds: float) -> None:
+    """Let running jobs finish (up to the grace period), then stop without a warning.
+
+    SAQ's ``stop`` waits for every task it owns, idle ones included (upkeep timers, dequeue
+    loops), and warns when any is left: those are cancelled here first, once no job runs, so a
+    clean stop is quiet and quick. A job still running after the grace period is cancelled and
+    re-queued by SAQ (every job is idempotent), which it reports.
+    """
+    deadline = time.monotonic() + grace_seconds
+    while worker.job_task_contexts and time.monotonic() < deadline:  # noqa: ASYNC110 - SAQ offers no event
+        await asyncio.sleep(0.05)
+    idle: list[asyncio.Task] = []
+    if not worker.job_task_contexts:
+        # No await from here to event.set(): no job can start in between. With the event set, the
+        # cancelled dequeue loops are not replaced, and SAQ's own stop finds nothing left to wait for.
+        idle = [t for t in worker.tasks if not t.done()]
+        worker.tasks.clear()
+        # SAQ's "shutting down" line would repeat the process's own one
+        logging.getLogger("saq").setLevel(max(logging.WARNING, logging.getLogger("saq").level))
+    worker._shutdown_grace_period_s = 0
+    worker.event.set()
+    for idle_task in idle:
+        idle_task.cancel()
+    await asyncio.gather(*idle, return_exceptions=True)
+    await worker.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def run_worker(settings: Settings) -> None:

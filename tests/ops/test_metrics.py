@@ -27,7 +27,7 @@ def value(scraped: dict, name: str, **labels: str) -> float:
     return scraped.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_after_a_chip_flow(tmp_path):
+async def test_metrics_after_a_chip_flow(tmp_path, clean_state):
     env = {"WHAGO_SCHEDULER": "local", "WHAGO_DEV_STATE_DIR": str(tmp_path)}
     async with platform(env) as p:
         await p.container.redis.flushdb()
