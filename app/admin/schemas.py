@@ -33,6 +33,8 @@ class AdminInstanceOut(msgspec.Struct):
     base_url: str | None
     sessions: int
     last_seen_at: datetime | None
+    # a deep link to the job in the Nomad UI when WHAGO_NOMAD_UI_URL is set
+    nomad_ui_url: str | None = None
 
 
 class AdminChipOut(msgspec.Struct):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -65,7 +66,15 @@ class AdminService:
         return self._user_out(row)
 
     async def list_instances(self, limit: int, offset: int) -> Page[AdminInstanceOut]:
-        return await paginate(queries.list_instances, queries.count_instances, limit, offset)
+        page: Page[AdminInstanceOut] = await paginate(queries.list_instances, queries.count_instances, limit, offset)
+        ui = self.s.settings.nomad_ui_url.rstrip("/")
+        if ui:
+            namespace = quote(self.s.settings.nomad_namespace or "default", safe="")
+            page.items = [
+                msgspec.structs.replace(i, nomad_ui_url=f"{ui}/jobs/{quote(i.job_id, safe='')}@{namespace}")
+                for i in page.items
+            ]
+        return page
 
     async def list_chips(self, user_id: UUID | None, status: str | None, limit: int, offset: int) -> AdminChipPage:
         return await paginate(

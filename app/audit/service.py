@@ -88,7 +88,8 @@ async def record(
     e.g. a CLI command, when there is none); ``request_id`` None: the current one."""
     work = context.current()
     if actor is None:
-        actor = Actor(work.actor_id, work.actor_email) if work and work.actor_id else Actor(None)
+        # the caller of this request, or the command's operator (``cli:<os user>``), or the system
+        actor = Actor(work.actor_id, work.actor_email) if work else Actor(None)
     elif isinstance(actor, UUID):
         actor = Actor(actor)
     target_type, target_id = target

@@ -46,6 +46,8 @@ WAHA_SECONDS = Histogram(
 )
 RECONCILE_DRIFT = Counter("whago_reconcile_drift", "Differences the reconciler found and fixed, by kind.", ["kind"])
 MESSAGES = Counter("whago_messages", "Outgoing message status changes, by status.", ["status"])
+PROXIES = Gauge("whago_proxies", "Proxies in the pool: total configured, usable (enabled and healthy).", ["state"])
+PROXY_FREE_SLOTS = Gauge("whago_proxy_free_slots", "Chips the usable proxies can still take.")
 READY = Gauge("whago_dependency_up", "1 when the dependency answered the last readiness check, else 0.", ["dependency"])
 EVENT_STREAMS = Gauge("whago_event_streams", "Open live-event streams (this process).")
 

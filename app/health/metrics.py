@@ -1,6 +1,6 @@
 """The platform gauges, refreshed before each ``GET /metrics`` (app.health.controller).
 
-Chips by status and the queue depth are platform-wide facts, the same in every process: one
+Chips by status, the queue depth and the proxy pool's capacity are platform-wide facts, the same in every process: one
 process computes them (a GROUP BY over chips, a Redis count) and shares the result in Redis for
 ``GAUGE_TTL_SECONDS``; other scrapes within that time read it back. So a scrape never scans a
 table, and N API processes scraped every 15 s cost one aggregate per 15 s, not N.
@@ -27,13 +27,14 @@ _CACHE_KEY = key("metrics", "gauges")
 class Gauges(msgspec.Struct):
     chips: dict[str, int]
     queue: dict[str, int]
+    proxies: dict[str, int]
 
 
 async def _compute(container: Container) -> Gauges:
     queue_depth: dict[str, int] = {}
     if isinstance(container.queue, SaqJobQueue):
         queue_depth[QUEUE_NAME] = int(await container.queue.saq.count("queued"))
-    return Gauges(chips=await queries.chips_by_status(), queue=queue_depth)
+    return Gauges(chips=await queries.chips_by_status(), queue=queue_depth, proxies=await queries.proxy_capacity())
 
 
 async def refresh_gauges(container: Container) -> None:
@@ -56,3 +57,6 @@ async def refresh_gauges(container: Container) -> None:
         metrics.CHIPS.labels(status).set(gauges.chips.get(status, 0))
     for name, depth in gauges.queue.items():
         metrics.QUEUE_DEPTH.labels(name).set(depth)
+    for state in ("total", "usable"):
+        metrics.PROXIES.labels(state).set(gauges.proxies.get(state, 0))
+    metrics.PROXY_FREE_SLOTS.set(gauges.proxies.get("free", 0))
