@@ -88,6 +88,23 @@ class _Pass:
     sessions_by_url: dict[str, dict[str, SessionInfo]] = field(default_factory=dict)
 
 
+# every kind of drift this module counts: their series exist (at 0) before the first occurrence
+DRIFT_KINDS = (
+    "instance_removed",
+    "instance_missing",
+    "chip_reprovisioned",
+    "session_orphan_deleted",
+    "teardown_requeued",
+    "provision_requeued",
+    "proxy_rotation_requeued",
+    "session_missing",
+    "session_config_stale",
+    "session_config_requeued",
+    "status_fixed",
+)
+for _kind in DRIFT_KINDS:
+    metrics.RECONCILE_DRIFT.labels(_kind)
+
 class Reconciler:
     def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services

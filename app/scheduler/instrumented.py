@@ -23,6 +23,21 @@ def _timed(operation: str):
     return metrics.timed(metrics.SCHEDULER_SECONDS, metrics.SCHEDULER_REQUESTS, operation, _outcome)
 
 
+OPERATIONS = (
+    "ensure_instance",
+    "get_instance",
+    "restart_instance",
+    "stop_instance",
+    "remove_instance",
+    "list_instances",
+    "ping",
+)
+for _operation in OPERATIONS:  # series exist (at 0) before the first failure
+    for _result in ("ok", "unavailable", "error"):
+        metrics.SCHEDULER_REQUESTS.labels(_operation, _result)
+metrics.SCHEDULER_REQUESTS.labels("ensure_instance", "placement_failed")
+
+
 class InstrumentedScheduler:
     """Delegates every call to ``inner``; anything else (adapter specifics) passes through."""
 

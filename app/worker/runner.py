@@ -90,6 +90,9 @@ def build_worker(settings: Settings, container: Container, *, with_cron: bool = 
         dequeue_timeout=1.0,
     )
     worker.context["container"] = container  # read by the job functions (app.worker.jobs)
+    for function in jobs.FUNCTIONS:  # every job's series exist (at 0) from the start
+        for outcome in _OUTCOMES.values():
+            metrics.JOBS.labels(function.__name__, outcome)
     return worker
 
 

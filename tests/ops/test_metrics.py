@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core import db
+from tests.support.monitoring import series_used
 from tests.support.platform import platform
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +34,7 @@ async def test_metrics_after_a_chip_flow(tmp_path, clean_state):
         await p.container.redis.flushdb()
         before = samples((await p.http.get("/metrics")).text)
         await p.waiting_chip()
+        assert (await p.http.get("/health/ready")).status_code == 200
         bad = await p.http.post("/api/v1/webhooks/waha", content=b"{}", headers={"X-Webhook-Hmac": "00"})
         assert bad.status_code == 401
         await p.container.redis.flushdb()  # drop the shared gauge cache: this scrape recomputes
@@ -68,3 +70,8 @@ async def test_metrics_after_a_chip_flow(tmp_path, clean_state):
         if name.startswith("whago_"):
             for _, label_value in labels:
                 assert not ID_LIKE.search(label_value), (name, labels)
+
+    # every series an alert rule or a dashboard panel uses (nomad/monitoring/) is exported
+    exported = {name for name, _ in after}
+    missing = {name: sorted(where) for name, where in series_used().items() if name not in exported}
+    assert not missing, f"monitoring uses series WHAGO does not export: {missing}"
