@@ -28,6 +28,7 @@ from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
 from app.core.request_id import request_id_middleware
 from app.core.shutdown import on_stop_signal
+from app.devtools.controller import DevChipsController
 from app.events.controller import EventsController
 from app.health.controller import HealthController, MetricsController
 from app.openapi import assets_router, document, render_plugin
@@ -109,6 +110,8 @@ def create_app(
             EventsController,
             MetricsController,
             assets_router(),
+            # development only: the tenant's instance is an emulator (404 everywhere else)
+            *([DevChipsController] if settings.env == "development" and settings.scheduler == "local" else []),
             *extra_route_handlers,
         ],
         # App-level: the container and what several features share. Each feature's service

@@ -117,6 +117,11 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     ),
     "AdminDeleteProxy": ("Remove a proxy (admin)", "Its chips move to another proxy. Audited."),
     "AdminListChips": ("List chips across tenants (admin)", "Filter by owner and status."),
+    "DevScanChip": (
+        "Scan the chip's QR (development only)",
+        "`whago dev` only: the tenant's emulated WAHA behaves as if the QR was scanned by a phone with "
+        "`phone_number` (random when omitted); the chip then connects. 404 outside development.",
+    ),
     "AdminListAudit": (
         "List audit entries (admin)",
         "Who changed what: admin changes and security events, newest first, with non-secret before/after "
@@ -136,7 +141,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
 }
 
 _PUBLIC = {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/plans"}
-_CONFLICTS = re.compile(r"^/api/v1/(chips|auth/register|admin/users)")
+_CONFLICTS = re.compile(r"^/api/v1/(chips|dev/chips|auth/register|admin/users)")
 _LIMITED = re.compile(r"^/api/v1/(auth/(login|register)|events|chips/[^/]+/(pairing-code|restart|messages))")
 
 

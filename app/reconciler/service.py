@@ -105,6 +105,7 @@ DRIFT_KINDS = (
 for _kind in DRIFT_KINDS:
     metrics.RECONCILE_DRIFT.labels(_kind)
 
+
 class Reconciler:
     def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services
