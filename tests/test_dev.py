@@ -264,3 +264,26 @@ def test_ctrl_c_with_an_open_event_stream_stops_quickly_and_quietly(dev: Dev) ->
     assert [line for line in after_signal if "WARNING" in line or "ERROR" in line or "Traceback" in line] == []
     assert len([line for line in after_signal if "shutting down" in line.lower()]) == 1, after_signal
     http.close()
+
+
+def test_readme_walkthrough_runs_twice_in_bash(dev: Dev, tmp_path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Walk through it with curl", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    dev.start()
+    env = {"PATH": os.environ["PATH"], "API": dev.url, "HOME": str(tmp_path)}
+    for attempt in (1, 2):  # the second run meets the account and the chip of the first
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"run {attempt}:\n{result.stdout}\n{result.stderr}\n{dev.tail()}"
+        out = result.stdout.split()
+        assert "waiting_qr" in out, result.stdout
+        assert "5511999990000" in out, result.stdout
+        assert "sent" in out, result.stdout
+        assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")
