@@ -26,3 +26,12 @@ async def proxy_capacity() -> dict[str, int]:
     return (
         {"total": 0, "usable": 0, "free": 0} if row is None else {k: int(row[k]) for k in ("total", "usable", "free")}
     )
+
+
+async def chips_failed_since(*, minutes: int) -> int:
+    row = await db.fetchrow(
+        "SELECT count(*) AS n FROM chips"
+        " WHERE status = 'failed' AND status_changed_at > now() - make_interval(mins => $1)",
+        minutes,
+    )
+    return int(row["n"]) if row else 0

@@ -2,7 +2,7 @@
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
 teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
-prune_audit.
+prune_audit, push_alerts.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -19,6 +19,7 @@ from app.chips.provisioning import ProvisioningService
 from app.container import Container
 from app.core import db
 from app.core.errors import WhagoError
+from app.health.alerts import AlertService
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.reconciler.service import Reconciler
@@ -118,6 +119,11 @@ async def prune_audit(ctx) -> int:
     return await AuditService(_container(ctx).settings).prune()
 
 
+async def push_alerts(ctx) -> list[str]:
+    """WHAGO_ALERT_WEBHOOK_URL: push alert conditions (rate-limited; app.health.alerts)."""
+    return await AlertService(_container(ctx)).push()
+
+
 FUNCTIONS: list[Any] = [
     provision_chip,
     rotate_proxy,
@@ -128,4 +134,5 @@ FUNCTIONS: list[Any] = [
     check_proxies,
     prune_webhook_events,
     prune_audit,
+    push_alerts,
 ]

@@ -33,7 +33,13 @@ def _every(seconds: int) -> str:
 
 def cron_jobs(settings: Settings) -> list[CronJob]:
     # unique=True (default) keys each cron job, so several workers never double-schedule it.
+    alerts = (
+        [CronJob(jobs.push_alerts, cron=_every(60), timeout=60, retries=1, ttl=600)]
+        if settings.alert_webhook_url
+        else []
+    )
     return [
+        *alerts,
         CronJob(jobs.reconcile, cron=_every(settings.reconcile_interval_seconds), timeout=600, retries=1, ttl=600),
         CronJob(
             jobs.check_proxies, cron=_every(settings.proxy_check_interval_seconds), timeout=120, retries=1, ttl=600
