@@ -26,7 +26,9 @@ class AdminUserUpdate(msgspec.Struct, forbid_unknown_fields=True):
     is_admin: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-class AdminInstanceOut(msgspec.Struct):
+class AdminInstanceOut(msgspec.Struct, omit_defaults=True):
+    """``nomad_ui_url`` is present only when WHAGO_NOMAD_UI_URL is set (api.md)."""
+
     user_id: UUID
     job_id: str
     status: str

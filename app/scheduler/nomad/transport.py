@@ -20,6 +20,7 @@ import nomad.api.exceptions as nomad_exc
 import requests
 
 import nomad
+from app.core import context
 from app.scheduler.errors import JobRejected, SchedulerError, SchedulerUnavailable
 from app.scheduler.nomad.diagnostics import safe_origin
 from app.settings import Settings
@@ -63,9 +64,14 @@ class NomadTransport:
         """``<method> /v1/<endpoint>/<path...>`` in the pool. ``what`` names the operation in
         error messages. A 404 is an error unless ``missing_ok`` (then ``data`` is None)."""
 
+        # read here: the call runs in a pool thread, where the request's context is not visible
+        request_headers = context.outgoing_headers()
+
         def call() -> NomadReply:
             target = operator.attrgetter(endpoint)(self._client())
             kwargs: dict[str, Any] = {"method": method, "timeout": self.timeout}
+            if request_headers:
+                kwargs["headers"] = dict(request_headers)  # the request id, for Nomad's logs
             if params:
                 kwargs["params"] = dict(params)  # python-nomad may add namespace/region to it
             if body is not None:
