@@ -27,6 +27,7 @@ from app.events.bus import EventHub
 from app.events.streams import StreamLease
 from app.scheduler import build_scheduler
 from app.scheduler.base import Scheduler
+from app.scheduler.instrumented import InstrumentedScheduler
 from app.settings import Settings
 from app.users.activity import ActivityTracker
 from app.waha.client import WahaClientPool
@@ -80,7 +81,7 @@ class Container:
             attempts=AttemptLimiter(redis),
             passwords=PasswordHashing(settings),
             tokens=TokenSigner(settings),
-            scheduler=scheduler or build_scheduler(settings, redis),
+            scheduler=InstrumentedScheduler(scheduler or build_scheduler(settings, redis)),
             waha=WahaClientPool.from_settings(settings),
             events=EventHub(redis),
             activity=ActivityTracker(queue),

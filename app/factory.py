@@ -11,10 +11,10 @@ from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from app.admin.controller import (
+    AdminAuditController,
     AdminChipsController,
     AdminInstancesController,
     AdminProxiesController,
@@ -26,9 +26,13 @@ from app.chips.controller import ChipsController
 from app.container import Container, provide_container, provide_event_hub, provide_settings
 from app.core import db
 from app.core.http_errors import EXCEPTION_HANDLERS
+from app.core.request_id import request_id_middleware
+from app.core.shutdown import on_stop_signal
+from app.devtools.controller import DevChipsController
 from app.events.controller import EventsController
-from app.health.controller import HealthController
+from app.health.controller import HealthController, MetricsController
 from app.messages.controller import MessagesController
+from app.openapi import assets_router, document, render_plugin
 from app.plans.controller import PlansController
 from app.settings import Settings, get_settings
 from app.webhooks.batcher import GroupCommitter
@@ -52,16 +56,32 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # The API receives webhooks: its writes of webhook events are group-committed.
+        # the generated OpenAPI document, completed once before the first request (app.openapi)
+        document(app.openapi_schema)
         container = Container.build(settings, webhook_commits=GroupCommitter())
         app.state.container = container
         await db.start_pool(settings)
         await container.events.start()
+
+        def stopping() -> None:
+            streams = container.events.close_streams()
+            logger.info(
+                "shutting down: %d event stream(s) closed, finishing in-flight requests (at most %ss)",
+                streams,
+                settings.worker_shutdown_grace_seconds,
+            )
+            # that one line says it; uvicorn's own shutdown chatter would repeat it
+            logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+        restore_signals = on_stop_signal(stopping)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for hook in lifespan_hooks:
                     await stack.enter_async_context(hook(app, container))
                 yield
         finally:
+            restore_signals()
+            container.events.close_streams()
             await container.aclose()
             await db.close_pool()
 
@@ -87,9 +107,13 @@ def create_app(
             AdminInstancesController,
             AdminProxiesController,
             AdminChipsController,
+            AdminAuditController,
             WebhooksController,
             EventsController,
-            PrometheusController,
+            MetricsController,
+            assets_router(),
+            # development only: the tenant's instance is an emulator (404 everywhere else)
+            *([DevChipsController] if settings.env == "development" and settings.scheduler == "local" else []),
             *extra_route_handlers,
         ],
         # App-level: the container and what several features share. Each feature's service
@@ -103,15 +127,19 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=[request_id_middleware, prometheus.middleware],
         cors_config=cors,
         openapi_config=OpenAPIConfig(
             title="WHAGO API",
             version="1.0.0",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            description="WHAGO: WhatsApp sessions (chips) on WAHA, per tenant. Errors share one body (`Error`).",
+            render_plugins=[render_plugin()],
         ),
         request_max_body_size=2 * 1024 * 1024,
+        # the process's logging is app.core.logs (JSON or text, redacted), set up by the CLI: Litestar
+        # must not replace the root handler with its own
+        logging_config=None,
         debug=False,
     )
 

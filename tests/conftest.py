@@ -17,7 +17,7 @@ import redis as sync_redis  # noqa: E402
 
 from tests.support.asgi_server import ServedApp  # noqa: E402
 
-_TABLES = "messages, chip_events, webhook_events, instances, chips, proxies, users"
+_TABLES = "audit_log, messages, chip_events, webhook_events, instances, chips, proxies, users"
 
 
 @pytest.fixture(scope="session")

@@ -251,3 +251,54 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
         assert secrets[name] not in log, f"{name} leaked into the dev log"
     assert PASSWORD not in log
     http.close()
+
+
+def test_ctrl_c_with_an_open_event_stream_stops_quickly_and_quietly(dev: Dev) -> None:
+    dev.start()
+    http = httpx.Client(base_url=dev.url, timeout=10)
+    registered = http.post("/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD})
+    auth = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+    token = http.post("/api/v1/auth/stream-token", headers=auth).json()["token"]
+    received: list[str] = []
+    with httpx.stream("GET", f"{dev.url}/api/v1/events?token={token}", timeout=30) as stream:
+        lines = stream.iter_lines()
+        received.append(next(lines))  # ": connected": the stream is open
+        before = len(dev.log.read_text(errors="replace").splitlines())
+        assert dev.process is not None
+        started = time.monotonic()
+        dev.process.send_signal(signal.SIGINT)
+        received.extend(lines)  # ends when the server closes the stream
+        dev.process.wait(timeout=20)
+        took = time.monotonic() - started
+    assert dev.process.returncode == 0, dev.tail()
+    assert took < 3, f"stop took {took:.1f}s"
+    # the client was told, with a quick-reconnect hint, before the stream ended
+    assert ": server shutting down; reconnect" in received
+    assert "retry: 1000" in received
+    after_signal = dev.log.read_text(errors="replace").splitlines()[before:]
+    assert [line for line in after_signal if "WARNING" in line or "ERROR" in line or "Traceback" in line] == []
+    assert len([line for line in after_signal if "shutting down" in line.lower()]) == 1, after_signal
+    http.close()
+
+
+def test_readme_walkthrough_runs_twice_in_bash(dev: Dev, tmp_path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Walk through it with curl", 1)[1]
+    script = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    dev.start()
+    env = {"PATH": os.environ["PATH"], "API": dev.url, "HOME": str(tmp_path)}
+    for attempt in (1, 2):  # the second run meets the account and the chip of the first
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"run {attempt}:\n{result.stdout}\n{result.stderr}\n{dev.tail()}"
+        out = result.stdout.split()
+        assert "waiting_qr" in out, result.stdout
+        assert "5511999990000" in out, result.stdout
+        assert "sent" in out, result.stdout
+        assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")

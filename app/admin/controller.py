@@ -7,7 +7,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app.admin.dependencies import provide_admin_service
+from app.admin.dependencies import provide_admin_service, provide_audit_service
 from app.admin.schemas import (
     AdminChipPage,
     AdminInstanceOut,
@@ -17,6 +17,8 @@ from app.admin.schemas import (
     AdminUserUpdate,
 )
 from app.admin.service import AdminService
+from app.audit.schemas import AuditPage
+from app.audit.service import AuditService
 from app.auth.dependencies import requires_admin
 from app.chips.dependencies import provide_chip_session_service
 from app.chips.schemas import ChipStatus
@@ -139,3 +141,32 @@ class AdminChipsController(Controller):
         offset: Offset = 0,
     ) -> AdminChipPage:
         return await admin_service.list_chips(owner, status, limit, offset)
+
+
+class AdminAuditController(Controller):
+    path = "/api/v1/admin/audit"
+    tags = ["Admin"]
+    guards = [requires_admin]
+    dependencies = {"audit_service": Provide(provide_audit_service, sync_to_thread=False)}
+
+    @get("/", operation_id="AdminListAudit", summary="List audit entries (newest first)")
+    async def list_audit(
+        self,
+        audit_service: NamedDependency[AuditService],
+        limit: Limit = 100,
+        before: Annotated[
+            UUID | None, QueryParameter(description="Cursor: `next_before` of the previous page.")
+        ] = None,
+        actor_id: Annotated[UUID | None, QueryParameter(description="Only entries by this user.")] = None,
+        action: Annotated[
+            str | None, QueryParameter(max_length=64, description="Only this action, e.g. `user.update`.")
+        ] = None,
+        target_id: Annotated[
+            str | None, QueryParameter(max_length=254, description="Only entries about this target (an id).")
+        ] = None,
+    ) -> AuditPage:
+        """Who changed what: admin changes and security events, with non-secret before/after
+        snapshots and the request id that made them. Page with `before=<next_before>`."""
+        return await audit_service.page(
+            limit=limit, before=before, actor_id=actor_id, action=action, target_id=target_id
+        )

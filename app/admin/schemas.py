@@ -35,13 +35,17 @@ class AdminUserCreate(msgspec.Struct, forbid_unknown_fields=True):
     plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "free"
 
 
-class AdminInstanceOut(msgspec.Struct):
+class AdminInstanceOut(msgspec.Struct, omit_defaults=True):
+    """``nomad_ui_url`` is present only when WHAGO_NOMAD_UI_URL is set (api.md)."""
+
     user_id: UUID
     job_id: str
     status: str
     base_url: str | None
     sessions: int
     last_seen_at: datetime | None
+    # a deep link to the job in the Nomad UI when WHAGO_NOMAD_UI_URL is set
+    nomad_ui_url: str | None = None
 
 
 class AdminChipOut(msgspec.Struct):

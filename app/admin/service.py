@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -15,11 +16,19 @@ from app.admin.schemas import (
     AdminUserPage,
     AdminUserUpdate,
 )
+from app.audit import service as audit
 from app.container import Container
+from app.core import db
 from app.core.errors import NotFound, ValidationFailed
 from app.core.pagination import Page, paginate
 from app.users.schemas import UserOut
 from app.users.service import create_user, to_user_out, update_user
+
+
+def _changed(old: object, new: object, fields: tuple[str, ...]) -> tuple[dict, dict]:
+    """The fields that differ, before and after (what an audit entry shows)."""
+    names = [f for f in fields if getattr(old, f) != getattr(new, f)]
+    return {f: getattr(old, f) for f in names}, {f: getattr(new, f) for f in names}
 
 
 class AdminService:
@@ -53,14 +62,19 @@ class AdminService:
         disabled = None if data.disabled is msgspec.UNSET else data.disabled
         if plan is not None and plan not in plans:
             raise ValidationFailed(f"Unknown plan '{plan}'; one of: {', '.join(plans)}.")
-        # Disabling or changing is_admin revokes the user's earlier tokens (same statement).
-        if not await update_user(user_id, plan=plan, is_admin=is_admin, disabled=disabled):
-            raise NotFound("User not found.")
-        # audit: admin changed user (plan / is_admin / disabled; revocation when disabled or is_admin changed)
+        # the change, its token revocation and its audit entry commit together; disabling or
+        # changing is_admin revokes the user's earlier tokens (same statement)
+        async with db.transaction():
+            old = await queries.get_user(user_id)
+            if old is None or not await update_user(user_id, plan=plan, is_admin=is_admin, disabled=disabled):
+                raise NotFound("User not found.")
+            row = await queries.get_user(user_id)
+            if row is None:  # deleted between the update and this read
+                raise NotFound("User not found.")
+            before, after = _changed(old, row, ("plan", "is_admin", "disabled"))
+            if before != after:
+                await audit.record(None, "user.update", ("user", user_id), before=before, after=after)
         self.s.tokens.forget_states()  # effective in this process at once, in the others within 5 s
-        row = await queries.get_user(user_id)
-        if row is None:  # deleted between the update and this read
-            raise NotFound("User not found.")
         return self._user_out(row)
 
     async def create_user(self, data: AdminUserCreate) -> UserOut:
@@ -72,11 +86,21 @@ class AdminService:
         row = await create_user(
             email=data.email, name=data.name, password_hash=password_hash, plan=data.plan, is_admin=False
         )
-        # audit: admin created user (no password in before/after)
+        await audit.record(
+            None, "user.create", ("user", row.id), after={"email": row.email, "plan": row.plan, "is_admin": False}
+        )
         return to_user_out(row, plans)
 
     async def list_instances(self, limit: int, offset: int) -> Page[AdminInstanceOut]:
-        return await paginate(queries.list_instances, queries.count_instances, limit, offset)
+        page: Page[AdminInstanceOut] = await paginate(queries.list_instances, queries.count_instances, limit, offset)
+        ui = self.s.settings.nomad_ui_url.rstrip("/")
+        if ui:
+            namespace = quote(self.s.settings.nomad_namespace or "default", safe="")
+            page.items = [
+                msgspec.structs.replace(i, nomad_ui_url=f"{ui}/jobs/{quote(i.job_id, safe='')}@{namespace}")
+                for i in page.items
+            ]
+        return page
 
     async def list_chips(self, user_id: UUID | None, status: str | None, limit: int, offset: int) -> AdminChipPage:
         return await paginate(

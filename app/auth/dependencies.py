@@ -20,6 +20,7 @@ from litestar.params import QueryParameter
 
 from app.auth.service import AuthService, ensure_not_revoked
 from app.container import Container
+from app.core import context
 from app.core.clientip import client_ip
 from app.core.errors import Forbidden, NotAuthenticated, RateLimited, WhagoError
 from app.core.security import ACCESS, STREAM, TokenClaims
@@ -44,6 +45,7 @@ async def _caller(connection: ASGIConnection, container: Container) -> TokenClai
     claims = container.tokens.verify(_bearer(connection), ACCESS)
     await ensure_not_revoked(container, claims)
     container.activity.touch(claims.user_id)
+    context.set_actor(claims.user_id)  # audit entries and logs of this request name the caller
     return claims
 
 
@@ -128,5 +130,6 @@ def provide_token_auth_service(
 async def requires_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     # Guards run before dependencies: read the container from the app state.
     user = await require_user_row((await _caller(connection, connection.app.state.container)).user_id)
+    context.set_actor(user.id, user.email)
     if not user.is_admin:
         raise Forbidden("Administrators only.")

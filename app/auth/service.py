@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
+from app.audit import service as audit
 from app.auth.schemas import AuthOut, LoginIn, PasswordChangeIn, RegisterIn, StreamTokenOut
 from app.container import Container
-from app.core.errors import Forbidden, NotAuthenticated
+from app.core.errors import Forbidden, NotAuthenticated, RateLimited
+from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
 from app.core.security import ACCESS, STREAM, TokenClaims
 from app.users.service import (
     UserRow,
@@ -74,6 +76,24 @@ class AuthService:
         )
         return self._auth_out(row)
 
+    async def _audit_lockout(self, email: str, client_ip: str) -> None:
+        """One audit entry per lock-out (not per refused attempt): the first refusal in a window."""
+        window = self.s.settings.login_failure_window_seconds
+        try:
+            first = await self.s.redis.set(
+                key("audit", "login-locked", _subject("email", email)), 1, nx=True, ex=window
+            )
+        except REDIS_UNAVAILABLE_ERRORS:
+            return  # the limiter itself would have failed first; nothing to record
+        if first:
+            row = await find_user_by_email(email)
+            await audit.record(
+                None,
+                "auth.login_locked",
+                ("user", row.id if row else None),
+                after={"email": email, "client_ip": client_ip, "window_seconds": window},
+            )
+
     async def login(self, data: LoginIn, client_ip: str) -> AuthOut:
         email = data.email.strip().lower()
         settings = self.s.settings
@@ -84,15 +104,18 @@ class AuthService:
             _subject("email", email): settings.login_max_failures_per_email,
         }
         # Counted as a failure now, taken back on success: the count is never behind the checks.
-        attempt = await self.s.attempts.acquire(
-            _LOGIN_LIMIT,
-            limits,
-            window_seconds=settings.login_failure_window_seconds,
-            detail="Too many failed logins; try again later.",
-        )
+        try:
+            attempt = await self.s.attempts.acquire(
+                _LOGIN_LIMIT,
+                limits,
+                window_seconds=settings.login_failure_window_seconds,
+                detail="Too many failed logins; try again later.",
+            )
+        except RateLimited:
+            await self._audit_lockout(email, client_ip)
+            raise
         row = await find_user_by_email(email)
         if not await self.s.passwords.verify(row.password_hash if row else None, data.password) or row is None:
-            # audit: failed login (repeated failures end in 429 above; hook the 429 too)
             # same answer whether or not the email exists
             raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")
         await self.s.attempts.forgive(_LOGIN_LIMIT, list(limits), attempt)
@@ -113,13 +136,13 @@ class AuthService:
             raise NotAuthenticated("The current password is wrong.", code="invalid_credentials")
         await self.s.attempts.forgive(_PASSWORD_LIMIT, list(limits), attempt)
         row = await set_password(row.id, await self.s.passwords.hash(data.new_password))
-        # audit: password change (every earlier token revoked)
+        await audit.record(None, "auth.password_change", ("user", row.id), after={"tokens_revoked": True})
         self.s.tokens.forget_states()
         return self._auth_out(row)
 
     async def logout(self, claims: TokenClaims) -> None:
         await revoke_token(claims.user_id, claims.token_id, claims.expires_at)
-        # audit: logout (this token revoked)
+        await audit.record(None, "auth.token_revoked", ("user", claims.user_id), after={"reason": "logout"})
         self.s.tokens.forget_states()
 
     async def stream_token(self, user_id: UUID) -> StreamTokenOut:

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from app.core.db import DB_UNAVAILABLE_ERRORS
 from app.core.errors import DependencyUnavailable, RateLimited, WhagoError
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS
+from app.core.validation import humanize, summary
 
 logger = logging.getLogger("whago.errors")
 
@@ -51,14 +52,35 @@ def _http_exception(_: Request, exc: HTTPException) -> Response:
     code = _CODES_BY_STATUS.get(status, "error")
     detail = exc.detail
     extra = exc.extra if isinstance(exc, ValidationException) or status == 400 else None
+    if status == 400 and isinstance(extra, list) and extra:
+        detail, extra = _readable(extra)
+    elif status == 400 and detail and "regex" in detail:
+        detail = "Validation failed: a value has an invalid format."
     if status == 404 and (not detail or detail == "Not Found"):
         detail = "Not found."
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("retry-after", "allow")}
     return error_response(status, detail, code, extra, headers or None)
 
 
+def _readable(extra: list) -> tuple[str, list[dict[str, str]]]:
+    """Litestar's per-field failures as readable ``{key, message, source}`` items (``key`` is the
+    field, as Litestar names it) and one sentence."""
+    items: list[dict[str, str]] = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        field, words = humanize(str(item.get("message", "")), item.get("key"))
+        entry = {"key": field, "message": words}
+        source = item.get("source")
+        if source:
+            entry["source"] = str(getattr(source, "value", source))
+        items.append(entry)
+    return summary([(i["key"], i["message"]) for i in items]), items
+
+
 def _validation(_: Request, exc: msgspec.ValidationError) -> Response:
-    return error_response(400, f"Validation failed: {exc}", "validation_error")
+    field, words = humanize(str(exc))
+    return error_response(400, summary([(field, words)]), "validation_error", [{"key": field, "message": words}])
 
 
 def _too_deep(request: Request, exc: RecursionError) -> Response:

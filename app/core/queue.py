@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from saq.queue.redis import RedisQueue
 
+from app.core import context
 from app.core.errors import DependencyUnavailable
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS
 from app.settings import Settings
@@ -61,6 +62,10 @@ class SaqJobQueue:
 
         Raises DependencyUnavailable when Redis is down, so callers can fall back to the outbox.
         """
+        request_id = context.current_request_id()
+        if request_id and "meta" not in kwargs:
+            # the worker runs the job under the same request id (app.worker.runner)
+            kwargs["meta"] = {"request_id": request_id}
         try:
             job = await self.saq.enqueue(
                 spec.name,

@@ -68,6 +68,25 @@ class EventHub:
         self._pubsub: PubSub | None = None  # the live PubSub while connected
         # keeps the connection in subscribed mode while no user is listening
         self._own_channel = key("hub", uuid.uuid4().hex)
+        self._closing = False  # set once the process stops (close_streams)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def close_streams(self) -> int:
+        """The process is stopping: every open stream ends now (its listener gets ``None``), and
+        no new one opens. Returns how many streams were told."""
+        self._closing = True
+        told = 0
+        for queues in list(self._listeners.values()):
+            for queue in list(queues):
+                if queue.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        queue.get_nowait()
+                queue.put_nowait(None)
+                told += 1
+        return told
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="whago-event-hub")

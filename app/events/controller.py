@@ -9,6 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from app.core import metrics
 from app.core.errors import DependencyUnavailable
 from app.events.bus import EventHub
 from app.events.streams import StreamLease
@@ -42,6 +43,8 @@ class EventsController(Controller):
         """
         # Both come from app-level providers (registered by app.factory): the container holds this
         # package's hub, so a provider here importing the container would be an import cycle.
+        if event_hub.closing:
+            raise DependencyUnavailable("This server is shutting down; reconnect in a moment.")
         if not event_hub.connected.is_set():
             # Without the hub's Redis subscription the stream would stay silent: say so instead.
             try:
@@ -53,30 +56,42 @@ class EventsController(Controller):
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             try:
                 async with event_hub.listen(stream_lease.user_id) as queue:
-                    yield _comment("connected")
-                    quiet_since = next_check = time.monotonic()
-                    while True:
-                        raw = None
-                        try:
-                            raw = await asyncio.wait_for(queue.get(), CHECK_SECONDS)
-                        except TimeoutError:
-                            pass
-                        now = time.monotonic()
-                        if now >= next_check:
-                            next_check = now + CHECK_SECONDS
-                            if not await stream_lease.still_valid():
-                                return  # revoked or disabled: the stream ends
-                            await stream_lease.refresh()
-                        if raw is None:
-                            if now - quiet_since >= KEEPALIVE_SECONDS:
-                                quiet_since = now
-                                yield _comment("keep-alive")
-                            continue
-                        quiet_since = now
-                        message = msgspec.json.decode(raw)
-                        yield ServerSentEventMessage(
-                            event=message["event"], data=msgspec.json.encode(message["data"]).decode()
-                        )
+                    metrics.EVENT_STREAMS.inc()
+                    try:
+                        yield _comment("connected")
+                        quiet_since = next_check = time.monotonic()
+                        while True:
+                            got, raw = False, None
+                            try:
+                                raw = await asyncio.wait_for(queue.get(), CHECK_SECONDS)
+                                got = True
+                            except TimeoutError:
+                                pass
+                            if got and raw is None:
+                                # the server is stopping: say so, ask for a quick reconnect (to
+                                # another process behind the load balancer), and end the response
+                                yield ServerSentEventMessage(
+                                    comment="server shutting down; reconnect", retry=1000, data=None
+                                )
+                                return
+                            now = time.monotonic()
+                            if now >= next_check:
+                                next_check = now + CHECK_SECONDS
+                                if not await stream_lease.still_valid():
+                                    return  # revoked or disabled: the stream ends
+                                await stream_lease.refresh()
+                            if not got or raw is None:
+                                if now - quiet_since >= KEEPALIVE_SECONDS:
+                                    quiet_since = now
+                                    yield _comment("keep-alive")
+                                continue
+                            quiet_since = now
+                            message = msgspec.json.decode(raw)
+                            yield ServerSentEventMessage(
+                                event=message["event"], data=msgspec.json.encode(message["data"]).decode()
+                            )
+                    finally:
+                        metrics.EVENT_STREAMS.dec()
             finally:
                 await stream_lease.release()
 

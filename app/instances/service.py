@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
+from app.audit import service as audit
 from app.container import Container
 from app.core.errors import NotFound, WhagoError
 from app.instances import queries
@@ -69,9 +70,11 @@ class InstanceService:
         await self._require_tenant(user_id)
         await self.s.scheduler.restart_instance(str(user_id))
         await self.s.scheduler.invalidate(str(user_id))
+        await audit.record(None, "instance.restart", ("instance", user_id))
 
     async def remove(self, user_id: UUID) -> None:
         """Stop and remove the tenant's instance; it stays removed until a chip restart."""
         await self._require_tenant(user_id)
         await self.s.scheduler.remove_instance(str(user_id))
         await queries.mark_removed(user_id, job_id_for(str(user_id)))
+        await audit.record(None, "instance.remove", ("instance", user_id))

@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 from prometheus_client import Counter, Gauge
 
+from app.audit import service as audit
 from app.container import Container
 from app.core import db
 from app.core.errors import DependencyUnavailable, NotFound
@@ -54,6 +55,20 @@ def _endpoint_changed(old: queries.ProxyEndpoint, changes: dict[str, object]) ->
     )
 
 
+def _snapshot(proxy: ProxyOut) -> dict:
+    # what an operator set, never the password (only whether there is one)
+    return {
+        "scheme": proxy.scheme,
+        "host": proxy.host,
+        "port": proxy.port,
+        "username": proxy.username,
+        "has_password": proxy.has_password,
+        "country": proxy.country,
+        "max_chips": proxy.max_chips,
+        "enabled": proxy.enabled,
+    }
+
+
 class ProxyService:
     def __init__(self, services: Container) -> None:
         self.s = services
@@ -80,7 +95,9 @@ class ProxyService:
             country=data.country.lower() if data.country else None,
             max_chips=data.max_chips,
         )
-        return await self.get(proxy_id)
+        proxy = await self.get(proxy_id)
+        await audit.record(None, "proxy.create", ("proxy", proxy_id), after=_snapshot(proxy))
+        return proxy
 
     async def update(self, proxy_id: UUID, data: ProxyUpdate) -> ProxyOut:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
@@ -93,6 +110,7 @@ class ProxyService:
             changes["username"] = changes["username"] or None  # "" means none, as on create
         if not changes:
             return await self.get(proxy_id)
+        before = await self.get(proxy_id)
         async with db.transaction():
             old = await queries.lock_endpoint(proxy_id)
             if old is None:
@@ -109,9 +127,12 @@ class ProxyService:
                 # credentials: mark them so provisioning rewrites the session config.
                 moved += await queries.mark_chips_dirty(proxy_id)
         await self._enqueue_rotations(moved)
-        return await self.get(proxy_id)
+        after = await self.get(proxy_id)
+        await audit.record(None, "proxy.update", ("proxy", proxy_id), before=_snapshot(before), after=_snapshot(after))
+        return after
 
     async def delete(self, proxy_id: UUID) -> None:
+        before = await self.get(proxy_id)
         async with db.transaction():
             # Lock the row first: an assignment in flight either finishes before (its chip is
             # released below) or sees the proxy gone, never lands on it between the two steps.
@@ -120,6 +141,9 @@ class ProxyService:
             moved = await queries.release_chips(proxy_id)
             await queries.delete(proxy_id)
         await self._enqueue_rotations(moved)
+        await audit.record(
+            None, "proxy.delete", ("proxy", proxy_id), before=_snapshot(before), after={"chips_moved": len(moved)}
+        )
 
     # --- assignment ------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from app.chips.queries import ReconcileRow
 from app.chips.status import OURS, WAHA_TO_CHIP_STATUS, ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions, Moved
 from app.container import Container
+from app.core import metrics
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
@@ -87,6 +88,24 @@ class _Pass:
     sessions_by_url: dict[str, dict[str, SessionInfo]] = field(default_factory=dict)
 
 
+# every kind of drift this module counts: their series exist (at 0) before the first occurrence
+DRIFT_KINDS = (
+    "instance_removed",
+    "instance_missing",
+    "chip_reprovisioned",
+    "session_orphan_deleted",
+    "teardown_requeued",
+    "provision_requeued",
+    "proxy_rotation_requeued",
+    "session_missing",
+    "session_config_stale",
+    "session_config_requeued",
+    "status_fixed",
+)
+for _kind in DRIFT_KINDS:
+    metrics.RECONCILE_DRIFT.labels(_kind)
+
+
 class Reconciler:
     def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services
@@ -119,6 +138,8 @@ class Reconciler:
         await self._delete_orphan_sessions(p)
         await self._redrive_lost_jobs(p)
         p.report.seconds = time.perf_counter() - started
+        for kind, count in p.report.drift.items():  # kinds are the fixed names used in this module
+            metrics.RECONCILE_DRIFT.labels(kind).inc(count)
         if p.report.drift or p.report.errors:
             logger.info("reconcile: %s", p.report.as_dict())
         return p.report

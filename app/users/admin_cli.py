@@ -8,6 +8,7 @@ earlier token of the account.
 
 from __future__ import annotations
 
+from app.audit import service as audit
 from app.core import db
 from app.core.security import PasswordHashing
 from app.settings import Settings
@@ -22,7 +23,13 @@ async def create_admin(settings: Settings, email: str, password: str, *, promote
     password_hash = await PasswordHashing(settings).hash(password)
     # new operators start on the free plan, like self-registered users
     if await queries.create_admin(email=email, password_hash=password_hash, plan="free"):
-        # audit: create-admin created an admin account (actor: operator CLI, target: email)
+        created = await queries.get_by_email(email)
+        await audit.record(
+            None,
+            "user.create_admin",
+            ("user", created.id if created else None),
+            after={"email": email, "is_admin": True, "created": True, "via": "cli"},
+        )
         return f"created admin {email}"
     existing = await queries.get_by_email(email)
     if existing is not None and not existing.is_admin and not promote_existing:
@@ -33,6 +40,11 @@ async def create_admin(settings: Settings, email: str, password: str, *, promote
         )
     if not await queries.promote_admin(email=email, password_hash=password_hash):
         raise SystemExit(f"create-admin: {email} vanished meanwhile; nothing changed, run again")
-    # audit: create-admin promoted/re-passworded an existing account; earlier tokens revoked
+    await audit.record(
+        None,
+        "user.create_admin",
+        ("user", existing.id if existing else None),
+        after={"email": email, "is_admin": True, "created": False, "tokens_revoked": True, "via": "cli"},
+    )
     verb = "promoted" if existing is not None and not existing.is_admin else "reset password of"
     return f"{verb} admin {email} (earlier tokens revoked)"

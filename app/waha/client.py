@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from app.core import context, metrics
 from app.core.errors import Conflict, DependencyUnavailable, NotFound, WhagoError
 from app.waha.schemas import (
     DEFAULT_EVENTS,
@@ -45,6 +46,14 @@ logger = logging.getLogger("whago.waha")
 T = TypeVar("T")
 
 _MAX_MESSAGE = 300
+
+
+def _waha_outcome(exc: BaseException) -> str:
+    if isinstance(exc, DependencyUnavailable):
+        return "unavailable"
+    if isinstance(exc, NotFound):
+        return "not_found"
+    return "rejected" if isinstance(exc, WhagoError) else "error"
 
 
 class WahaError(WhagoError):
@@ -356,7 +365,18 @@ class WahaClient:
             ) from None
 
     async def _request(self, method: str, path: str, *, op: str = "call", **kwargs: Any) -> httpx.Response:
-        headers = {"X-Api-Key": self._api_key, "Accept": "application/json", **kwargs.pop("headers", {})}
+        with metrics.timed(
+            metrics.WAHA_SECONDS, metrics.WAHA_REQUESTS, metrics.waha_operation(method, path), _waha_outcome
+        ):
+            return await self._transmit(method, path, op=op, **kwargs)
+
+    async def _transmit(self, method: str, path: str, *, op: str = "call", **kwargs: Any) -> httpx.Response:
+        headers = {
+            "X-Api-Key": self._api_key,
+            "Accept": "application/json",
+            **context.outgoing_headers(),
+            **kwargs.pop("headers", {}),
+        }
         where = f"{method} {path}"
         timeout = self._lifecycle_timeout if op == "lifecycle" else self._timeout
         try:

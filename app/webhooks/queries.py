@@ -22,7 +22,7 @@ WITH ev AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 ), prev AS (
-    SELECT c.id, c.user_id, c.status, c.last_status_event_at
+    SELECT c.id, c.user_id, c.status, c.last_status_event_at, c.created_at
     FROM chips c
     WHERE c.session_name = $2
       AND ($4::uuid IS NULL OR c.id = $4)
@@ -62,7 +62,7 @@ WITH ev AS (
     FROM decision d
     WHERE d.action IN ('apply', 'stale', 'deleting', 'unmapped')
 )
-SELECT (SELECT count(*) FROM ev) AS fresh, d.id, d.user_id, d.status AS previous, d.action
+SELECT (SELECT count(*) FROM ev) AS fresh, d.id, d.user_id, d.status AS previous, d.action, d.created_at
 FROM (SELECT 1) AS one LEFT JOIN decision d ON true
 """
 

@@ -22,7 +22,7 @@ import msgspec
 from app.chips.status import WAHA_TO_CHIP_STATUS, ChipStatus
 from app.chips.transitions import ChipTransitions, Transition
 from app.container import Container
-from app.core import db
+from app.core import db, metrics
 from app.core.errors import NotAuthenticated, ValidationFailed
 from app.events.bus import format_time
 from app.messages.status import ACK_TO_STATUS, RANK
@@ -107,12 +107,29 @@ class WebhookService:
         return await committer.fetchrow(sql, args, order)
 
     async def receive(self, body: bytes, signature: str | None) -> str:
-        verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
+        """Apply one delivery; counted in ``whago_webhook_events_total`` by event and outcome."""
+        try:
+            verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
+        except NotAuthenticated:
+            metrics.WEBHOOK_EVENTS.labels("unknown", "invalid_signature").inc()
+            raise
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         # msgspec raises UnicodeDecodeError for bad UTF-8 and RecursionError for absurd nesting
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            metrics.WEBHOOK_EVENTS.labels("unknown", "invalid").inc()
             raise ValidationFailed(f"Not a WAHA event envelope: {exc}") from None
+        # only handled event names become label values: a sender cannot mint new series
+        event = envelope.event if envelope.event in HANDLED_EVENTS else "other"
+        try:
+            outcome = await self._receive(envelope, body)
+        except ValidationFailed:
+            metrics.WEBHOOK_EVENTS.labels(event, "invalid").inc()
+            raise
+        metrics.WEBHOOK_EVENTS.labels(event, outcome).inc()
+        return outcome
+
+    async def _receive(self, envelope: Envelope, body: bytes) -> str:
         if envelope.event not in HANDLED_EVENTS:
             return "ignored"
         chip_id = _metadata_uuid(envelope.metadata, "chip_id")
@@ -166,6 +183,15 @@ class WebhookService:
         if row["id"] is None:
             return "ignored"
         action = row["action"]
+        if (
+            action == "apply"
+            and new_status == ChipStatus.WAITING_QR
+            and row["previous"] in (ChipStatus.PROVISIONING, ChipStatus.STARTING)
+        ):
+            # accepted → first QR; a restart of an older chip also passes here, hence the bound
+            age = (datetime.now(UTC) - row["created_at"]).total_seconds()
+            if 0 <= age <= metrics.PROVISION_MAX_SECONDS:
+                metrics.PROVISION_SECONDS.observe(age)
         if action == "apply" and new_status is not None:  # 'apply' needs a mapped status
             await self.transitions.publish(
                 Transition(row["id"], row["user_id"], ChipStatus(row["previous"]), new_status, at)

@@ -2,7 +2,7 @@
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
 teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
-prune_messages, reconcile_messages.
+prune_messages, reconcile_messages, prune_audit, push_alerts.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -14,10 +14,12 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from app.audit.service import AuditService
 from app.chips.provisioning import ProvisioningService
 from app.container import Container
 from app.core import db
 from app.core.errors import WhagoError
+from app.health.alerts import AlertService
 from app.instances.service import InstanceService
 from app.messages.service import MessageService
 from app.proxies.service import ProxyService
@@ -129,6 +131,16 @@ async def prune_messages(ctx) -> int:
     return await MessageService(_container(ctx)).prune()
 
 
+async def prune_audit(ctx) -> int:
+    """Audit entries are kept WHAGO_AUDIT_RETENTION_DAYS."""
+    return await AuditService(_container(ctx).settings).prune()
+
+
+async def push_alerts(ctx) -> list[str]:
+    """WHAGO_ALERT_WEBHOOK_URL: push alert conditions (rate-limited; app.health.alerts)."""
+    return await AlertService(_container(ctx)).push()
+
+
 FUNCTIONS: list[Any] = [
     provision_chip,
     rotate_proxy,
@@ -140,4 +152,6 @@ FUNCTIONS: list[Any] = [
     prune_webhook_events,
     prune_messages,
     reconcile_messages,
+    prune_audit,
+    push_alerts,
 ]

@@ -24,7 +24,7 @@ import hypothesis
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.support.api import set_plan
 
@@ -132,7 +132,9 @@ def _fuzz(world: dict[str, Any], headers: dict[str, str]) -> list[str]:
                     case.path_parameters[param] = world["known"][param]
             response = case.call(base_url=world["url"], headers=headers, timeout=15)
             try:
-                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+                case.validate_response(
+                    response, checks=[not_a_server_error, status_code_conformance, response_schema_conformance]
+                )
             except BaseException as exc:  # schemathesis raises an exception group
                 failures.append(f"{name}: {str(exc)[:600]}")
             problem = _error_body_problem(response)

@@ -199,7 +199,16 @@ async def test_migrations_apply_to_an_empty_database_and_rerun():
             applied = await conn.fetchval("SELECT count(*) FROM migration")
         finally:
             await conn.close()
-        assert {"users", "chips", "chip_events", "webhook_events", "proxies", "instances", "messages"} <= tables
+        assert {
+            "users",
+            "chips",
+            "chip_events",
+            "webhook_events",
+            "proxies",
+            "instances",
+            "messages",
+            "audit_log",
+        } <= tables
         # every migration file applied exactly once (the re-run added nothing)
         assert applied == MIGRATION_FILES
     finally:

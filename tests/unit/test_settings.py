@@ -18,8 +18,15 @@ def test_defaults_run_locally(tmp_path):
 
 def test_generated_dev_secrets_are_stable_across_restarts(tmp_path, caplog):
     first = load_settings({"WHAGO_DEV_STATE_DIR": str(tmp_path)})
-    assert "WHAGO_SECRET_KEY is not set" in caplog.text
+    # one warning naming every generated variable and the file that keeps them
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "whago.settings"]
+    assert "WHAGO_SECRET_KEY" in warning
+    assert "WHAGO_ENCRYPTION_KEY" in warning
+    assert str(tmp_path / "dev-secrets.json") in warning
+    caplog.clear()
     second = load_settings({"WHAGO_DEV_STATE_DIR": str(tmp_path)})
+    # read back from the file: nothing to warn about
+    assert [r for r in caplog.records if r.name == "whago.settings"] == []
     assert first.secret_key == second.secret_key
     assert first.webhook_hmac_key == second.webhook_hmac_key
     stored = json.loads((tmp_path / "dev-secrets.json").read_text())

@@ -20,6 +20,7 @@ import nomad.api.exceptions as nomad_exc
 import requests
 
 import nomad
+from app.core import context
 from app.scheduler.errors import (
     JobModifyConflict,
     JobRejected,
@@ -120,9 +121,14 @@ class NomadTransport:
         message is ``JobRejected`` (permanent) rather than ``SchedulerUnavailable``.
         ``timeout``: a longer budget for blocking queries."""
 
+        # read here: the call runs in a pool thread, where the request's context is not visible
+        request_headers = context.outgoing_headers()
+
         def call() -> NomadReply:
             target = operator.attrgetter(endpoint)(self._client())
             kwargs: dict[str, Any] = {"method": method, "timeout": timeout or self.timeout}
+            if request_headers:
+                kwargs["headers"] = dict(request_headers)  # the request id, for Nomad's logs
             if params:
                 kwargs["params"] = dict(params)  # python-nomad may add namespace/region to it
             if body is not None:
