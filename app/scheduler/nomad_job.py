@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from app.core.errors import ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.scheduler.base import TenantRef, job_id_for, normalize_user_id
 from app.settings import Settings
 
@@ -91,9 +92,10 @@ def _datacenters(settings: Settings) -> list[str]:
     return [dc.strip() for dc in (settings.nomad_datacenters or "").split(",") if dc.strip()] or ["*"]
 
 
-def _env(settings: Settings, job_id: str) -> dict[str, str]:
+def _env(settings: Settings, job_id: str, user_id: str) -> dict[str, str]:
     env = {
-        "WAHA_API_KEY": api_key_env_value(settings.waha_api_key),
+        # the tenant's derived key (app.core.tenant_keys), hashed: it opens this instance only
+        "WAHA_API_KEY": api_key_env_value(TenantKeys(settings).api_key(user_id)),
         "WHATSAPP_DEFAULT_ENGINE": settings.waha_engine,
         "WAHA_WORKER_ID": job_id,
         "WAHA_PRINT_QR": "False",  # QR codes of tenants must not end up in cluster logs
@@ -152,7 +154,7 @@ def _task(settings: Settings, tenant: TenantRef, job_id: str, user_id: str) -> d
         "Name": TASK,
         "Driver": "docker",
         "Config": config,
-        "Env": _env(settings, job_id),
+        "Env": _env(settings, job_id, user_id),
         "Services": [_service(job_id, user_id)],
         "Resources": resources_for_plan(settings, tenant.plan),
         "KillTimeout": 30 * SECOND,  # let WAHA close sessions; the client's default maximum

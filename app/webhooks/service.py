@@ -24,6 +24,7 @@ from app.chips.transitions import ChipTransitions, Transition
 from app.container import Container
 from app.core import db
 from app.core.errors import NotAuthenticated, ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.events.bus import format_time
 from app.webhooks.queries import APPLY_MESSAGE, APPLY_STATUS
 from app.webhooks.schemas import Envelope, StatusPayload
@@ -78,15 +79,22 @@ def _event_time(envelope: Envelope) -> datetime:
     return _EPOCH + timedelta(milliseconds=envelope.timestamp)  # exact, unlike a float division
 
 
-def _event_id(envelope: Envelope, body: bytes) -> str:
+def _event_id(envelope: Envelope, body: bytes, tenant: UUID | None = None) -> str:
     # WAHA before 2025.3 sent no id: the same delivery repeated has the same bytes.
-    return envelope.id or "sha256:" + hashlib.sha256(body).hexdigest()[:57]
+    event_id = envelope.id or "sha256:" + hashlib.sha256(body).hexdigest()[:57]
+    if tenant is None:
+        return event_id
+    # On a tenant's route the dedup key is the tenant's own: another tenant's key cannot claim an
+    # id first and make this tenant's real event a "duplicate".
+    return "t:" + hashlib.sha256(f"{tenant}/{event_id}".encode()).hexdigest()[:62]
 
 
 class WebhookService:
     def __init__(self, services: Container) -> None:
         self.s = services
         self.transitions = ChipTransitions(services.events)
+        self.keys = TenantKeys(services.settings)
+        self._tenant: UUID | None = None  # the route's tenant, set by ``receive`` (one per request)
 
     async def _apply(self, sql: str, args: tuple, order: tuple):
         committer = self.s.webhook_commits
@@ -94,8 +102,12 @@ class WebhookService:
             return await db.fetchrow(sql, *args)
         return await committer.fetchrow(sql, args, order)
 
-    async def receive(self, body: bytes, signature: str | None) -> str:
-        verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
+    async def receive(self, body: bytes, signature: str | None, tenant: UUID | None = None) -> str:
+        """``tenant``: the per-tenant route's user id, verified with that tenant's derived keys and
+        scoping every change to its chips; None for the platform-key route (older sessions)."""
+        keys = self.s.settings.webhook_hmac_keys if tenant is None else self.keys.webhook_keys(tenant)
+        verify_signature(body, signature, keys)
+        self._tenant = tenant
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         # msgspec raises UnicodeDecodeError for bad UTF-8 and RecursionError for absurd nesting
@@ -129,7 +141,7 @@ class WebhookService:
         row = await self._apply(
             APPLY_STATUS,
             (
-                _event_id(envelope, body),
+                _event_id(envelope, body, self._tenant),
                 envelope.session,
                 waha_status[:64],
                 chip_id,
@@ -139,6 +151,7 @@ class WebhookService:
                 phone,
                 error,
                 f"WAHA {waha_status}",
+                self._tenant,
             ),
             (envelope.session, at),
         )
@@ -159,7 +172,9 @@ class WebhookService:
     async def _message(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
         at = _event_time(envelope)
         row = await self._apply(
-            APPLY_MESSAGE, (_event_id(envelope, body), envelope.session, chip_id, user_id, at), (envelope.session, at)
+            APPLY_MESSAGE,
+            (_event_id(envelope, body, self._tenant), envelope.session, chip_id, user_id, at, self._tenant),
+            (envelope.session, at),
         )
         if not row["fresh"]:
             return "duplicate"
