@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     waha_registry_username: str = ""
     waha_registry_password: str = ""
     webhook_retry_attempts: int = 8
+    # tenant isolation (issue 10): a PostgreSQL login allowed to create roles; when set, each
+    # tenant's WAHA stores its sessions under its own role (derived password), not the shared login
+    waha_sessions_admin_url: str = ""
     webhook_retry_delay_seconds: int = 2
 
     # --- scheduler --------------------------------------------------------------------------
