@@ -203,6 +203,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         for name in missing:
             logger.warning("%s%s is not set: using a generated development value", ENV_PREFIX, name.upper())
         settings = msgspec.structs.replace(settings, **generated)
+    if settings.is_production and settings.waha_sessions_database_url and not settings.waha_sessions_admin_url:
+        # tenant isolation (issue 10): every tenant's WAHA logs in as the same role
+        logger.warning(
+            "WHAGO_WAHA_SESSIONS_ADMIN_URL is not set: every tenant's WAHA shares one sessions database "
+            "login, so a compromised instance can read all tenants' WhatsApp sessions"
+        )
     if settings.is_production and len(settings.secret_key) < 32:
         raise SettingsError("WHAGO_SECRET_KEY: must be at least 32 characters in production")
     return settings
