@@ -112,6 +112,11 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "Create a user (admin)",
         "Creates a tenant account (works with sign-up closed); never an admin.",
     ),
+    "WahaTenantWebhook": (
+        "Receive a tenant's WAHA event",
+        "Called by a tenant's WAHA only; signed with that tenant's derived key, and an event accepted "
+        "here can only change that tenant's chips and messages, whatever its metadata says.",
+    ),
     "AdminListUsers": ("List users (admin)", "Every user with their chip count."),
     "AdminUpdateUser": ("Change a user (admin)", "Set plan and admin flag; every change is audited."),
     "AdminListInstances": (

@@ -78,6 +78,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     waha_registry_username: str = ""
     waha_registry_password: str = ""
     webhook_retry_attempts: int = 8
+    # tenant isolation (issue 10): a PostgreSQL login allowed to create roles; when set, each
+    # tenant's WAHA stores its sessions under its own role (derived password), not the shared login
+    waha_sessions_admin_url: str = ""
     webhook_retry_delay_seconds: int = 2
 
     # --- scheduler --------------------------------------------------------------------------
@@ -244,6 +247,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             raise SettingsError(f"WHAGO_TRUSTED_PROXIES: not an IP address or network: {entry!r}") from None
     if settings.is_production:
         _check_production_secrets(settings)
+    if settings.is_production and settings.waha_sessions_database_url and not settings.waha_sessions_admin_url:
+        # tenant isolation (issue 10): every tenant's WAHA logs in as the same role
+        logger.warning(
+            "WHAGO_WAHA_SESSIONS_ADMIN_URL is not set: every tenant's WAHA shares one sessions database "
+            "login, so a compromised instance can read all tenants' WhatsApp sessions"
+        )
     return settings
 
 

@@ -11,9 +11,18 @@
 #   sed "s/USER_ID/$TENANT_ID/" nomad/whago-waha.nomad.hcl > /tmp/job.hcl
 #   nomad job plan -var user_id=$TENANT_ID -var-file=tenant.vars /tmp/job.hcl
 # Durations here are HCL strings; the adapter sends integer nanoseconds (Nomad's JSON form).
-# A private registry: add `auth { username = "..." password = "..." }` inside `config` by hand
-# (config is opaque to Nomad: no dynamic blocks there); the adapter does this from
-# WHAGO_WAHA_REGISTRY_USERNAME/PASSWORD.
+# A private registry: add `auth { username = "..." password = "${WHAGO_REGISTRY_PASSWORD}" }`
+# inside `config` by hand (config is opaque to Nomad: no dynamic blocks there); the adapter does
+# this from WHAGO_WAHA_REGISTRY_USERNAME/PASSWORD.
+#
+# No secret in this file or in the registered job (anyone with read-job reads both): the task's
+# secrets come from the Nomad Variable at the job's own path, which the job's workload identity
+# reads without any policy, rendered by the `template` block below into environment variables.
+# Write it BEFORE `nomad job run` (the task waits for it otherwise), e.g.
+#   nomad var put -force nomad/jobs/whago-waha-$TENANT_ID \
+#     WAHA_API_KEY="sha512:<hex>" WHATSAPP_SESSIONS_POSTGRESQL_URL="postgresql://..."
+# (`whago nomad render` prints the item names; WHAGO writes the values itself, see README.md
+# "Trust boundaries").
 
 variable "user_id" {
   type        = string
@@ -60,13 +69,9 @@ variable "engine" {
   type    = string
   default = "GOWS"
 }
-variable "waha_api_key_sha512" {
-  type        = string
-  description = "\"sha512:<hex of sha512(WHAGO_WAHA_API_KEY)>\": WAHA checks the hash, the plain key stays out of Nomad."
-}
-variable "sessions_database_url" {
-  type    = string
-  default = "" # WHAGO_WAHA_SESSIONS_DATABASE_URL; empty = WAHA's local store
+variable "sessions_in_database" {
+  type    = bool
+  default = false # true when the Variable holds WHATSAPP_SESSIONS_POSTGRESQL_URL; false = WAHA's local store
 }
 variable "cpu" {
   type        = number
@@ -104,7 +109,7 @@ job "whago-waha-USER_ID" {
     whago_email_domain = var.email_domain
     created_by         = "whago"
     # moves only when WHAGO's job shape changes; an older WHAGO leaves newer jobs alone
-    whago_job_generation = "2"
+    whago_job_generation = "3"
   }
 
   # WHAGO_NOMAD_CONSTRAINTS (JSON list) becomes job-level constraint blocks, e.g.:
@@ -181,11 +186,22 @@ job "whago-waha-USER_ID" {
         image = var.image
         ports = ["http"]
         # relative to the task dir, so allowed without the docker plugin's volumes.enabled
-        volumes = var.sessions_host_volume == "" && var.sessions_database_url == "" ? ["../alloc/data/waha-sessions:/app/.sessions"] : []
+        volumes = var.sessions_host_volume == "" && !var.sessions_in_database ? ["../alloc/data/waha-sessions:/app/.sessions"] : []
+      }
+
+      # Secrets (the tenant's API key hash, its sessions database URL, the registry password):
+      # the job's Variable, rendered into the environment; a changed value restarts the task.
+      template {
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/whago-waha-${var.user_id}" }}{{ range .Tuples }}{{ .K }}={{ .V | toJSON }}
+          {{ end }}{{ end }}
+        EOT
+        destination = "secrets/whago.env"
+        env         = true
+        change_mode = "restart"
       }
 
       env {
-        WAHA_API_KEY                        = var.waha_api_key_sha512
         WHATSAPP_DEFAULT_ENGINE             = var.engine
         WAHA_WORKER_ID                      = "whago-waha-${var.user_id}"
         WAHA_PRINT_QR                       = "False"
@@ -193,8 +209,6 @@ job "whago-waha-USER_ID" {
         WHATSAPP_API_KEY_EXCLUDE_PATH       = "ping"
         WAHA_API_KEY_EXCLUDE_PATH           = "ping"
         # No instance-wide WHATSAPP_HOOK_*: WHAGO gives every session its own signed webhook.
-        # Only when set (the adapter omits it otherwise):
-        WHATSAPP_SESSIONS_POSTGRESQL_URL    = var.sessions_database_url
       }
 
       resources {

@@ -2,7 +2,7 @@
 #
 #   nomad var put nomad/jobs/whago secret_key=... webhook_hmac_key=... waha_api_key=... \
 #       encryption_key=... nomad_token=... consul_token=... database_url=... redis_url=... \
-#       waha_sessions_database_url=...
+#       waha_sessions_database_url=... [waha_sessions_admin_url=...]
 #   nomad job run -var image=registry.example.com/whago:1.0.0 nomad/whago.nomad.hcl
 #
 # Non-secret settings are in each task's env block (same values in all three tasks).
@@ -53,6 +53,7 @@ locals {
     WHAGO_DATABASE_URL={{ .database_url }}
     WHAGO_REDIS_URL={{ .redis_url }}
     WHAGO_WAHA_SESSIONS_DATABASE_URL={{ .waha_sessions_database_url }}
+    {{ with .waha_sessions_admin_url }}WHAGO_WAHA_SESSIONS_ADMIN_URL={{ . }}{{ end }}
     {{ end }}
   EOT
 }

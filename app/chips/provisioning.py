@@ -19,6 +19,7 @@ from app.container import Container
 from app.core.errors import DependencyUnavailable
 from app.core.queue import PROVISION_CHIP
 from app.core.redis import REDIS_UNAVAILABLE_ERRORS, key
+from app.core.tenant_keys import TenantKeys, tenant_webhook_url
 from app.instances.service import InstanceService
 from app.proxies.service import ProxyService
 from app.waha.client import WahaClient, WahaNotFound, WahaUnavailable
@@ -73,13 +74,15 @@ class ProvisioningService:
         self.proxies = ProxyService(services)
         self.instances = InstanceService(services)
         self.transitions = ChipTransitions(services.events)
+        self.keys = TenantKeys(services.settings)
 
     def _desired_config(self, user_id: UUID, chip_id: UUID, proxy: ProxyConfig | None) -> dict[str, Any]:
         settings = self.s.settings
         return build_session_config(
             metadata=chip_metadata(user_id, chip_id),
-            webhook_url=settings.webhook_url,
-            hmac_key=settings.webhook_signing_key,
+            # the tenant's own route and derived key: its events can only touch its own chips
+            webhook_url=tenant_webhook_url(settings, user_id),
+            hmac_key=self.keys.webhook_key(user_id),
             proxy=proxy,
             retry_attempts=settings.webhook_retry_attempts,
             retry_delay_seconds=settings.webhook_retry_delay_seconds,
@@ -90,7 +93,7 @@ class ProvisioningService:
         instance = await self.instances.ensure(user_id)
         if not instance.base_url:  # ensure_instance answers running instances with an address
             raise DependencyUnavailable("The WAHA instance has no address yet; retrying.")
-        return self.s.waha.get(instance.base_url)
+        return self.s.waha.for_tenant(instance.base_url, user_id)
 
     async def provision(self, chip_id: UUID) -> str:
         """ensure instance → proxy → create-or-update the session → start it."""
@@ -153,7 +156,7 @@ class ProvisioningService:
         instance = await self.s.scheduler.get_instance(str(user_id))
         if instance is not None and instance.base_url and instance.status == "running":
             try:
-                await self.s.waha.get(instance.base_url).delete_session(chip.session_name)
+                await self.s.waha.for_tenant(instance.base_url, user_id).delete_session(chip.session_name)
             except WahaUnavailable:
                 await self.s.scheduler.invalidate(str(user_id))
                 raise

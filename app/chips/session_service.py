@@ -35,7 +35,7 @@ class ChipSessionService:
         instance = await self.s.scheduler.get_instance(str(user_id))
         if instance is None or not instance.base_url or instance.status != "running":
             raise DependencyUnavailable("The WAHA instance for this account is not running yet; try again shortly.")
-        return self.s.waha.get(instance.base_url)
+        return self.s.waha.for_tenant(instance.base_url, user_id)
 
     async def _remote(self, user_id: UUID, call):
         """Run a WAHA call; a connection failure also drops the cached instance address. The

@@ -15,6 +15,7 @@ from app.container import Container
 from app.core.errors import NotFound, WhagoError
 from app.instances import queries
 from app.instances.queries import PARKED, RecordStatus
+from app.instances.waha_roles import WahaRoles
 from app.scheduler.base import InstanceState, job_id_for
 
 logger = logging.getLogger("whago.instances")
@@ -25,11 +26,15 @@ __all__ = ["PARKED", "InstanceService", "RecordStatus"]
 class InstanceService:
     def __init__(self, services: Container) -> None:
         self.s = services
+        self.roles = WahaRoles(services.settings)
 
     async def ensure(self, user_id: UUID) -> InstanceState:
         tenant = await queries.tenant(user_id)
         if tenant is None:
             raise NotFound("Tenant not found.")
+        if self.roles.enabled:
+            # before the instance: its sessions URL (in the job's Variable) logs in as this role
+            await self.roles.ensure(user_id)
         instance = await self.s.scheduler.ensure_instance(tenant)
         await queries.record(instance)
         return instance
@@ -78,3 +83,8 @@ class InstanceService:
         await self.s.scheduler.remove_instance(str(user_id))
         await queries.mark_removed(user_id, job_id_for(str(user_id)))
         await audit.record(None, "instance.remove", ("instance", user_id))
+
+    async def forget_tenant_storage(self, user_id: UUID) -> bool:
+        """Removing a tenant for good: its WAHA sessions role and the databases it owns go.
+        Not part of idle stops, chip teardown or instance removal: sessions survive those."""
+        return await self.roles.drop(user_id) if self.roles.enabled else False

@@ -32,6 +32,7 @@ from app.core import metrics
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
+from app.core.tenant_keys import TenantKeys, tenant_webhook_url
 from app.instances import queries as instance_queries
 from app.instances.queries import PARKED, InstanceRecord
 from app.scheduler.base import InstanceState
@@ -59,6 +60,9 @@ class ReconcileReport:
     tenants: int = 0
     instances: int = 0
     sessions: int = 0
+    # sessions still posting to the platform-key route (configured before per-tenant keys); each
+    # is requeued for provisioning, which moves it to its tenant's route and key
+    legacy_webhook_sessions: int = 0
     drift: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -69,6 +73,7 @@ class ReconcileReport:
             "tenants": self.tenants,
             "instances": self.instances,
             "sessions": self.sessions,
+            "legacy_webhook_sessions": self.legacy_webhook_sessions,
             "drift": dict(self.drift),
             "errors": self.errors[:20],
             "seconds": round(self.seconds, 3),
@@ -86,6 +91,7 @@ class _Pass:
     listed: dict[str, InstanceState] = field(default_factory=dict)  # by user id string
     running: dict[UUID, InstanceState] = field(default_factory=dict)
     sessions_by_url: dict[str, dict[str, SessionInfo]] = field(default_factory=dict)
+    owner_by_url: dict[str, UUID] = field(default_factory=dict)  # a tenant on that URL (for its key)
 
 
 # every kind of drift this module counts: their series exist (at 0) before the first occurrence
@@ -112,6 +118,7 @@ class Reconciler:
         self.concurrency = concurrency
         self.transitions = ChipTransitions(services.events)
         self._semaphore = asyncio.Semaphore(concurrency)
+        self.keys = TenantKeys(services.settings)
 
     async def run(self) -> ReconcileReport:
         token = uuid.uuid4().hex
@@ -199,10 +206,14 @@ class Reconciler:
 
     async def _list_sessions(self, p: _Pass) -> None:
         """One session listing per distinct WAHA URL (a static WAHA is shared by every tenant)."""
-        urls = sorted({instance.base_url for instance in p.running.values() if instance.base_url})
+        for user_id, instance in p.running.items():
+            if instance.base_url:
+                p.owner_by_url.setdefault(instance.base_url, user_id)
+        urls = sorted(p.owner_by_url)
 
         async def sessions_of(url: str) -> tuple[str, list[SessionInfo]]:
-            return url, await self._bounded(lambda: self.s.waha.get(url).list_sessions(all=True))
+            client = self.s.waha.for_tenant(url, p.owner_by_url[url])
+            return url, await self._bounded(lambda: client.list_sessions(all=True))
 
         for result in await asyncio.gather(*(sessions_of(u) for u in urls), return_exceptions=True):
             if isinstance(result, BaseException):
@@ -235,7 +246,7 @@ class Reconciler:
             candidates = [n for n in candidates if n not in await chip_queries.existing_session_names(candidates)]
             for name in candidates:
                 try:
-                    await self.s.waha.get(url).delete_session(name)
+                    await self.s.waha.for_tenant(url, p.owner_by_url[url]).delete_session(name)
                     p.report.drift["session_orphan_deleted"] += 1
                 except WahaError as exc:
                     p.report.errors.append(f"delete {name}: {exc.detail}")
@@ -283,8 +294,12 @@ class Reconciler:
             return
         settings = self.s.settings
         metadata = chip_metadata(chip.user_id, chip.id)
-        if not reports_to_us(session, metadata, settings.webhook_url, settings.webhook_signing_key):
-            # webhook key rotated, public URL moved, or the config was edited behind our back
+        hook_url = tenant_webhook_url(settings, chip.user_id)
+        if not reports_to_us(session, metadata, hook_url, self.keys.webhook_key(chip.user_id)):
+            # webhook key rotated, public URL moved, still on the platform route, or the config
+            # was edited behind our back
+            if _on_platform_route(session, settings.webhook_url):
+                report.legacy_webhook_sessions += 1
             report.drift["session_config_stale"] += 1
             await self._enqueue(PROVISION_CHIP, chip.id, report, "session_config_requeued")
         if (
@@ -323,6 +338,11 @@ class Reconciler:
         )
         if moved.transition is not None:
             report.drift["status_fixed"] += 1
+
+
+def _on_platform_route(session: SessionInfo, platform_url: str) -> bool:
+    config = session.config
+    return config is not None and any(h.url == platform_url for h in config.webhooks or [])
 
 
 def _uuid_or_none(text: str) -> UUID | None:

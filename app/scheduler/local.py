@@ -22,8 +22,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.core.tenant_keys import TenantKeys
 from app.scheduler.base import InstanceState, TenantRef, job_id_for, normalize_user_id
 from app.scheduler.errors import InstanceNotFound, InstanceNotReady, SchedulerUnavailable
+from app.scheduler.nomad_job import api_key_env_value
 from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.local")
@@ -79,7 +81,8 @@ class LocalScheduler:
         from app.waha.emulator import EmulatorConfig, create_emulator_app
 
         options: dict[str, Any] = {
-            "api_key": self.settings.waha_api_key,
+            # the tenant's own key, as a hash like the Nomad job's: another tenant's key is refused
+            "api_key": api_key_env_value(TenantKeys(self.settings).api_key(user_id)),
             "boot_delay_seconds": self.settings.local_emulator_boot_delay_seconds,
             "worker_id": job_id_for(user_id),  # same WAHA_WORKER_ID as the Nomad job would get
             "engine": self.settings.waha_engine,

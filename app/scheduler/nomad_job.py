@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from app.core.errors import ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.scheduler.base import TenantRef, job_id_for, normalize_user_id
 from app.settings import Settings
 
@@ -33,7 +35,7 @@ CONTAINER_PORT = 3000  # WAHA listens on 3000 inside the container
 CHECK_NAME = "whago-waha-ping"  # readiness = this check passing in Consul
 GENERATION_META = "whago_job_generation"
 # Bump when a WHAGO release changes what build_job produces for the same settings.
-GENERATION = 2
+GENERATION = 3  # 3: secrets through a Nomad Variable and a template (issue 10)
 # WAHA's local session store, on the allocation's data dir: with a sticky ephemeral disk it
 # survives restarts and in-place updates, and Nomad migrates it when the allocation moves node.
 # Docker bind-mounts relative paths from the task directory without ``volumes.enabled``.
@@ -101,9 +103,55 @@ def _datacenters(settings: Settings) -> list[str]:
     return [dc.strip() for dc in (settings.nomad_datacenters or "").split(",") if dc.strip()] or ["*"]
 
 
+# Secrets reach the task through the Nomad Variable at the job's own path, which the job's
+# workload identity may read without any extra policy; a ``template`` renders it into the task's
+# environment. The job spec (readable with read-job) names the items, never their values.
+REGISTRY_PASSWORD_ENV = "WHAGO_REGISTRY_PASSWORD"  # noqa: S105 (a variable name)
+SECRETS_FILE = "secrets/whago.env"
+
+
+def variable_path(job_id: str) -> str:
+    return f"nomad/jobs/{job_id}"
+
+
+def tenant_sessions_url(settings: Settings, user_id: str) -> str:
+    """WAHA's session-storage URL for this tenant: its own role (and derived password) where
+    ``WHAGO_WAHA_SESSIONS_ADMIN_URL`` lets WHAGO create roles, else the shared login."""
+    url = settings.waha_sessions_database_url
+    if not url or not settings.waha_sessions_admin_url:
+        return url
+    parts = urlsplit(url)
+    keys = TenantKeys(settings)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{keys.db_role(user_id)}:{quote(keys.db_password(user_id), safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def secret_items(settings: Settings, user_id: str) -> dict[str, str]:
+    """The Variable's items: environment variables of the task, by name."""
+    items = {
+        # the tenant's derived key (app.core.tenant_keys), hashed: it opens this instance only
+        "WAHA_API_KEY": api_key_env_value(TenantKeys(settings).api_key(user_id)),
+    }
+    if settings.waha_sessions_database_url:
+        items["WHATSAPP_SESSIONS_POSTGRESQL_URL"] = tenant_sessions_url(settings, user_id)
+    if settings.waha_registry_username:
+        items[REGISTRY_PASSWORD_ENV] = settings.waha_registry_password
+    return items
+
+
+def _template(settings: Settings, job_id: str, user_id: str) -> dict[str, Any]:
+    # Item names depend on the settings only, so the spec stays a pure function of them; printf
+    # "%q" quotes each value for Nomad's env-file parser (go-envparse reads Go-quoted strings). A
+    # changed value (key rotation) restarts the task through change_mode, without a job update.
+    names = sorted(secret_items(settings, user_id))
+    lines = "".join(f'{name}={{{{ .{name} | printf "%q" }}}}\n' for name in names)
+    body = f'{{{{ with nomadVar "{variable_path(job_id)}" }}}}\n{lines}{{{{ end }}}}\n'
+    return {"EmbeddedTmpl": body, "DestPath": SECRETS_FILE, "Envvars": True, "ChangeMode": "restart"}
+
+
 def _env(settings: Settings, job_id: str) -> dict[str, str]:
     env = {
-        "WAHA_API_KEY": api_key_env_value(settings.waha_api_key),
         "WHATSAPP_DEFAULT_ENGINE": settings.waha_engine,
         "WAHA_WORKER_ID": job_id,
         "WAHA_PRINT_QR": "False",  # QR codes of tenants must not end up in cluster logs
@@ -114,8 +162,6 @@ def _env(settings: Settings, job_id: str) -> dict[str, str]:
         # (with the chip's metadata); a global hook to the same URL would deliver every event
         # twice (WAHA #1384) and put the HMAC key into the Nomad job.
     }
-    if settings.waha_sessions_database_url:
-        env["WHATSAPP_SESSIONS_POSTGRESQL_URL"] = settings.waha_sessions_database_url
     return env
 
 
@@ -157,12 +203,14 @@ def _service(job_id: str, user_id: str) -> dict[str, Any]:
 def _task(settings: Settings, tenant: TenantRef, job_id: str, user_id: str) -> dict[str, Any]:
     config: dict[str, Any] = {"image": pinned_image(settings.waha_image), "ports": [PORT_LABEL]}
     if settings.waha_registry_username:
-        config["auth"] = {"username": settings.waha_registry_username, "password": settings.waha_registry_password}
+        # interpolated from the template's environment when the task starts
+        config["auth"] = {"username": settings.waha_registry_username, "password": "${" + REGISTRY_PASSWORD_ENV + "}"}
     task: dict[str, Any] = {
         "Name": TASK,
         "Driver": "docker",
         "Config": config,
         "Env": _env(settings, job_id),
+        "Templates": [_template(settings, job_id, user_id)],
         "Services": [_service(job_id, user_id)],
         "Resources": resources_for_plan(settings, tenant.plan),
         "KillTimeout": 30 * SECOND,  # let WAHA close sessions; the client's default maximum

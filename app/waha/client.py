@@ -1,6 +1,6 @@
 """Async WAHA HTTP client.
 
-One ``httpx.AsyncClient`` (connection pool) per WAHA base URL, shared through ``WahaClientPool``.
+One ``httpx.AsyncClient`` (connection pool) per WAHA base URL and API key, shared through ``WahaClientPool``.
 Every call carries an explicit timeout and the ``X-Api-Key`` header. Remote failures become typed
 errors that subclass ``app.core.errors`` so services can map them without knowing about httpx:
 
@@ -22,12 +22,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
+from uuid import UUID
 
 import httpx
 import msgspec
 
 from app.core import context, metrics
 from app.core.errors import Conflict, DependencyUnavailable, NotFound, WhagoError
+from app.core.tenant_keys import TenantKeys
 from app.waha.schemas import (
     DEFAULT_EVENTS,
     Base64File,
@@ -420,22 +422,42 @@ class WahaClient:
 
 
 class WahaClientPool:
-    """One client (and connection pool) per WAHA base URL; close it once at shutdown."""
+    """One client (and connection pool) per (WAHA base URL, API key); close it once at shutdown.
 
-    def __init__(self, api_key: str, timeout: float = 10.0, lifecycle_timeout: float | None = None) -> None:
+    ``for_tenant`` is what services use: it sends the tenant's derived key
+    (``app.core.tenant_keys``), so a call can only ever reach the instance that key opens.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        timeout: float = 10.0,
+        lifecycle_timeout: float | None = None,
+        *,
+        tenant_keys: TenantKeys | None = None,
+    ) -> None:
         self._api_key = api_key
         self._timeout = timeout
         self._lifecycle_timeout = lifecycle_timeout
-        self._clients: dict[str, WahaClient] = {}
+        self._tenant_keys = tenant_keys
+        self._clients: dict[tuple[str, str], WahaClient] = {}
 
-    def get(self, base_url: str) -> WahaClient:
-        key = base_url.rstrip("/")
-        client = self._clients.get(key)
+    def get(self, base_url: str, api_key: str | None = None) -> WahaClient:
+        """A client sending ``api_key`` (the platform key when None: a shared, static WAHA)."""
+        url = base_url.rstrip("/")
+        secret = self._api_key if api_key is None else api_key
+        client = self._clients.get((url, secret))
         if client is None:
-            client = self._clients[key] = WahaClient(
-                key, self._api_key, self._timeout, lifecycle_timeout=self._lifecycle_timeout
+            client = self._clients[(url, secret)] = WahaClient(
+                url, secret, self._timeout, lifecycle_timeout=self._lifecycle_timeout
             )
         return client
+
+    def for_tenant(self, base_url: str, user_id: UUID | str) -> WahaClient:
+        """The client for a tenant's own instance, with that tenant's API key."""
+        if self._tenant_keys is None:
+            return self.get(base_url)
+        return self.get(base_url, self._tenant_keys.api_key(user_id))
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -444,7 +466,12 @@ class WahaClientPool:
 
     @classmethod
     def from_settings(cls, settings: Any) -> WahaClientPool:
-        return cls(settings.waha_api_key, settings.waha_timeout_seconds, settings.waha_lifecycle_timeout_seconds)
+        return cls(
+            settings.waha_api_key,
+            settings.waha_timeout_seconds,
+            settings.waha_lifecycle_timeout_seconds,
+            tenant_keys=TenantKeys(settings),
+        )
 
 
 def _chat_id(chat_id: str) -> str:

@@ -6,6 +6,10 @@ concurrent deliveries of one event, and concurrent events for one chip, stay rac
 written use clock_timestamp() (taken after the row lock), not now() (the statement's start,
 possibly before waiting on the lock), so history order is apply order. Status values are spliced
 from the enum so the text stays one constant prepared statement.
+
+Tenant scope: the last parameter of each apply (``$11`` / ``$6``) is the tenant of the
+per-tenant route the event arrived on (NULL on the platform-key route). The chip must belong to
+it, whatever the envelope's metadata says: a tenant's key can never move another tenant's chip.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ WITH ev AS (
     WHERE c.session_name = $2
       AND ($4::uuid IS NULL OR c.id = $4)
       AND ($5::uuid IS NULL OR c.user_id = $5)
+      AND ($11::uuid IS NULL OR c.user_id = $11)
       AND EXISTS (SELECT 1 FROM ev)
     FOR UPDATE
 ), decision AS (
@@ -77,6 +82,7 @@ WITH ev AS (
     WHERE c.session_name = $2
       AND ($3::uuid IS NULL OR c.id = $3)
       AND ($4::uuid IS NULL OR c.user_id = $4)
+      AND ($6::uuid IS NULL OR c.user_id = $6)
       AND c.status <> '{_DELETING}'
       AND EXISTS (SELECT 1 FROM ev)
     RETURNING c.id
@@ -102,6 +108,7 @@ WITH ev AS (
     WHERE c.session_name = $2
       AND ($4::uuid IS NULL OR c.id = $4)
       AND ($5::uuid IS NULL OR c.user_id = $5)
+      AND ($12::uuid IS NULL OR c.user_id = $12)  -- a tenant route's events touch that tenant only
       AND c.status <> '{_DELETING}'
       AND EXISTS (SELECT 1 FROM ev)
     RETURNING c.id, c.user_id

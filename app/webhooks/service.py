@@ -24,6 +24,7 @@ from app.chips.transitions import ChipTransitions, Transition
 from app.container import Container
 from app.core import db, metrics
 from app.core.errors import NotAuthenticated, ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.events.bus import format_time
 from app.messages.status import ACK_TO_STATUS, RANK
 from app.webhooks.queries import APPLY_ACK, APPLY_MESSAGE, APPLY_STATUS
@@ -90,15 +91,25 @@ def _status_time(envelope: Envelope, max_future_seconds: int) -> tuple[datetime,
     return at, False
 
 
-def _event_id(envelope: Envelope, body: bytes) -> str:
+def _event_id(envelope: Envelope, body: bytes, tenant: UUID | None = None) -> str:
     # WAHA before 2025.3 sent no id: the same delivery repeated has the same bytes.
-    return envelope.id or "sha256:" + hashlib.sha256(body).hexdigest()[:57]
+    return _scoped(envelope.id or "sha256:" + hashlib.sha256(body).hexdigest()[:57], tenant)
+
+
+def _scoped(event_id: str, tenant: UUID | None) -> str:
+    # On a tenant's route the dedup key is the tenant's own: another tenant's key cannot claim an
+    # id first and make this tenant's real event a "duplicate".
+    if tenant is None:
+        return event_id
+    return "t:" + hashlib.sha256(f"{tenant}/{event_id}".encode()).hexdigest()[:62]
 
 
 class WebhookService:
     def __init__(self, services: Container) -> None:
         self.s = services
         self.transitions = ChipTransitions(services.events)
+        self.keys = TenantKeys(services.settings)
+        self._tenant: UUID | None = None  # the route's tenant, set by ``receive`` (one per request)
 
     async def _apply(self, sql: str, args: tuple, order: tuple):
         committer = self.s.webhook_commits
@@ -106,13 +117,18 @@ class WebhookService:
             return await db.fetchrow(sql, *args)
         return await committer.fetchrow(sql, args, order)
 
-    async def receive(self, body: bytes, signature: str | None) -> str:
-        """Apply one delivery; counted in ``whago_webhook_events_total`` by event and outcome."""
+    async def receive(self, body: bytes, signature: str | None, tenant: UUID | None = None) -> str:
+        """Apply one delivery; counted in ``whago_webhook_events_total`` by event and outcome.
+
+        ``tenant``: the per-tenant route's user id, verified with that tenant's derived keys and
+        scoping every change to its chips; None for the platform-key route (older sessions)."""
+        keys = self.s.settings.webhook_hmac_keys if tenant is None else self.keys.webhook_keys(tenant)
         try:
-            verify_signature(body, signature, self.s.settings.webhook_hmac_keys)
+            verify_signature(body, signature, keys)
         except NotAuthenticated:
             metrics.WEBHOOK_EVENTS.labels("unknown", "invalid_signature").inc()
             raise
+        self._tenant = tenant
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         # msgspec raises UnicodeDecodeError for bad UTF-8 and RecursionError for absurd nesting
@@ -162,7 +178,7 @@ class WebhookService:
         row = await self._apply(
             APPLY_STATUS,
             (
-                _event_id(envelope, body),
+                _event_id(envelope, body, self._tenant),
                 envelope.session,
                 waha_status[:64],
                 chip_id,
@@ -175,6 +191,7 @@ class WebhookService:
                 f"WAHA {waha_status} (event timestamp in the future; receive time used)"
                 if clamped
                 else f"WAHA {waha_status}",
+                self._tenant,
             ),
             (envelope.session, at),
         )
@@ -204,7 +221,9 @@ class WebhookService:
     async def _message(self, envelope: Envelope, body: bytes, chip_id, user_id) -> str:
         at = _event_time(envelope)
         row = await self._apply(
-            APPLY_MESSAGE, (_event_id(envelope, body), envelope.session, chip_id, user_id, at), (envelope.session, at)
+            APPLY_MESSAGE,
+            (_event_id(envelope, body, self._tenant), envelope.session, chip_id, user_id, at, self._tenant),
+            (envelope.session, at),
         )
         if not row["fresh"]:
             return "duplicate"
@@ -224,8 +243,9 @@ class WebhookService:
             return "ignored"
         # dedup: the envelope id, else (older WAHA, no id) the message id and ack value, so the
         # same tick redelivered with a new timestamp is still one event
-        event_id = (
-            envelope.id or "ack:" + hashlib.sha256(f"{envelope.session}|{payload.id}|{ack}".encode()).hexdigest()[:60]
+        event_id = _scoped(
+            envelope.id or "ack:" + hashlib.sha256(f"{envelope.session}|{payload.id}|{ack}".encode()).hexdigest()[:60],
+            self._tenant,
         )
         at = _event_time(envelope)
         row = await self._apply(
@@ -242,6 +262,7 @@ class WebhookService:
                 status.value,
                 "WhatsApp reported an error sending the message (ack ERROR).",
                 RANK[status],
+                self._tenant,
             ),
             (envelope.session, at),
         )

@@ -63,6 +63,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -76,7 +77,7 @@ import msgspec
 
 from app.waha.emulator.asgi import read_body
 from app.waha.emulator.store import MemorySessionStore
-from tests.doubles.nomad_schema import check_register_body, multierror
+from tests.doubles.nomad_schema import check_register_body, multierror, validate_variable_body
 from tests.support.asgi_server import ServedApp, free_port
 
 SERVER_FIELDS = (
@@ -142,6 +143,11 @@ class _Route:
         if method not in self.method.split("|"):
             return None
         parts = path.strip("/").split("/")
+        if self.parts[-1].startswith("*"):  # the rest of the path, slashes included (a Variable path)
+            head = len(self.parts) - 1
+            if len(parts) <= head or parts[:head] != self.parts[:head]:
+                return None
+            return {self.parts[-1][1:]: unquote("/".join(parts[head:]))}
         if len(parts) != len(self.parts):
             return None
         params: dict[str, str] = {}
@@ -305,6 +311,8 @@ class NomadConsulDouble:
         self.evals: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}  # Consul service id -> registration
         self.submitted: list[dict[str, Any]] = []  # every accepted registration body
+        self.variables: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, path) -> Variable
+        self.variable_writes: list[dict[str, Any]] = []  # every accepted PUT body
         self.rejected: list[tuple[dict[str, Any] | None, list[str]]] = []
         self.request_counts: collections.Counter[str] = collections.Counter()
         self.blocking_queries = 0
@@ -341,6 +349,9 @@ class NomadConsulDouble:
             _Route("POST|PUT", "/v1/allocation/:alloc_id/stop", self._stop_allocation),
             _Route("GET", "/v1/evaluation/:eval_id", self._read_evaluation),
             _Route("GET", "/v1/status/leader", self._leader),
+            _Route("GET", "/v1/var/*path", self._read_variable),
+            _Route("PUT|POST", "/v1/var/*path", self._write_variable),
+            _Route("DELETE", "/v1/var/*path", self._delete_variable),
         ]
         consul_routes = [
             _Route("GET", "/v1/health/service/:name", self._health_service, blocking=True),
@@ -612,9 +623,13 @@ class NomadConsulDouble:
 
         group = job["TaskGroups"][0]
         task = group["Tasks"][0]
-        env = task.get("Env") or {}
+        env = dict(task.get("Env") or {})
         if self.task_start_delay and self._stopping.wait(self.task_start_delay):
             return
+        rendered = self._render_templates(alloc, task)
+        if rendered is None:
+            return  # a template waits for a Variable that does not exist: the task never starts
+        env.update(rendered)
         if self.alloc_start_fails:
             with self._lock:
                 self._deregister_services(alloc)
@@ -658,6 +673,103 @@ class NomadConsulDouble:
                 self._register_services(alloc, task.get("Services") or [], task.get("Name") or "task")
         if late:
             served.stop()
+
+    _NOMAD_VAR = re.compile(r'\{\{\s*with\s+nomadVar\s+"([^"]+)"\s*\}\}(.*?)\{\{\s*end\s*\}\}', re.S)
+    _ITEM_LINE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)=\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\|\s*printf\s+"%q"\s*\}\}$')
+
+    def _render_templates(self, alloc: Alloc, task: dict[str, Any]) -> dict[str, str] | None:
+        """The env of ``Envvars`` templates, rendered like Nomad's template hook from the
+        Variables (only the ``with nomadVar`` / ``NAME={{ .item | printf "%q" }}`` lines WHAGO
+        writes). A missing Variable blocks the task until it is written, as on a real client;
+        an item the template names but the Variable lacks fails the test loudly."""
+        env: dict[str, str] = {}
+        for template in task.get("Templates") or []:
+            text = template.get("EmbeddedTmpl") or ""
+            for path, inner in self._NOMAD_VAR.findall(text):
+                variable = self._await_variable(alloc, path)
+                if variable is None:
+                    return None
+                for line in filter(None, (raw.strip() for raw in inner.splitlines())):
+                    match = self._ITEM_LINE.fullmatch(line)
+                    assert match, f"template line the double cannot render: {line!r}"
+                    name, item = match.groups()
+                    assert item in variable["Items"], f"template refers to missing item {item!r} of {path}"
+                    if template.get("Envvars"):
+                        env[name] = variable["Items"][item]
+        return env
+
+    def _await_variable(self, alloc: Alloc, path: str) -> dict[str, Any] | None:
+        """The Variable, once it exists: like the template hook, the task waits for it (and
+        starts when it is written); None when the allocation is stopped first."""
+        reported = False
+        while True:
+            with self._lock:
+                variable = self.variables.get((alloc.namespace, path))
+                if variable is not None:
+                    return variable
+                if alloc.desired_status != "run":
+                    return None
+                if not reported:
+                    reported = True
+                    alloc.events.append(
+                        {
+                            "Type": "Template",
+                            "DisplayMessage": f"Missing: nomad.var.block({path}@{alloc.namespace}.global)",
+                            "Time": time.time_ns(),
+                        }
+                    )
+            if self._stopping.wait(0.02):
+                return None
+
+    def variable(self, path: str, namespace: str = "default") -> dict[str, Any] | None:
+        with self._lock:
+            return self.variables.get((namespace, path))
+
+    def _read_variable(self, request: _Request, path: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            variable = self.variables.get((request.arg("namespace") or "default", path))
+        if variable is None:
+            return _text_response(404, "variable not found")
+        return _json_response(200, variable, {"X-Nomad-Index": str(variable["ModifyIndex"])})
+
+    def _write_variable(self, request: _Request, path: str) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError as exc:
+            return _text_response(400, f"Failed to decode request body: {exc}")
+        problems = validate_variable_body(body)
+        if problems:
+            return _text_response(400, "; ".join(problems))
+        namespace = request.arg("namespace") or "default"
+        if body.get("Path") not in (None, path) or body.get("Namespace") not in (None, namespace):
+            return _text_response(400, "variable path or namespace does not match the URL")
+        items = body.get("Items") or {}
+        if not items:
+            return _text_response(400, "variable missing required Items object")
+        with self._lock:
+            now, index = time.time_ns(), self._next_index()
+            old = self.variables.get((namespace, path))
+            cas = request.arg("cas")
+            if cas is not None and int(cas) != (old["ModifyIndex"] if old else 0):
+                return _json_response(409, old or {})
+            variable = {
+                "Namespace": namespace,
+                "Path": path,
+                "Items": dict(items),
+                "CreateIndex": old["CreateIndex"] if old else index,
+                "CreateTime": old["CreateTime"] if old else now,
+                "ModifyIndex": index,
+                "ModifyTime": now,
+            }
+            self.variables[(namespace, path)] = variable
+            self.variable_writes.append(body)
+        return _json_response(200, variable, {"X-Nomad-Index": str(index)})
+
+    def _delete_variable(self, request: _Request, path: str) -> tuple[int, bytes, dict[str, str]]:
+        with self._lock:
+            self.variables.pop((request.arg("namespace") or "default", path), None)
+            index = self._next_index()
+        return _json_response(200, None, {"X-Nomad-Index": str(index)})
 
     def _deregister_services(self, alloc: Alloc) -> None:
         for service_id in alloc.service_ids:

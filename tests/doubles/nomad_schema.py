@@ -158,6 +158,19 @@ def _register_validator() -> Any:
     return _Validator(root)
 
 
+@functools.lru_cache(maxsize=1)
+def _variable_validator() -> Any:
+    root = {"$ref": "#/components/schemas/Variable", "components": {"schemas": _schemas()}}
+    return _Validator(root)
+
+
+def validate_variable_body(body: Any) -> list[str]:
+    """Problems with a ``PUT /v1/var/:path`` body (the OpenAPI ``Variable`` schema, closed)."""
+    if not isinstance(body, dict):
+        return ["Failed to decode request body: expected a JSON object"]
+    return ["Failed to decode request body: " + _describe(e) for e in _variable_validator().iter_errors(body)]
+
+
 def _path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<body>"
 

@@ -93,8 +93,7 @@ def test_examples_do_not_assign_bash_readonly_variables():
 @pytest.fixture
 def twin(base_settings):
     doc = load(NOMAD_DIR / "whago-waha.nomad.hcl")
-    api_key_hash = "sha512:deadbeef"
-    ev = Evaluator(doc, {"user_id": UID, "waha_api_key_sha512": api_key_hash})
+    ev = Evaluator(doc, {"user_id": UID})
     [(_, hcl_job)] = labelled(doc, "job").items()
     job = build_job(base_settings, TenantRef(id=UID, plan="free"))["Job"]
     return ev, hcl_job, job
@@ -143,6 +142,14 @@ def test_twin_group_and_task(twin, base_settings):
     [env] = blocks(task, "env")
     assert set(jtask["Env"]) <= {k for k in env if not k.startswith("__")}
     assert ev(env["WAHA_WORKER_ID"]) == jtask["Env"]["WAHA_WORKER_ID"]
+    # secrets: a template of the job's own Variable into the environment, as in the JSON job
+    [template] = blocks(task, "template")
+    [jtemplate] = jtask["Templates"]
+    assert ev(template["destination"]) == jtemplate["DestPath"]
+    assert template["env"] is jtemplate["Envvars"] is True
+    assert ev(template["change_mode"]) == jtemplate["ChangeMode"]
+    assert f'nomadVar "nomad/jobs/whago-waha-{UID}"' in ev(template["data"])
+    assert f'nomadVar "nomad/jobs/{jtask["Env"]["WAHA_WORKER_ID"]}"' in jtemplate["EmbeddedTmpl"]
     [resources] = blocks(task, "resources")
     assert {"CPU": ev(resources["cpu"]), "MemoryMB": ev(resources["memory"])} == jtask["Resources"]
     assert duration(ev(task["kill_timeout"])) == jtask["KillTimeout"]

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from app.core.errors import ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.scheduler import InstanceNotFound, Scheduler, TenantRef, build_scheduler, job_id_for
 from app.scheduler.local import LocalScheduler
 from app.scheduler.nomad import NomadScheduler
@@ -51,17 +52,24 @@ async def test_local_gives_each_tenant_its_own_emulator(local, base_settings):
             assert (await client.get(inst.base_url + "/ping")).json() == {"message": "pong"}
             assert (await client.get(inst.base_url + "/api/sessions")).status_code == 401
             version = await client.get(
-                inst.base_url + "/api/server/version", headers={"X-Api-Key": base_settings.waha_api_key}
+                inst.base_url + "/api/server/version",
+                headers={"X-Api-Key": TenantKeys(local.settings).api_key(inst.user_id)},
             )
             assert version.status_code == 200
             assert version.json()["worker"]["id"] == inst.job_id  # WAHA_WORKER_ID = job id
-        # isolation: a session created on A does not exist on B
-        key = {"X-Api-Key": base_settings.waha_api_key}
+        # isolation: each emulator takes its own tenant's key only, and a session created on A
+        # does not exist on B
+        key_a = {"X-Api-Key": TenantKeys(local.settings).api_key(a.id)}
+        key_b = {"X-Api-Key": TenantKeys(local.settings).api_key(b.id)}
+        platform_key = {"X-Api-Key": base_settings.waha_api_key}
+        assert (await client.get(ib.base_url + "/api/sessions", headers=key_a)).status_code == 401
+        assert (await client.get(ia.base_url + "/api/sessions", headers=key_b)).status_code == 401
+        assert (await client.get(ia.base_url + "/api/sessions", headers=platform_key)).status_code == 401
         created = await client.post(
-            ia.base_url + "/api/sessions", json={"name": "chip_abc", "start": False}, headers=key
+            ia.base_url + "/api/sessions", json={"name": "chip_abc", "start": False}, headers=key_a
         )
         assert created.status_code in (200, 201), created.text
-        assert (await client.get(ib.base_url + "/api/sessions/chip_abc", headers=key)).status_code == 404
+        assert (await client.get(ib.base_url + "/api/sessions/chip_abc", headers=key_b)).status_code == 404
     assert await local.ensure_instance(a) == ia  # idempotent
     assert {i.user_id for i in await local.list_instances()} == {a.id, b.id}
 

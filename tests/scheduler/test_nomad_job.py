@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from app.core.errors import ValidationFailed
+from app.core.tenant_keys import TenantKeys
 from app.scheduler.base import TenantRef, job_id_for
 from app.scheduler.nomad_job import (
     CHECK_NAME,
@@ -21,6 +22,7 @@ from app.scheduler.nomad_job import (
     build_job,
     render,
     resources_for_plan,
+    secret_items,
 )
 from tests.doubles import validate_register_body
 
@@ -161,7 +163,10 @@ def test_policies_use_nanoseconds_and_nomad_casing(base_settings):
 def test_env(base_settings):
     env = job_of(base_settings)["TaskGroups"][0]["Tasks"][0]["Env"]
     key = base_settings.waha_api_key
-    assert env["WAHA_API_KEY"] == "sha512:" + hashlib.sha512(key.encode()).hexdigest()
+    assert "WAHA_API_KEY" not in env  # in the job's Variable, as the tenant's key's hash
+    tenant_key = TenantKeys(base_settings).api_key(UID)
+    items = secret_items(base_settings, UID)
+    assert items["WAHA_API_KEY"] == "sha512:" + hashlib.sha512(tenant_key.encode()).hexdigest()
     assert key not in json.dumps(job_of(base_settings))  # the plain key never reaches Nomad
     assert env["WAHA_WORKER_ID"] == f"whago-waha-{UID}"
     assert env["WHATSAPP_DEFAULT_ENGINE"] == "GOWS"
@@ -171,7 +176,9 @@ def test_env(base_settings):
     assert "WHATSAPP_SESSIONS_POSTGRESQL_URL" not in env
     with_db = job_of(base_settings, waha_sessions_database_url="postgres://w:p@db/waha", waha_engine="NOWEB")
     env = with_db["TaskGroups"][0]["Tasks"][0]["Env"]
-    assert env["WHATSAPP_SESSIONS_POSTGRESQL_URL"] == "postgres://w:p@db/waha"
+    assert "WHATSAPP_SESSIONS_POSTGRESQL_URL" not in env  # a secret: in the Variable
+    db_settings = msgspec.structs.replace(base_settings, waha_sessions_database_url="postgres://w:p@db/waha")
+    assert secret_items(db_settings, UID)["WHATSAPP_SESSIONS_POSTGRESQL_URL"] == "postgres://w:p@db/waha"
     assert env["WHATSAPP_DEFAULT_ENGINE"] == "NOWEB"
 
 
@@ -199,7 +206,8 @@ def test_optional_settings(base_settings):
         "sessions": {"Name": "sessions", "Type": "host", "Source": "whago-sessions", "ReadOnly": False}
     }
     assert task["VolumeMounts"] == [{"Volume": "sessions", "Destination": "/app/.sessions", "ReadOnly": False}]
-    assert task["Config"]["auth"] == {"username": "bot", "password": "pw"}
+    # the password is interpolated from the template's env when the task starts
+    assert task["Config"]["auth"] == {"username": "bot", "password": "${WHAGO_REGISTRY_PASSWORD}"}
     assert task["Config"]["image"] == "registry.example.com/waha:2026.7.1"
     assert job["Datacenters"] == ["dc1", "dc2"]
     assert job["Namespace"] == "whago"

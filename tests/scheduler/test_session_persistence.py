@@ -12,6 +12,7 @@ import httpx
 import msgspec
 import pytest
 
+from app.core.tenant_keys import TenantKeys
 from app.scheduler import TenantRef, job_id_for
 from app.scheduler.local import LocalScheduler
 from app.waha import WahaClient, WahaNotFound
@@ -73,8 +74,8 @@ async def test_local_instances_keep_sessions_across_stop_restart_and_a_new_proce
     settings = msgspec.structs.replace(
         base_settings, scheduler="local", dev_state_dir=str(tmp_path), instance_ready_timeout_seconds=10
     )
-    key = settings.waha_api_key
     t = tenant()
+    key = TenantKeys(settings).api_key(t.id)
     first = LocalScheduler(settings)
     try:
         inst = await first.ensure_instance(t)
@@ -112,11 +113,12 @@ async def test_local_store_can_be_turned_off(base_settings, tmp_path):
     scheduler = LocalScheduler(settings, emulator_config={"store": None})
     try:
         t = tenant()
+        key = TenantKeys(settings).api_key(t.id)
         inst = await scheduler.ensure_instance(t)
-        await link_a_session(inst.base_url, settings.waha_api_key)
+        await link_a_session(inst.base_url, key)
         await scheduler.stop_instance(t.id)
         back = await scheduler.ensure_instance(t)
-        async with WahaClient(back.base_url, settings.waha_api_key) as waha:
+        async with WahaClient(back.base_url, key) as waha:
             assert await waha.list_sessions(all=True) == []
         assert not (tmp_path / "emulators").exists()
     finally:
@@ -126,8 +128,8 @@ async def test_local_store_can_be_turned_off(base_settings, tmp_path):
 # ---------------------------------------------------------------------------- nomad double
 async def test_nomad_reschedule_stop_and_purge_keep_sessions(make_nomad, double):
     scheduler = make_nomad()
-    key = scheduler.settings.waha_api_key
     t = tenant()
+    key = TenantKeys(scheduler.settings).api_key(t.id)
     job_id = job_id_for(t.id)
     first = await scheduler.ensure_instance(t)
     me = await link_a_session(first.base_url, key)

@@ -11,10 +11,22 @@ from typing import Any
 
 import httpx
 
+from app.core.tenant_keys import WEBHOOK_PURPOSE, derive
 from tests.support.env import WEBHOOK_HMAC_KEY
 
 HOOK = "/api/v1/webhooks/waha"
 KEY = WEBHOOK_HMAC_KEY
+
+
+def tenant_hook(user_id: str) -> str:
+    """The per-tenant route new sessions post to."""
+    return f"{HOOK}/{user_id}"
+
+
+def tenant_key(user_id: str, platform_key: str = KEY) -> str:
+    """The tenant's webhook key, derived from the platform key as WHAGO derives it."""
+    return derive(platform_key, WEBHOOK_PURPOSE, user_id)
+
 
 # WAHA session status -> the chip status it moves the chip to
 MAPPING = {
@@ -95,16 +107,19 @@ async def deliver(
     *,
     signature: str | bool | None = True,
     headers: dict | None = None,
+    path: str = HOOK,
+    key: str = KEY,
 ) -> httpx.Response:
-    """POST a webhook; ``signature=True`` signs the exact bytes sent, a string is sent as is."""
+    """POST a webhook; ``signature=True`` signs the exact bytes sent (with ``key``), a string is
+    sent as is. ``path``: the platform route, or ``tenant_hook(user_id)``."""
     raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
     sent = {"Content-Type": "application/json", **(headers or {})}
     if signature is True:
-        sent["X-Webhook-Hmac"] = sign(raw)
+        sent["X-Webhook-Hmac"] = sign(raw, key)
         sent["X-Webhook-Hmac-Algorithm"] = "sha512"
     elif signature:
         sent["X-Webhook-Hmac"] = signature
-    return await client.post(HOOK, content=raw, headers=sent)
+    return await client.post(path, content=raw, headers=sent)
 
 
 async def deliver_ok(client: httpx.AsyncClient, body: dict, expect: str = "ok") -> None:

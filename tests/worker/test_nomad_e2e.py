@@ -13,6 +13,7 @@ import zxingcpp
 from PIL import Image
 
 from app.core import db
+from app.core.tenant_keys import TenantKeys
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
 from app.scheduler.base import job_id_for
@@ -54,7 +55,9 @@ async def test_end_to_end_through_nomad_and_consul(double):
         assert qr.status_code == 200
         assert qr.headers["content-type"].startswith("image/png")
         decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))
-        async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+        async with httpx.AsyncClient(
+            base_url=waha, headers={"X-Api-Key": TenantKeys(p.settings).api_key(user_id)}
+        ) as raw:
             value = (await raw.get(f"/api/{chip['session_name']}/auth/qr", params={"format": "raw"})).json()["value"]
             assert decoded
             assert decoded[0].text == value
@@ -85,7 +88,9 @@ async def test_end_to_end_through_nomad_and_consul(double):
             return response.status_code == 404
 
         await eventually(gone, timeout=20, what="the chip to be deleted")
-        async with httpx.AsyncClient(base_url=waha, headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+        async with httpx.AsyncClient(
+            base_url=waha, headers={"X-Api-Key": TenantKeys(p.settings).api_key(user_id)}
+        ) as raw:
             assert (await raw.get("/api/sessions", params={"all": "true"})).json() == []
 
 
@@ -110,7 +115,7 @@ async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatc
             alloc = double.current_alloc(job_id_for(user_id))
             if alloc is None or not alloc.port or alloc.client_status != "running":
                 return None
-            async with httpx.AsyncClient(headers={"X-Api-Key": p.settings.waha_api_key}) as raw:
+            async with httpx.AsyncClient(headers={"X-Api-Key": TenantKeys(p.settings).api_key(user_id)}) as raw:
                 listed = await raw.get(f"http://127.0.0.1:{alloc.port}/api/sessions", params={"all": "true"})
             names = {s["name"] for s in listed.json()} if listed.status_code == 200 else set()
             return alloc if names == {c["session_name"] for c in chips} else None

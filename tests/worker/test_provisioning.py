@@ -12,6 +12,7 @@ import pytest
 
 from app.chips.provisioning import ProvisioningService
 from app.core import db
+from app.core.tenant_keys import TenantKeys
 from app.worker.runner import running_worker
 from tests.support.asgi_server import free_port
 from tests.support.platform import platform
@@ -37,8 +38,11 @@ async def test_chip_reaches_waiting_qr_by_itself_with_metadata_and_webhook(stati
         session = emulator.sessions[chip["session_name"]]
         assert session.config["metadata"] == {"user_id": tenant["user"]["id"], "chip_id": chip["id"]}
         hook = session.config["webhooks"][0]
-        assert hook["url"] == p.settings.webhook_url
-        assert hook["hmac"]["key"] == p.settings.webhook_hmac_key
+        # the tenant's own route and derived key (not the platform's)
+        user_id = tenant["user"]["id"]
+        assert hook["url"] == f"{p.settings.webhook_url}/{user_id}"
+        assert hook["hmac"]["key"] == TenantKeys(p.settings).webhook_key(user_id)
+        assert hook["hmac"]["key"] != p.settings.webhook_hmac_key
         assert hook["retries"]["policy"] == "exponential"
         assert set(hook["events"]) == {"session.status", "message", "message.ack"}
         history = (await p.http.get(f"/api/v1/chips/{chip['id']}/events", headers=tenant["headers"])).json()["items"]

@@ -126,7 +126,9 @@ async def test_durable_to_dos_are_requeued(static_emulator):
 
 async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_emulator):
     """WHAGO_WEBHOOK_HMAC_KEY=new,old: events signed with either verify; the reconciler moves
-    sessions still configured with the old key to the new one."""
+    sessions still configured with the old key (on the platform route, as sessions configured
+    before per-tenant keys are) to the tenant's route and its key derived from the new one, and
+    reports how many remain on the old route."""
     served, emulator = static_emulator
     env = {
         "WHAGO_SCHEDULER": "static",
@@ -152,11 +154,16 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
         await p.wait_status(tenant, chip["id"], "waiting_qr")  # old-key webhooks still verify
         report = await Reconciler(p.container).run()
         assert report.drift["session_config_stale"] == 1, report.as_dict()
+        assert report.legacy_webhook_sessions == 1
+        assert report.as_dict()["legacy_webhook_sessions"] == 1
         from app.chips.provisioning import ProvisioningService
+        from app.core.tenant_keys import derive
 
         assert await ProvisioningService(p.container).provision(uuid.UUID(chip["id"])) == "updated"
         session = emulator.sessions[chip["session_name"]]
-        assert session.config["webhooks"][0]["hmac"]["key"] == "new-webhook-key-2"
+        hook = session.config["webhooks"][0]
+        assert hook["url"] == f"{p.settings.webhook_url}/{tenant['user']['id']}"
+        assert hook["hmac"]["key"] == derive("new-webhook-key-2", "whago/webhook-hmac/v1", tenant["user"]["id"])
         # the new config restarted the session (STARTING): only a fresh QR can be scanned
         await eventually(lambda: session.status == "SCAN_QR_CODE", what="a QR after the config update")
         await _scan(served.url, chip["session_name"])
@@ -164,6 +171,7 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
         assert connected["phone_number"] == "5511988887777"
         again = await Reconciler(p.container).run()
         assert not again.drift.get("session_config_stale"), again.as_dict()
+        assert again.legacy_webhook_sessions == 0
 
 
 async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulator):

@@ -42,7 +42,7 @@ from app.scheduler.locks import KeyedLocks
 from app.scheduler.nomad import diagnostics
 from app.scheduler.nomad.consul import ConsulDiscovery
 from app.scheduler.nomad.transport import NomadTransport
-from app.scheduler.nomad_job import GENERATION, GENERATION_META, build_job
+from app.scheduler.nomad_job import GENERATION, GENERATION_META, build_job, secret_items, variable_path
 from app.settings import Settings
 
 logger = logging.getLogger("whago.scheduler.nomad")
@@ -147,6 +147,17 @@ class NomadScheduler:
                     raise
                 logger.info("job %s changed concurrently; reading it again", job_id)
 
+    async def _write_secrets(self, job_id: str, user_id: str) -> None:
+        """The job's Variable (``nomad/jobs/<job id>``): the task's secrets, never in the spec.
+        Written only when it differs, so an unchanged tenant costs one read."""
+        path = variable_path(job_id)
+        items = secret_items(self.settings, user_id)
+        current = await self.nomad.read(f"reading variable {path}", "variable", path)
+        if isinstance(current, dict) and current.get("Items") == items:
+            return
+        body = {"Namespace": self.nomad.namespace, "Path": path, "Items": items}
+        await self.nomad.request(f"writing variable {path}", "variable", path, method="put", body=body)
+
     async def _deregister(self, job_id: str, purge: bool) -> None:
         await self.nomad.request(
             f"deregistering job {job_id}",
@@ -242,6 +253,7 @@ class NomadScheduler:
             cached = await self.cache.get(user_id)
             if cached:
                 return InstanceState(user_id=user_id, job_id=job_id, status="running", base_url=cached)
+            await self._write_secrets(job_id, user_id)  # before the job: its template needs it
             await self._converge(job_id, body)
             url = await self._wait_ready(job_id, user_id)
             await self.cache.set(user_id, job_id, url)
@@ -304,6 +316,8 @@ class NomadScheduler:
     async def remove_instance(self, user_id: str) -> None:
         user_id = normalize_user_id(user_id)
         await self._deregister(job_id_for(user_id), purge=True)
+        path = variable_path(job_id_for(user_id))
+        await self.nomad.request(f"deleting variable {path}", "variable", path, method="delete", missing_ok=True)
         await self.cache.delete(user_id)
 
     async def invalidate(self, user_id: str) -> None:

@@ -31,7 +31,7 @@ from app.scheduler.errors import (
 from app.scheduler.nomad.diagnostics import safe_origin
 from app.settings import Settings
 
-Method = Literal["get", "post", "delete"]
+Method = Literal["get", "post", "put", "delete"]
 
 # Nomad answers every error without its own HTTP code with 500 (command/agent/http.go): job
 # validation failures *and* cluster trouble. Texts of the latter (lower-cased) are retryable;
@@ -71,7 +71,7 @@ def is_transient_500(text: str) -> bool:
 
 
 # python-nomad endpoint objects we use, as attribute paths on ``nomad.Nomad``.
-Endpoint = Literal["job", "jobs", "allocation", "status.leader"]
+Endpoint = Literal["job", "jobs", "allocation", "status.leader", "variable"]
 
 
 class NomadReply(msgspec.Struct, frozen=True):
