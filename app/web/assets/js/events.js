@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 
 const TYPES = ["chip.status", "chip.qr", "message.status", "chip.health", "chip.deleted"];
-const MAX_DELAY_MS = 30000;
+const MAX_DELAY_MS = 10000;
 
 export class LiveEvents {
   constructor() {
