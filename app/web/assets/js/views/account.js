@@ -1,5 +1,5 @@
 import { h, field } from "../dom.js";
-import { api, setToken } from "../api.js";
+import { api, ApiError, setToken } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../state.js";
 import { heading, noticeArea, busy } from "../ui.js";
@@ -17,10 +17,17 @@ export function accountView(main) {
         event.preventDefault();
         const data = new FormData(form);
         busy(submit, notice, async () => {
-          const answer = await api("POST", "/auth/password", {
-            current_password: data.get("current_password"),
-            new_password: data.get("new_password"),
-          });
+          let answer;
+          try {
+            answer = await api("POST", "/auth/password", {
+              current_password: data.get("current_password"),
+              new_password: data.get("new_password"),
+            });
+          } catch (error) {
+            // a server without the route yet: say so instead of a bare "Not found"
+            if (error instanceof ApiError && error.missingRoute) return notice.show(t("error.not_available"), "info");
+            throw error;
+          }
           // every earlier token stopped working: continue with the new one
           setToken(answer.access_token);
           form.reset();
