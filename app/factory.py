@@ -7,9 +7,10 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
@@ -35,6 +36,7 @@ from app.messages.controller import MessagesController
 from app.openapi import assets_router, document, render_plugin
 from app.plans.controller import PlansController
 from app.settings import Settings, get_settings
+from app.web.controller import console_asset, console_fallback, console_index
 from app.webhooks.batcher import GroupCommitter
 from app.webhooks.controller import WebhooksController
 
@@ -85,10 +87,6 @@ def create_app(
             await container.aclose()
             await db.close_pool()
 
-    @get("/", include_in_schema=False)
-    async def index() -> dict[str, str]:
-        return {"name": "WHAGO", "docs": "/schema"}
-
     cors = None
     if settings.cors_origins:
         cors = CORSConfig(allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()])
@@ -97,7 +95,8 @@ def create_app(
 
     return Litestar(
         route_handlers=[
-            index,
+            console_index,
+            console_asset,
             HealthController,
             AuthController,
             PlansController,
@@ -125,7 +124,11 @@ def create_app(
             "stream_lease": Provide(provide_stream_lease),
             "event_hub": Provide(provide_event_hub, sync_to_thread=False),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            # routing's 404: console paths (deep links, reloads) get the app, the rest JSON
+            NotFoundException: console_fallback(EXCEPTION_HANDLERS[HTTPException]),
+        },
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware],
         cors_config=cors,

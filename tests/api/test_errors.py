@@ -70,7 +70,8 @@ async def test_validation_error_carries_field_details(client):
 
 async def test_unknown_route_and_method(client):
     assert_error(await client.get("/api/v1/nope"), 404, "not_found")
-    assert_error(await client.get("/nothing/here"), 404, "not_found")
+    # a GET outside the API is the web console's (deep links); other methods stay JSON 404s
+    assert_error(await client.post("/nothing/here"), 404, "not_found")
     assert_error(await client.put("/api/v1/plans"), 405, "method_not_allowed")
 
 
