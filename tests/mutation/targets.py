@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 TARGETS: dict[str, list[str]] = {
-    "app/webhooks/service.py": ["tests/api/test_webhooks.py", "tests/api/test_fuzz_webhooks.py"],
-    "app/webhooks/queries.py": ["tests/api/test_webhooks.py"],
-    "app/chips/transitions.py": ["tests/api/test_chips.py", "tests/api/test_chip_actions.py"],
+    # the webhook apply path: statuses (test_webhooks), chip.status/chip.qr events (test_events),
+    # message.ack (test_messages)
+    "app/webhooks/service.py": ["tests/api/test_webhooks.py", "tests/api/test_events.py", "tests/api/test_messages.py"],
+    "app/webhooks/queries.py": ["tests/api/test_webhooks.py", "tests/api/test_events.py", "tests/api/test_messages.py"],
+    "app/chips/transitions.py": [
+        "tests/api/test_chips.py",
+        "tests/api/test_chip_actions.py",
+        "tests/api/test_events.py",
+    ],
     "app/chips/queries.py": [
         "tests/api/test_chips.py",
         "tests/api/test_pagination.py",
