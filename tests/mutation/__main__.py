@@ -89,6 +89,8 @@ def _equivalents() -> dict[str, str]:
 
 def run(modules: list[str], every: int, sample: int | None, timeout: float | None, out: Path) -> dict:
     _restore_interrupted()
+    # `kill PID` must still put the module back (the finally below): SIGTERM becomes SystemExit
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     equivalent = _equivalents()
     report: dict = {"started": datetime.now(UTC).isoformat(), "every": every, "sample": sample, "modules": {}}
     for module in modules:
