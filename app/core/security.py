@@ -111,7 +111,16 @@ class TokenSigner:
     # still checked on every use, and revocation is checked separately (``state``/``remember``).
     _CACHE_SIZE = 20_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # clocks are parameters so tests can move time instead of sleeping
+        self._clock = clock
+        self._monotonic = monotonic
         self._key = settings.secret_key
         self._verified: dict[tuple[str, str], TokenClaims] = {}
         self._states: dict[uuid.UUID, tuple[float, TokenState]] = {}
@@ -120,7 +129,7 @@ class TokenSigner:
 
     def issue(self, user_id: uuid.UUID, version: int, kind: str = ACCESS) -> tuple[str, int]:
         ttl = self.access_ttl if kind == ACCESS else self.stream_ttl
-        now = int(time.time())
+        now = int(self._clock())
         payload = {
             "iss": ISSUER,
             "aud": AUDIENCES[kind],
@@ -137,7 +146,7 @@ class TokenSigner:
         """Signature, issuer, audience, type and expiry; revocation is the caller's next step."""
         cached = self._verified.get((token, kind))
         if cached is not None:
-            if cached.expires_at > time.time():
+            if cached.expires_at > self._clock():
                 return cached
             del self._verified[(token, kind)]
         claims = self._decode(token, kind)
@@ -154,34 +163,41 @@ class TokenSigner:
                 algorithms=[_ALGORITHM],
                 issuer=ISSUER,
                 audience=AUDIENCES[kind],
-                options={"require": ["iss", "aud", "sub", "exp", "typ", "ver", "jti"]},
+                # time claims are checked below against the signer's clock (PyJWT reads the system's);
+                # iat is informational (only this key signs, and it never future-dates a token)
+                options={
+                    "require": ["iss", "aud", "sub", "exp", "typ", "ver", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
             if payload["typ"] != kind:
                 raise NotAuthenticated("Wrong token type.")
-            return TokenClaims(
+            claims = TokenClaims(
                 uuid.UUID(payload["sub"]), kind, int(payload["exp"]), int(payload["ver"]), uuid.UUID(payload["jti"])
             )
-        except jwt.ExpiredSignatureError:
-            raise NotAuthenticated("Token expired.") from None
         except jwt.InvalidAudienceError:
             raise NotAuthenticated("Wrong token audience (or type) for this route.") from None
         except jwt.InvalidIssuerError:
             raise NotAuthenticated("Token not issued by WHAGO.") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise NotAuthenticated("Invalid token.") from None
+        if claims.expires_at <= self._clock():  # PyJWT's rule: expired from the second of exp on
+            raise NotAuthenticated("Token expired.")
+        return claims
 
     # --- revocation cache (per token id, REVOCATION_CACHE_SECONDS) ------------------------------
 
     def cached_state(self, claims: TokenClaims) -> TokenState | None:
         entry = self._states.get(claims.token_id)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < self._monotonic():
             return None
         return entry[1]
 
     def remember(self, claims: TokenClaims, state: TokenState) -> None:
         if len(self._states) >= self._CACHE_SIZE:
             self._states.clear()
-        self._states[claims.token_id] = (time.monotonic() + REVOCATION_CACHE_SECONDS, state)
+        self._states[claims.token_id] = (self._monotonic() + REVOCATION_CACHE_SECONDS, state)
 
     def forget_states(self) -> None:
         """After a revocation made by this process: effective here at once, not in 4 seconds."""

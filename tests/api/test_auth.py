@@ -117,3 +117,14 @@ async def test_plans_are_public(client):
         {"name": "business", "max_chips": 3},
         {"name": "enterprise", "max_chips": 10},
     ]
+
+
+async def test_passwords_are_case_sensitive_and_emails_are_not(client):
+    user = await register(client, "Frank@Example.com", password="Correct Horse Battery")
+    assert user["user"]["email"] == "frank@example.com"
+    for wrong in ("correct horse battery", "CORRECT HORSE BATTERY"):
+        response = await client.post("/api/v1/auth/login", json={"email": "frank@example.com", "password": wrong})
+        assert response.status_code == 401, wrong
+    for email in ("frank@example.com", "FRANK@example.COM"):
+        response = await client.post("/api/v1/auth/login", json={"email": email, "password": "Correct Horse Battery"})
+        assert response.status_code == 200, email

@@ -679,3 +679,46 @@ async def test_a_timestamp_far_in_the_future_is_clamped_to_the_receive_time(clie
     assert (await get_chip(client, user, chip))["status"] == "waiting_qr"
     clamped = [e for e in await history(client, user, chip) if e["to_status"] == "starting"]
     assert "future" in clamped[0]["detail"]
+
+
+# --- ordering edges -------------------------------------------------------------------------------
+
+
+async def test_statuses_with_the_same_timestamp_apply_in_arrival_order(client, tenant):
+    """Only an *older* event is stale (api.md): a tie is not older, so the later delivery wins."""
+    user, chip = tenant
+    t = now_ms()
+    await deliver_ok(client, status_event(user, chip, "WORKING", at=t, phone="5511911112222"))
+    await deliver_ok(client, status_event(user, chip, "STOPPED", at=t))
+    assert (await get_chip(client, user, chip))["status"] == "disconnected"
+    await deliver_ok(client, status_event(user, chip, "STARTING", at=t))
+    assert (await get_chip(client, user, chip))["status"] == "starting"
+    rows = await history(client, user, chip)
+    assert [(r["from_status"], r["to_status"]) for r in rows] == [
+        ("disconnected", "starting"),
+        ("connected", "disconnected"),
+        ("provisioning", "connected"),
+    ]
+    assert not any(r["detail"].startswith("ignored") for r in rows)
+
+
+async def test_a_repeated_status_keeps_its_change_time_but_moves_the_ordering_clock(client, tenant):
+    user, chip = tenant
+    t0 = now_ms()
+    await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 1, phone="5511911112222"))
+    first = await get_chip(client, user, chip)
+    # the same status again, later, from a re-linked phone
+    await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 5, phone="5511933334444"))
+    again = await get_chip(client, user, chip)
+    assert again["status"] == "connected"
+    assert again["phone_number"] == "5511933334444"
+    assert again["status_changed_at"] == first["status_changed_at"]  # the status did not change
+    assert len(await history(client, user, chip)) == 1
+    # the repeat is the latest status event: one between the two is now older, and stale
+    await deliver_ok(client, status_event(user, chip, "STOPPED", at=t0 + 3))
+    got = await get_chip(client, user, chip)
+    assert got["status"] == "connected"
+    assert got["status_changed_at"] == first["status_changed_at"]
+    stale = (await history(client, user, chip))[0]
+    assert stale["to_status"] == "disconnected"
+    assert "older" in stale["detail"]
