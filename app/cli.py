@@ -152,6 +152,17 @@ def _users_set_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users_disable(args: argparse.Namespace) -> int:
+    from app import operator_cli
+
+    try:
+        print(asyncio.run(operator_cli.set_disabled(get_settings(), args.email, not args.enable)))
+    except operator_cli.OperatorError as exc:
+        print(f"whago: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _proxies_import(args: argparse.Namespace) -> int:
     from app import operator_cli
 
@@ -351,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     set_plan.add_argument("email", help="the user's email")
     set_plan.add_argument("plan", help="a plan name from WHAGO_PLANS")
     set_plan.set_defaults(func=_users_set_plan)
+    disable = _command(
+        users, "disable", "disable an account: its tokens are revoked, its event streams close (audited)"
+    )
+    disable.add_argument("email", help="the user's email")
+    disable.add_argument("--enable", action="store_true", help="enable the account again instead")
+    disable.set_defaults(func=_users_disable)
 
     proxies = _command(sub, "proxies", "manage the proxy pool").add_subparsers(
         dest="proxies_command", required=True, metavar="COMMAND"

@@ -110,6 +110,19 @@ async def set_plan(settings: Settings, email: str, plan: str) -> str:
     return f"{updated.email}: plan {user.plan} -> {updated.plan} (max {updated.max_chips} chips)"
 
 
+async def set_disabled(settings: Settings, email: str, disabled: bool) -> str:
+    """Disable (or enable) an account: its tokens are revoked and its open streams close."""
+    async with _platform(settings) as container:
+        user = await find_user_by_email(email)
+        if user is None:
+            raise OperatorError(f"no user with email {email.strip().lower()}")
+        try:
+            updated = await AdminService(container).update_user(user.id, AdminUserUpdate(disabled=disabled))
+        except WhagoError as exc:
+            raise OperatorError(exc.detail) from None
+    return f"{updated.email}: {'disabled (tokens revoked)' if disabled else 'enabled'}"
+
+
 def _proxy_rows(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):

@@ -28,6 +28,7 @@ import msgspec
 from app.chips.service import ChipService
 from app.chips.status import ChipStatus
 from app.container import Container
+from app.core import metrics
 from app.core.errors import Conflict, DependencyUnavailable, NotFound
 from app.events.bus import format_time
 from app.messages import queries
@@ -200,6 +201,7 @@ class MessageService:
             raise
 
     async def publish(self, user_id: UUID, row: MessageRow) -> None:
+        metrics.MESSAGES.labels(row.status.value).inc()
         await self.s.events.publish(
             user_id,
             "message.status",

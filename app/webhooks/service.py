@@ -271,6 +271,7 @@ class WebhookService:
         if row["chip_id"] is None or row["message_id"] is None:
             return "ignored"
         if row["changed_at"] is not None:
+            metrics.MESSAGES.labels(status.value).inc()
             await self.s.events.publish(
                 row["user_id"],
                 "message.status",

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.api import get_chip, new_chip, register, set_plan
 from tests.support.errors import assert_error
@@ -160,9 +161,15 @@ async def delivered_acks(emulator: Emulator, chip: dict) -> int:
 # --- sending and delivery status ------------------------------------------------------------------
 
 
+def _messages_counted(status: str) -> float:
+    # the API runs in this process (tests/support/asgi_server), so its registry is this one
+    return REGISTRY.get_sample_value("whago_messages_total", {"status": status}) or 0.0
+
+
 async def test_text_is_recorded_sent_and_acks_move_it_to_read(api, waha_api, control, emulator, pg):
     user = await register(api)
     chip = await connected_chip(api, waha_api, control, user)
+    counted = {s: _messages_counted(s) for s in ("sent", "delivered", "read")}
     async with open_stream(api, user) as sse:
         response = await send(api, user, chip, {"to": "+5521999990000", "text": "olá"})
         assert response.status_code == 202, response.text
@@ -203,6 +210,8 @@ async def test_text_is_recorded_sent_and_acks_move_it_to_read(api, waha_api, con
         await ack(control, chip, sent["id"], -1)
         await eventually(lambda: _all_acks_in(emulator, 7), what="the ERROR ack delivered")
         assert (await message(api, user, chip, body["id"]))["status"] == "read"
+    # whago_messages_total counts each status change once (repeated and late acks change nothing)
+    assert {s: _messages_counted(s) - n for s, n in counted.items()} == {"sent": 1, "delivered": 1, "read": 1}
     activity = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", uuid.UUID(chip["id"]))
     assert activity is not None
 

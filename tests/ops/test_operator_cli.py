@@ -54,6 +54,7 @@ def test_version_and_every_help_says_what_and_shows_defaults():
         ["reconcile"],
         ["instances", "list"],
         ["users", "set-plan"],
+        ["users", "disable"],
         ["proxies", "import"],
     ]
     for command in commands:
@@ -93,6 +94,24 @@ def test_set_plan_changes_the_plan_and_is_audited(migrated_db, clean_state):
     assert refused.returncode == 1
     assert "Unknown plan 'platinum'" in refused.stderr
     assert run("users", "set-plan", "nobody@example.com", "free").returncode == 1
+
+
+def test_disable_revokes_and_is_audited_and_enable_undoes_it(migrated_db, clean_state):
+    email = f"off-{uuid.uuid4().hex[:8]}@example.com"
+    sql(migrated_db, "INSERT INTO users (email, password_hash) VALUES ($1, 'x')", email)
+    [before] = sql(migrated_db, "SELECT token_version FROM users WHERE email = $1", email)
+    result = run("users", "disable", email)
+    assert result.returncode == 0, result.stderr
+    assert "disabled" in result.stdout
+    [row] = sql(migrated_db, "SELECT disabled, token_version FROM users WHERE email = $1", email)
+    assert row["disabled"] is True
+    assert row["token_version"] > before["token_version"]  # every earlier token revoked
+    [entry] = sql(migrated_db, "SELECT action, after::text FROM audit_log")
+    assert entry["action"] == "user.update"
+    assert json.loads(entry["after"]) == {"disabled": True}
+    assert run("users", "disable", email, "--enable").returncode == 0
+    assert sql(migrated_db, "SELECT disabled FROM users WHERE email = $1", email)[0]["disabled"] is False
+    assert run("users", "disable", "nobody@example.com").returncode == 1
 
 
 def test_proxies_import_encrypts_and_never_echoes_passwords(migrated_db, clean_state, tmp_path):
