@@ -26,6 +26,7 @@ import httpx
 import pytest
 import redis as sync_redis
 
+from app.core.tenant_keys import API_KEY_PURPOSE, derive
 from tests.support.asgi_server import free_port
 from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
 
@@ -185,8 +186,10 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
         return mine[0]["base_url"] if mine else None
 
     emulator = poll("the tenant's instance in the admin list", emulator_url, bool)
-    # the emulator's control endpoints take the instance's API key, like WAHA's own routes
-    waha_key = {"X-Api-Key": json.loads((tmp_path / "state" / "dev-secrets.json").read_text())["waha_api_key"]}
+    # the emulator's control endpoints take the instance's API key, like WAHA's own routes: the
+    # tenant's own key, derived from the platform one (app.core.tenant_keys)
+    platform_key = json.loads((tmp_path / "state" / "dev-secrets.json").read_text())["waha_api_key"]
+    waha_key = {"X-Api-Key": derive(platform_key, API_KEY_PURPOSE, user_id)}
     scanned = httpx.post(
         f"{emulator}/_emulator/sessions/{session}/scan", json={"phone": PHONE}, headers=waha_key, timeout=5
     )
@@ -300,5 +303,5 @@ def test_readme_walkthrough_runs_twice_in_bash(dev: Dev, tmp_path) -> None:
         out = result.stdout.split()
         assert "waiting_qr" in out, result.stdout
         assert "5511999990000" in out, result.stdout
-        assert "sent" in out, result.stdout
+        assert "read" in out, result.stdout  # the message reached "read"
         assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG")

@@ -12,6 +12,7 @@ from app.chips.status import ChipStatus
 from app.container import Container
 from app.core import context
 from app.core.errors import Conflict, DependencyUnavailable
+from app.core.tenant_keys import TenantKeys
 
 
 def _not_waiting() -> Conflict:
@@ -34,9 +35,9 @@ class DevService:
         url = f"{instance.base_url.rstrip('/')}/_emulator/sessions/{chip.session_name}/scan"
         try:
             async with httpx.AsyncClient(timeout=self.s.settings.waha_timeout_seconds) as http:
-                response = await http.post(
-                    url, json={"phone": phone_number} if phone_number else {}, headers=context.outgoing_headers()
-                )
+                # the control endpoints take the instance's own key: the tenant's derived one
+                headers = {**context.outgoing_headers(), "X-Api-Key": TenantKeys(self.s.settings).api_key(user_id)}
+                response = await http.post(url, json={"phone": phone_number} if phone_number else {}, headers=headers)
         except httpx.HTTPError:
             raise DependencyUnavailable("The emulated WAHA instance did not answer.") from None
         if response.status_code == 409:  # the emulator's session left SCAN_QR_CODE meanwhile
