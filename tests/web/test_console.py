@@ -271,6 +271,7 @@ def test_tables_have_the_same_strings_and_every_key_used_exists() -> None:
     # keys built at run time: every value they can take
     for prefix, values in {
         "status": ["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"],
+        "chip.qr.none": ["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"],
         "health": ["ok", "degraded", "unknown"],
         "message.status": ["pending", "sent", "delivered", "read", "failed"],
         "live": ["live", "connecting", "reconnecting", "offline"],

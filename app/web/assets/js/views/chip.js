@@ -5,6 +5,9 @@ import { live } from "../events.js";
 import { navigate } from "../state.js";
 import { heading, noticeArea, busy, statusBadge, healthBadge, ticks, confirmAction } from "../ui.js";
 
+// chip statuses with a localized "no QR code now" reason (i18n keys chip.qr.none.<status>)
+const QR_REASONS = ["provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting"];
+
 // Whether this server has the development scan route: it only takes POST, so a GET answers 405
 // where it exists and 404 where it does not (production, or a server without it).
 const devScan = new Map();
@@ -87,7 +90,8 @@ export function chipView(main, { params: [chipId], onLeave }) {
       const qr = await api("GET", `/chips/${chipId}/qr`);
       qrImage.hidden = !qr.qr_code;
       if (qr.qr_code) qrImage.src = qr.qr_code;
-      const parts = [qr.message || ""];
+      // with a code, the instructions above say it all; without one, say why in the user's language
+      const parts = [qr.qr_code ? "" : QR_REASONS.includes(qr.status) ? t(`chip.qr.none.${qr.status}`) : qr.message];
       if (typeof qr.attempts_left === "number") parts.push(t("chip.qr.attempts", { count: qr.attempts_left }));
       qrMessage.textContent = parts.filter(Boolean).join(" ");
     } catch (error) {
