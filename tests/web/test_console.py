@@ -33,6 +33,7 @@ import redis as sync_redis
 import zxingcpp
 from PIL import Image
 
+from app.core.tenant_keys import API_KEY_PURPOSE, derive
 from tests.support.asgi_server import free_port
 from tests.support.dev_server import DevServer, drop_database, poll
 from tests.support.env import TEST_DATABASE_URL, TEST_REDIS_URL
@@ -196,7 +197,12 @@ def emulator_scan(server: DevServer, user_id: str, session_name: str) -> None:
         return mine[0]["base_url"] if mine else None
 
     base = poll("the tenant's emulator", emulator_url, bool)
-    scanned = httpx.post(f"{base}/_emulator/sessions/{session_name}/scan", json={"phone": PHONE}, timeout=5)
+    # the control endpoints take the instance's own key: the tenant's, derived from the platform one
+    state = Path(server.env["WHAGO_DEV_STATE_DIR"]) / "dev-secrets.json"
+    key = {"X-Api-Key": derive(json.loads(state.read_text())["waha_api_key"], API_KEY_PURPOSE, user_id)}
+    scanned = httpx.post(
+        f"{base}/_emulator/sessions/{session_name}/scan", json={"phone": PHONE}, headers=key, timeout=5
+    )
     assert scanned.status_code == 200, scanned.text
 
 
@@ -326,7 +332,10 @@ def test_tenant_walkthrough(server, open_page, screens) -> None:
     else:
         page.click("#simulate-scan")
     page.wait_for_selector("#chip-status [data-status=connected]")
-    page.wait_for_selector(f"#chip-phone:has-text('{PHONE}')")
+    with api(server) as http:  # the simulated phone picks its own number
+        phone = http.get(f"/api/v1/chips/{chip_id}", headers=headers).json()["phone_number"]
+    assert phone
+    page.wait_for_selector(f"#chip-phone:has-text('{phone}')")
     assert page.evaluate("window.__noReload") is True, "the page reloaded"
     assert page.locator("#qr-section").is_hidden()
 
