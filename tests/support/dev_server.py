@@ -78,12 +78,14 @@ class DevServer:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(signal.SIGINT)  # Ctrl+C, as a developer stops it
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+            raise AssertionError(f"whago dev did not stop on SIGINT:\n{self.tail()}") from None
+        assert self.process.returncode == 0, f"whago dev exited with {self.process.returncode}:\n{self.tail()}"
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
