@@ -22,6 +22,7 @@ session).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import uuid
@@ -39,6 +40,7 @@ def _tenant(user_id: uuid.UUID | str) -> bytes:
     return str(uuid.UUID(str(user_id))).encode()
 
 
+@functools.lru_cache(maxsize=4096)  # the webhook receiver derives a tenant's key on every event
 def derive(secret: str, purpose: str, user_id: uuid.UUID | str) -> str:
     """Hex HMAC-SHA256 of the tenant id under the purpose key of ``secret``."""
     purpose_key = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()

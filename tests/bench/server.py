@@ -15,6 +15,8 @@ from tests.support.asgi_server import free_port
 BENCH_DATABASE_URL = os.environ.get("WHAGO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/whago_bench")
 BENCH_REDIS_URL = os.environ.get("WHAGO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
+last_pid: int | None = None  # the running server's pid (for a profiler to attach to)
+
 BENCH_ENV = {
     "WHAGO_ENV": "test",  # cheap password hashing for the many sign-ups a benchmark makes
     "WHAGO_DATABASE_URL": BENCH_DATABASE_URL,
@@ -24,6 +26,7 @@ BENCH_ENV = {
     "WHAGO_WAHA_API_KEY": "bench-waha-key",
     "WHAGO_ENCRYPTION_KEY": "YmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmI=",
     "WHAGO_LOG_LEVEL": "WARNING",
+    "WHAGO_AUTH_IP_LIMIT_PER_MINUTE": "100000",  # the benchmarks sign up 100 tenants from one address
 }
 
 
@@ -39,6 +42,8 @@ def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    global last_pid
+    last_pid = proc.pid
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_live(url)
