@@ -122,11 +122,16 @@ async def test_a_purged_job_is_brought_back_by_the_reconciler(double, monkeypatc
 
         alloc = await eventually(sessions_back, timeout=30, what="the sessions to come back", interval=0.1)
         assert alloc.port != old_port
+
         # The old allocation's shutdown STOPPED may carry a later time than the new one's first
-        # events (both run at once in the double): the next pass puts the chip on WAHA's status.
-        await Reconciler(p.container).run()
-        for chip in chips:
-            await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
+        # events (both run at once in the double, and deliveries retry): reconcile passes, as the
+        # cron runs them, put each chip on WAHA's own status.
+        async def healed() -> bool:
+            await Reconciler(p.container).run()
+            statuses = {(await p.chip(tenant, c["id"]))["status"] for c in chips}
+            return statuses == {"waiting_qr"}
+
+        await eventually(healed, timeout=30, what="the chips back on waiting_qr", interval=0.2)
 
         # and a run soon sees no drift (the re-provisioning settles at its own pace)
         async def settled():
