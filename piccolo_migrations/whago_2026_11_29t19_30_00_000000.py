@@ -21,11 +21,19 @@ STATEMENTS = [
     "ALTER TABLE chips ADD COLUMN IF NOT EXISTS next_probe_at timestamptz NULL",
     "ALTER TABLE chips ADD COLUMN IF NOT EXISTS heal_count integer NOT NULL DEFAULT 0",
     "ALTER TABLE chips ADD COLUMN IF NOT EXISTS heal_window_at timestamptz NULL",
+    # history rows of liveness verdicts and heals (source 'liveness')
+    "ALTER TABLE chip_events DROP CONSTRAINT IF EXISTS chip_events_source_check",
+    "ALTER TABLE chip_events ADD CONSTRAINT chip_events_source_check"
+    " CHECK (source IN ('api', 'webhook', 'worker', 'reconciler', 'admin', 'liveness'))",
     "CREATE INDEX IF NOT EXISTS chips_liveness_idx ON chips (next_probe_at) WHERE status = 'connected'",
 ]
 
 BACKWARDS = [
     "DROP INDEX IF EXISTS chips_liveness_idx",
+    "DELETE FROM chip_events WHERE source = 'liveness'",
+    "ALTER TABLE chip_events DROP CONSTRAINT IF EXISTS chip_events_source_check",
+    "ALTER TABLE chip_events ADD CONSTRAINT chip_events_source_check"
+    " CHECK (source IN ('api', 'webhook', 'worker', 'reconciler', 'admin'))",
     *(
         f"ALTER TABLE chips DROP COLUMN IF EXISTS {column}"
         for column in (

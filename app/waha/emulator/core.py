@@ -210,6 +210,7 @@ class Emulator:
         # events overtake each other (real networks and WAHA's independent sends do this).
         self.webhook_delay: tuple[float, float] = (0.0, 0.0)
         self._zombified: set[str] = set()  # sessions the --zombie flag already turned
+        self.checks: deque[str] = deque(maxlen=20000)  # session of every check-exists call, in order
 
     # --- lookups and views --------------------------------------------------------------------
 
@@ -511,6 +512,7 @@ class Emulator:
     async def check_exists(self, s: EmulatedSession, phone: str) -> dict[str, Any]:
         """GET /api/contacts/check-exists: a question to WhatsApp's servers, so it needs a live
         connection. A zombie's call hangs (up to ``ZOMBIE_HANG_SECONDS``, then WAHA's 500)."""
+        self.checks.append(s.name)
         await self.expect_status(s, ("WORKING",))
         if s.zombie:
             await asyncio.sleep(ZOMBIE_HANG_SECONDS)
@@ -774,6 +776,8 @@ class Emulator:
         self.events.clear()
         self.deliveries.clear()
         self.phones.clear()
+        self.checks.clear()
+        self._zombified.clear()
         self.fault = "none"
         self.deliver_webhooks = True
         self.webhook_delay = (0.0, 0.0)
