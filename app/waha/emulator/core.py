@@ -40,8 +40,6 @@ DEFAULT_RETRY_DELAY_SECONDS = 2.0
 # WAHA's own waits (src/core/manager.core.ts SESSION_STOP_TIMEOUT = 3000 after a stop, a 1 s sleep
 # after unpair; src/core/abc/manager.abc.ts WAIT_STATUS_TIMEOUT = 5000), as `realistic` applies them.
 REALISTIC_TIMINGS = {"stop_wait_seconds": 3.0, "unpair_wait_seconds": 1.0, "status_wait_seconds": 5.0}
-# How long a zombie session's check-exists hangs before WAHA gives up with a 500.
-ZOMBIE_HANG_SECONDS = 30.0
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 # WAHA's ack codes and names (waha.md §4.4, WAMessageAckBody)
 ACK_NAMES = {-1: "ERROR", 0: "PENDING", 1: "SERVER", 2: "DEVICE", 3: "READ", 4: "PLAYED"}
@@ -78,6 +76,8 @@ class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
     # (with zombie_survives, restarts keep it)
     zombie: bool = False
     zombie_survives: bool = False
+    # how long a zombie session's check-exists hangs before WAHA gives up with a 500
+    zombie_hang_seconds: float = 30.0
 
 
 def now_ms() -> int:
@@ -511,11 +511,11 @@ class Emulator:
 
     async def check_exists(self, s: EmulatedSession, phone: str) -> dict[str, Any]:
         """GET /api/contacts/check-exists: a question to WhatsApp's servers, so it needs a live
-        connection. A zombie's call hangs (up to ``ZOMBIE_HANG_SECONDS``, then WAHA's 500)."""
+        connection. A zombie's call hangs (``zombie_hang_seconds``, then WAHA's 500)."""
         self.checks.append(s.name)
         await self.expect_status(s, ("WORKING",))
         if s.zombie:
-            await asyncio.sleep(ZOMBIE_HANG_SECONDS)
+            await asyncio.sleep(self.config.zombie_hang_seconds)
             raise EmulatorError(500, "Timed Out")
         digits = _digits(phone)
         return {"numberExists": bool(digits), "chatId": f"{digits}@c.us" if digits else None}
