@@ -6,13 +6,16 @@ once, bounded per instance, even with two workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 
 import httpx
+import msgspec
 import pytest
 
 from app.core import db, metrics
+from app.events.bus import user_channel
 from app.liveness.service import GIVE_UP_ERROR, LivenessService
 from app.reconciler import service as reconciler_module
 from app.reconciler.service import Reconciler
@@ -65,6 +68,29 @@ def probes(outcome: str) -> float:
     return metrics.LIVENESS_PROBES.labels(outcome)._value.get()
 
 
+@contextlib.asynccontextmanager
+async def health_events(p, user_id: str):
+    """The chip.health live events published for the tenant while the block runs."""
+    received: list[dict] = []
+    pubsub = p.container.redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(user_channel(uuid.UUID(user_id)))
+
+    async def pump() -> None:
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                received.append(msgspec.json.decode(message["data"]))
+
+    task = asyncio.create_task(pump())
+    try:
+        yield received
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pubsub.aclose()
+
+
 async def until_health(p, tenant: dict, chip_id: str, health: str, timeout: float = 30.0) -> dict:
     """Run passes (as the job would, once per period) until the chip shows ``health``."""
     service = LivenessService(p.container)
@@ -111,8 +137,14 @@ async def test_zombie_is_detected_and_healed_without_a_new_qr(static_emulator):
         tenant, chip = await connected_chip(p, served)
         session = emulator.sessions[chip["session_name"]]
         qr_count, auth = session.qr_count, session.auth
-        ok = await until_health(p, tenant, chip["id"], "ok")
-        assert ok["health_checked_at"] is not None
+        async with health_events(p, tenant["user"]["id"]) as events:
+            ok = await until_health(p, tenant, chip["id"], "ok")
+            assert ok["health_checked_at"] is not None
+            await eventually(lambda: [e for e in events if e["event"] == "chip.health"], 5, "a chip.health event")
+        health = next(e["data"] for e in events if e["event"] == "chip.health")
+        assert health["chip_id"] == chip["id"]
+        assert health["health"] == "ok"
+        assert health["at"].endswith("Z")
 
         healed_before = heals("session", "ok")
         await control(p, served, f"sessions/{chip['session_name']}/fault", {"fault": "zombie"})
