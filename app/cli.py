@@ -190,6 +190,8 @@ def _emulator(args: argparse.Namespace) -> int:
         ack_delay_seconds=args.ack_delay_ms / 1000,
         state_dir=args.state_dir,
         realistic=args.realistic,
+        zombie=args.zombie != "off",
+        zombie_survives=args.zombie == "survive",
     )
     return 0
 
@@ -305,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--realistic",
         action="store_true",
         help="WAHA's own waits: stop/restart/PUT take 3 s, logout 4 s, wrong-status answers 5 s",
+    )
+    emulator.add_argument(
+        "--zombie",
+        choices=("off", "once", "survive"),
+        default="off",
+        help="fault: every session turns into a zombie (WORKING, no events, check-exists hangs) once "
+        "WORKING; `once`: a restart cures it, `survive`: restarts do not (liveness demos)",
     )
     emulator.set_defaults(func=_emulator)
 

@@ -121,6 +121,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     proxy_check_timeout_seconds: float = 3.0
     proxy_unhealthy_after_failures: int = 3
     proxy_healthy_after_successes: int = 2
+    # liveness (app.liveness): probe connected chips quiet this long, at most once per period each
+    liveness_probe_seconds: int = 300
+    liveness_quiet_seconds: int = 900
+    liveness_failures: int = 2  # consecutive failed probes before health becomes degraded
+    liveness_heals_per_hour: int = 3
+    liveness_probe_timeout_seconds: float = 10.0
+    liveness_max_per_instance: int = 20  # probes per tenant instance per pass (the rest wait)
     webhook_max_future_seconds: int = 300  # later envelope timestamps are clamped to receive time
     encryption_key: str = ""  # comma-separated Fernet keys, newest first (rotation)
 

@@ -35,6 +35,8 @@ class ChipRow(msgspec.Struct, frozen=True):
     status_changed_at: datetime
     created_at: datetime
     updated_at: datetime
+    health: str = "unknown"
+    health_checked_at: datetime | None = None
 
 
 class WorkRow(msgspec.Struct, frozen=True):
@@ -89,7 +91,7 @@ class MovedRow(msgspec.Struct, frozen=True):
 
 _SELECT = """
 SELECT c.id, c.alias, c.status, c.session_name, c.phone_number, c.proxy_id, p.country AS proxy_country,
-       c.error, c.status_changed_at, c.created_at, c.updated_at
+       c.error, c.status_changed_at, c.created_at, c.updated_at, c.health, c.health_checked_at
 FROM chips c LEFT JOIN proxies p ON p.id = c.proxy_id
 """
 
@@ -333,3 +335,45 @@ async def count_live(user_id: UUID) -> int:
         "SELECT count(*) AS n FROM chips WHERE user_id = $1 AND status <> $2", user_id, ChipStatus.DELETING
     )
     return row["n"] if row else 0
+
+
+class HealthRow(msgspec.Struct, frozen=True):
+    user_id: UUID
+    previous: str
+    at: datetime
+
+
+# One guarded write of a liveness verdict: only a chip that is still connected takes it (a chip
+# being deleted, logged out or re-paired meanwhile keeps its state); the history row is written
+# in the same statement when the verdict changes.
+_SET_HEALTH = f"""
+WITH old AS (
+    SELECT id, user_id, health FROM chips WHERE id = $1 AND status = '{ChipStatus.CONNECTED.value}' FOR UPDATE
+), upd AS (
+    UPDATE chips c SET health = $2, health_checked_at = clock_timestamp(), probe_failures = $3
+    FROM old WHERE c.id = old.id
+    RETURNING c.id, c.health_checked_at AS at
+), hist AS (
+    INSERT INTO chip_events (chip_id, at, from_status, to_status, source, detail)
+    SELECT upd.id, upd.at, '{ChipStatus.CONNECTED.value}', '{ChipStatus.CONNECTED.value}', $4, $5
+    FROM upd JOIN old ON old.id = upd.id WHERE old.health <> $2 OR $6
+)
+SELECT old.user_id, old.health AS previous, upd.at FROM old JOIN upd ON upd.id = old.id
+"""
+
+
+async def set_health(
+    chip_id: UUID, health: str, failures: int, source: str, detail: str, *, always_log: bool
+) -> HealthRow | None:
+    return maybe_struct(
+        await db.fetchrow(_SET_HEALTH, chip_id, health, failures, source, detail, always_log), HealthRow
+    )
+
+
+async def reset_health(chip_id: UUID) -> None:
+    """A chip liveness gave up on starts over (a re-link or restart gets fresh probes and heals)."""
+    await db.fetch(
+        "UPDATE chips SET health = 'unknown', probe_failures = 0, heal_count = 0, heal_window_at = NULL,"
+        " next_probe_at = NULL WHERE id = $1",
+        chip_id,
+    )

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import msgspec
 
-from app.chips.status import ChipStatus
+from app.chips.status import ChipHealth, ChipStatus
 from app.core.pagination import Page
 
 Alias = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\S")]
@@ -38,6 +38,9 @@ class ChipOut(msgspec.Struct):
     status_changed_at: datetime
     created_at: datetime
     updated_at: datetime
+    # WHAGO's liveness verdict (ok / degraded / unknown); never replaces status
+    health: ChipHealth = ChipHealth.UNKNOWN
+    health_checked_at: datetime | None = None
 
 
 class ChipPage(Page[ChipOut]):

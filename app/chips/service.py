@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 from app.chips import queries
 from app.chips.queries import ChipRow
 from app.chips.schemas import ChipCreate, ChipEventOut, ChipEventPage, ChipOut, ChipPage, ChipProxy
-from app.chips.status import ChipStatus, Source
+from app.chips.status import ChipHealth, ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions
 from app.container import Container
 from app.core import db
@@ -46,6 +46,9 @@ def to_chip_out(row: ChipRow) -> ChipOut:
         status_changed_at=row.status_changed_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        # a verdict only describes a connected chip; any other status is "unknown"
+        health=ChipHealth(row.health) if row.status == ChipStatus.CONNECTED else ChipHealth.UNKNOWN,
+        health_checked_at=row.health_checked_at,
     )
 
 

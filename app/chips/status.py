@@ -19,6 +19,14 @@ class ChipStatus(StrEnum):
     DELETING = "deleting"
 
 
+class ChipHealth(StrEnum):
+    """WHAGO's liveness verdict on a connected chip (its own columns; not a status)."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    UNKNOWN = "unknown"
+
+
 class Source(StrEnum):
     """Who changed a chip (the history row's ``source``)."""
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from piccolo.columns import UUID, BigSerial, Boolean, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, BigSerial, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
@@ -29,6 +29,15 @@ class Chip(Table, tablename="chips"):
     # envelope timestamp of the last applied WAHA status event: older events never move the chip back
     last_status_event_at = Timestamptz(null=True, default=None)
     last_activity_at = Timestamptz(null=True, default=None)
+    # liveness (app.liveness): any webhook apply touches last_seen_at; health is WHAGO's verdict
+    # (ok / degraded / unknown), never a status; the rest is the probe job's bookkeeping
+    last_seen_at = Timestamptz(null=True, default=None)
+    health = Varchar(length=16, default="unknown")
+    health_checked_at = Timestamptz(null=True, default=None)
+    probe_failures = Integer(default=0)
+    next_probe_at = Timestamptz(null=True, default=None)
+    heal_count = Integer(default=0)
+    heal_window_at = Timestamptz(null=True, default=None)
     # outbox marker: NULL while the provisioning job still has to be enqueued (Redis was down)
     provision_enqueued_at = Timestamptz(null=True, default=None)
     status_changed_at = Timestamptz(default=TimestamptzNow())

@@ -49,6 +49,16 @@ MESSAGES = Counter("whago_messages", "Outgoing message status changes, by status
 PROXIES = Gauge("whago_proxies", "Proxies in the pool: total configured, usable (enabled and healthy).", ["state"])
 PROXY_FREE_SLOTS = Gauge("whago_proxy_free_slots", "Chips the usable proxies can still take.")
 READY = Gauge("whago_dependency_up", "1 when the dependency answered the last readiness check, else 0.", ["dependency"])
+LIVENESS_PROBES = Counter(
+    "whago_liveness_probes",
+    "Liveness probes of quiet connected chips by outcome (ok, failed, unreachable, skipped).",
+    ["outcome"],
+)
+SESSION_HEALS = Counter(
+    "whago_session_heals",
+    "Liveness heals by step (session, instance, give_up) and outcome (ok, failed).",
+    ["step", "outcome"],
+)
 EVENT_STREAMS = Gauge("whago_event_streams", "Open live-event streams (this process).")
 
 CHIP_STATUSES = ("provisioning", "starting", "waiting_qr", "connected", "disconnected", "failed", "deleting")
@@ -60,6 +70,12 @@ for _status in CHIP_STATUSES:
     CHIPS.labels(_status)
 for _status in MESSAGE_STATUSES:
     MESSAGES.labels(_status)
+for _outcome in ("ok", "failed", "unreachable", "skipped"):
+    LIVENESS_PROBES.labels(_outcome)
+for _step in ("session", "instance"):
+    for _outcome in ("ok", "failed"):
+        SESSION_HEALS.labels(_step, _outcome)
+SESSION_HEALS.labels("give_up", "failed")
 for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_EVENTS.labels("session.status", _outcome)
 

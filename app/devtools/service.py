@@ -19,6 +19,10 @@ def _not_waiting() -> Conflict:
     return Conflict("The chip is not waiting for a QR scan.", code="chip_not_waiting_qr")
 
 
+def _not_connected() -> Conflict:
+    return Conflict("The chip is not connected.", code="chip_not_connected")
+
+
 class DevService:
     def __init__(self, services: Container) -> None:
         self.s = services
@@ -29,19 +33,37 @@ class DevService:
         chip = await self.chips.get(user_id, chip_id)  # tenant-scoped: another tenant's chip is 404
         if chip.status != ChipStatus.WAITING_QR:
             raise _not_waiting()
-        instance = await self.s.scheduler.get_instance(str(user_id))
-        if instance is None or not instance.base_url:
-            raise DependencyUnavailable("The emulated WAHA instance of this account is not running yet.")
-        url = f"{instance.base_url.rstrip('/')}/_emulator/sessions/{chip.session_name}/scan"
-        try:
-            async with httpx.AsyncClient(timeout=self.s.settings.waha_timeout_seconds) as http:
-                # the control endpoints take the instance's own key: the tenant's derived one
-                headers = {**context.outgoing_headers(), "X-Api-Key": TenantKeys(self.s.settings).api_key(user_id)}
-                response = await http.post(url, json={"phone": phone_number} if phone_number else {}, headers=headers)
-        except httpx.HTTPError:
-            raise DependencyUnavailable("The emulated WAHA instance did not answer.") from None
+        response = await self._control(
+            user_id, chip.session_name, "scan", {"phone": phone_number} if phone_number else {}
+        )
         if response.status_code == 409:  # the emulator's session left SCAN_QR_CODE meanwhile
             raise _not_waiting()
         if response.status_code >= 400:
             raise DependencyUnavailable(f"The emulated WAHA instance refused the scan ({response.status_code}).")
         return await self.chips.get(user_id, chip_id)
+
+    async def fault(self, user_id: UUID, chip_id: UUID, fault: str | None, survive_restart: bool) -> ChipOut:
+        """The chip's emulated session turns into a zombie (liveness testing), or back to normal."""
+        chip = await self.chips.get(user_id, chip_id)
+        if fault is not None and chip.status != ChipStatus.CONNECTED:
+            raise _not_connected()
+        body = {"fault": fault, "survive_restart": survive_restart}
+        response = await self._control(user_id, chip.session_name, "fault", body)
+        if response.status_code == 409:  # the emulated session is not WORKING (any more)
+            raise _not_connected()
+        if response.status_code >= 400:
+            raise DependencyUnavailable(f"The emulated WAHA instance refused the fault ({response.status_code}).")
+        return await self.chips.get(user_id, chip_id)
+
+    async def _control(self, user_id: UUID, session_name: str, action: str, body: dict) -> httpx.Response:
+        """A control call on the tenant's emulator (its API key, like WAHA's own routes)."""
+        instance = await self.s.scheduler.get_instance(str(user_id))
+        if instance is None or not instance.base_url:
+            raise DependencyUnavailable("The emulated WAHA instance of this account is not running yet.")
+        url = f"{instance.base_url.rstrip('/')}/_emulator/sessions/{session_name}/{action}"
+        key = TenantKeys(self.s.settings).api_key(user_id)
+        try:
+            async with httpx.AsyncClient(timeout=self.s.settings.waha_timeout_seconds) as http:
+                return await http.post(url, json=body, headers={**context.outgoing_headers(), "X-Api-Key": key})
+        except httpx.HTTPError:
+            raise DependencyUnavailable("The emulated WAHA instance did not answer.") from None

@@ -322,6 +322,8 @@ class Reconciler:
             # storage does not restart them): the tenant never asked for that, so start it
             report.drift["session_stopped"] += 1
             await self._enqueue(PROVISION_CHIP, chip.id, report, "session_restarted")
+        if chip.status == ChipStatus.FAILED and not chip.desired_running:
+            return  # liveness gave up on it (a WORKING zombie): failed until the tenant acts
         observed = WAHA_TO_CHIP_STATUS.get(session.status)
         if observed is None or observed == chip.status or not chip.settled:
             return

@@ -319,6 +319,18 @@ class WahaClient:
         raw: dict[str, Any] = await self._call("GET", path, dict[str, Any], params={"downloadMedia": "false"})
         return raw
 
+    async def check_exists(self, name: str, phone: str, *, timeout: float) -> dict[str, Any]:
+        """``GET /api/contacts/check-exists``: ``{numberExists, chatId}``. It asks WhatsApp's
+        servers, so it needs a live connection (the liveness probe); ``timeout`` is the probe's own."""
+        raw: dict[str, Any] = await self._call(
+            "GET",
+            "/api/contacts/check-exists",
+            dict[str, Any],
+            params={"phone": phone, "session": name},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        )
+        return raw
+
     async def _send(self, path: str, body: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         response = await self._request("POST", path, json=body)
         raw: Any = None
@@ -380,7 +392,7 @@ class WahaClient:
             **kwargs.pop("headers", {}),
         }
         where = f"{method} {path}"
-        timeout = self._lifecycle_timeout if op == "lifecycle" else self._timeout
+        timeout = kwargs.pop("timeout", None) or (self._lifecycle_timeout if op == "lifecycle" else self._timeout)
         try:
             try:
                 response = await self._http.request(

@@ -7,6 +7,10 @@ written use clock_timestamp() (taken after the row lock), not now() (the stateme
 possibly before waiting on the lock), so history order is apply order. Status values are spliced
 from the enum so the text stays one constant prepared statement.
 
+Liveness: every apply that finds its chip also sets ``last_seen_at`` (the time WHAGO last heard
+of it, our clock) in the statement it already runs: the liveness job probes only chips quiet for
+WHAGO_LIVENESS_QUIET_SECONDS, so this is what keeps busy chips from ever being probed.
+
 Tenant scope: the last parameter of each apply (``$11`` / ``$6``) is the tenant of the
 per-tenant route the event arrived on (NULL on the platform-key route). The chip must belong to
 it, whatever the envelope's metadata says: a tenant's key can never move another tenant's chip.
@@ -51,6 +55,7 @@ WITH ev AS (
         last_status_event_at = $7,
         phone_number = coalesce($8, c.phone_number),
         error = CASE WHEN d.action = 'apply' THEN $9 ELSE c.error END,
+        last_seen_at = clock_timestamp(),
         updated_at = clock_timestamp()
     FROM decision d
     WHERE c.id = d.id AND d.action IN ('apply', 'same')
@@ -78,7 +83,8 @@ WITH ev AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 ), touched AS (
-    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $5), $5)
+    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $5), $5),
+        last_seen_at = clock_timestamp()
     WHERE c.session_name = $2
       AND ($3::uuid IS NULL OR c.id = $3)
       AND ($4::uuid IS NULL OR c.user_id = $4)
@@ -104,7 +110,8 @@ WITH ev AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 ), chip AS (
-    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $6), $6)
+    UPDATE chips c SET last_activity_at = greatest(coalesce(c.last_activity_at, $6), $6),
+        last_seen_at = clock_timestamp()
     WHERE c.session_name = $2
       AND ($4::uuid IS NULL OR c.id = $4)
       AND ($5::uuid IS NULL OR c.user_id = $5)

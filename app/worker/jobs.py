@@ -2,7 +2,7 @@
 
 Names are the queue's contract (``app.core.queue`` enqueues them by name): provision_chip,
 teardown_chip, rotate_proxy, wake_instance, reconcile, reap_idle, check_proxies, prune_webhook_events,
-prune_messages, reconcile_messages, prune_audit, push_alerts.
+prune_messages, reconcile_messages, prune_audit, push_alerts, liveness.
 The worker's context holds the process's ``Container`` under ``"container"`` (see app.worker.runner).
 """
 
@@ -21,6 +21,7 @@ from app.core import db
 from app.core.errors import WhagoError
 from app.health.alerts import AlertService
 from app.instances.service import InstanceService
+from app.liveness.service import LivenessService
 from app.messages.service import MessageService
 from app.proxies.service import ProxyService
 from app.reconciler.service import Reconciler
@@ -141,6 +142,12 @@ async def push_alerts(ctx) -> list[str]:
     return await AlertService(_container(ctx)).push()
 
 
+async def liveness(ctx) -> dict:
+    """WHAGO_LIVENESS_PROBE_SECONDS: probe quiet connected chips, heal dead ones (app.liveness)."""
+    async with _heartbeat(ctx):
+        return await LivenessService(_container(ctx)).run_pass()
+
+
 FUNCTIONS: list[Any] = [
     provision_chip,
     rotate_proxy,
@@ -154,4 +161,5 @@ FUNCTIONS: list[Any] = [
     reconcile_messages,
     prune_audit,
     push_alerts,
+    liveness,
 ]

@@ -49,6 +49,14 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         CronJob(
             jobs.reconcile_messages, cron=_every(settings.reconcile_interval_seconds), timeout=300, retries=1, ttl=600
         ),
+        # the pass runs on the probe period itself (short periods work, e.g. in tests)
+        CronJob(
+            jobs.liveness,
+            cron=_every(settings.liveness_probe_seconds),
+            timeout=max(60, settings.liveness_probe_seconds * 2),
+            retries=1,
+            ttl=600,
+        ),
         CronJob(jobs.prune_messages, cron="53 3 * * *", timeout=1800, retries=1, ttl=3600),
         CronJob(jobs.prune_audit, cron="51 3 * * *", timeout=600, retries=1, ttl=3600),
     ]

@@ -39,7 +39,11 @@ async def test_create_get_list_rename_delete_and_events(client):
         "status_changed_at",
         "created_at",
         "updated_at",
+        "health",
+        "health_checked_at",
     }
+    assert chip["health"] == "unknown"  # api.md: not connected
+    assert chip["health_checked_at"] is None
 
     got = await client.get(f"/api/v1/chips/{chip['id']}", headers=user["headers"])
     assert got.json() == chip

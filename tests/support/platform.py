@@ -33,7 +33,12 @@ FAST_JOBS = {
 
 
 def emulator_config(settings: Settings, **overrides: Any) -> EmulatorConfig:
-    values = {"api_key": settings.waha_api_key, "boot_delay_seconds": 0.05, "qr_first_seconds": 60.0}
+    values = {
+        "api_key": settings.waha_api_key,
+        "boot_delay_seconds": 0.05,
+        "qr_first_seconds": 60.0,
+        "zombie_hang_seconds": 1.0,  # longer than the tests' probe timeout, short enough to stop fast
+    }
     values.update(overrides)
     return EmulatorConfig(**values)
 

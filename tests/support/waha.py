@@ -22,6 +22,7 @@ FAST = {
     "worker_id": "test-worker",
     "ack_delay_seconds": 0,  # acks are driven by hand (control endpoint) unless a test asks for them
     "status_wait_seconds": 0.2,  # WAHA waits 5 s for the expected status before its 422
+    "zombie_hang_seconds": 0.5,  # a zombie's check-exists (WAHA: until its own timeout)
 }
 
 

@@ -76,6 +76,12 @@ Control endpoints (no key, immune to faults):
   any number of times.
 - ``POST /_emulator/sessions/{name}/flap`` ``{seconds?}``: GOWS on a keep-alive timeout, WORKING ->
   STARTING -> WORKING after ``seconds``, ``me`` kept meanwhile; 409 unless WORKING.
+- ``POST /_emulator/sessions/{name}/fault`` ``{fault: "zombie"|null, survive_restart?}``: the liveness
+  fault: status stays WORKING but nothing flows (no message/ack events; status changes still go
+  out), ``GET /api/contacts/check-exists`` hangs (``zombie_hang_seconds``, default 30 s, then
+  500); a restart (or stop) clears it unless ``survive_restart`` (then it is stored, so an
+  instance restart keeps it too); 409 unless WORKING. ``whago emulator --zombie once|survive``
+  turns every session into one once WORKING.
 - ``GET /_emulator/phones/{phone}/devices``: the phone's "Linked devices" (``{session, worker,
   linked_at}``): a scan adds one; an unpair of a WORKING session or a phone-side unlink
   (``disconnect``) removes it; a logout of a stopped session does not.

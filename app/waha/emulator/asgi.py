@@ -146,6 +146,7 @@ class EmulatorApp:
         r("POST", "/api/sendImage", self.send_image)
         r("POST", "/api/sendFile", self.send_file)
         r("GET", "/api/{session}/chats/{chat_id}/messages/{message_id}", self.get_chat_message)
+        r("GET", "/api/contacts/check-exists", self.check_exists)
         # Control surface for tests and `whago dev`: no API key, never affected by faults.
         r("GET", "/_emulator/sessions", self.ctl_dump, auth=True)
         r("GET", "/_emulator/events", self.ctl_events, auth=True)
@@ -155,6 +156,7 @@ class EmulatorApp:
         r("POST", "/_emulator/sessions/{session}/message", self.ctl_message, auth=True)
         r("POST", "/_emulator/sessions/{session}/messages/{message_id}/ack", self.ctl_ack, auth=True)
         r("POST", "/_emulator/sessions/{session}/flap", self.ctl_flap, auth=True)
+        r("POST", "/_emulator/sessions/{session}/fault", self.ctl_session_fault, auth=True)
         r("GET", "/_emulator/phones/{phone}/devices", self.ctl_linked_devices, auth=True)
         r("POST", "/_emulator/fault", self.ctl_fault, auth=True)
         r("POST", "/_emulator/webhooks", self.ctl_webhooks, auth=True)
@@ -295,6 +297,13 @@ class EmulatorApp:
 
         return handler
 
+    async def check_exists(self, request: Request) -> Response:
+        phone = request.query.get("phone")
+        if not phone:
+            raise EmulatorError(400, ["phone should not be empty"])
+        session = self.emulator.get(request.query.get("session") or "default")
+        return Response.json(await self.emulator.check_exists(session, phone))
+
     # --- auth ---------------------------------------------------------------------------------
 
     async def get_qr(self, request: Request) -> Response:
@@ -406,6 +415,14 @@ class EmulatorApp:
             raise EmulatorError(400, ["seconds must be a non-negative number"])
         self.emulator.flap(session, float(seconds))
         return Response.json(self.emulator.info(session))
+
+    async def ctl_session_fault(self, request: Request) -> Response:
+        session, data = self._session(request), request.json()
+        fault, survive = data.get("fault"), data.get("survive_restart", False)
+        if fault not in ("zombie", None) or not isinstance(survive, bool):
+            raise EmulatorError(400, ["fault must be 'zombie' or null; survive_restart a boolean"])
+        self.emulator.set_zombie(session, fault == "zombie", survive)
+        return Response.json({"fault": fault, "survive_restart": session.zombie_survives})
 
     async def ctl_linked_devices(self, request: Request) -> Response:
         phone = request.params["phone"]

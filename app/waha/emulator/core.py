@@ -72,6 +72,12 @@ class EmulatorConfig(msgspec.Struct, kw_only=True, frozen=True):
     unpair_wait_seconds: float = 0.0
     # On a graceful shutdown: how long the STOPPED webhooks get to go out before the loop ends.
     shutdown_grace_seconds: float = 2.0
+    # `whago emulator --zombie`: every session turns into a zombie the first time it is WORKING
+    # (with zombie_survives, restarts keep it)
+    zombie: bool = False
+    zombie_survives: bool = False
+    # how long a zombie session's check-exists hangs before WAHA gives up with a 500
+    zombie_hang_seconds: float = 30.0
 
 
 def now_ms() -> int:
@@ -158,6 +164,10 @@ class EmulatedSession:
     runner: asyncio.Task[None] | None = field(default=None, repr=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)  # WAHA's withLock(name)
     keeps_me: bool = False  # GOWS: `me` stays while a linked session reconnects (not WORKING)
+    # The "zombie" fault (WHAGO's liveness): WORKING, but the WhatsApp connection is dead, so no
+    # message/ack event flows and check-exists hangs. A restart clears it unless it survives them.
+    zombie: bool = False
+    zombie_survives: bool = False
     _png: tuple[str, bytes] | None = field(default=None, repr=False)
 
     @property
@@ -199,6 +209,8 @@ class Emulator:
         # A delivery fault: every delivery first waits a random time in [min, max] seconds, so
         # events overtake each other (real networks and WAHA's independent sends do this).
         self.webhook_delay: tuple[float, float] = (0.0, 0.0)
+        self._zombified: set[str] = set()  # sessions the --zombie flag already turned
+        self.checks: deque[str] = deque(maxlen=20000)  # session of every check-exists call, in order
 
     # --- lookups and views --------------------------------------------------------------------
 
@@ -301,6 +313,8 @@ class Emulator:
             self._drop_delivery(s.name)
 
     async def _stop(self, s: EmulatedSession) -> None:
+        if not s.zombie_survives:
+            s.zombie = False  # a fresh connection on the next start
         if s.status not in RUNNING:
             return  # WAHA: "Session is not running." - answers at once
         self._cancel_runner(s)
@@ -368,6 +382,7 @@ class Emulator:
             if record.name in self.sessions:
                 continue
             s = self.sessions[record.name] = EmulatedSession(name=record.name, config=record.config, auth=record.auth)
+            s.zombie = s.zombie_survives = record.zombie
             self._saved[s.name] = msgspec.json.encode(record)
             if record.running and self.config.restart_sessions:
                 self.start(s)  # STARTING -> ... webhooks go out, as WAHA's do on boot
@@ -381,7 +396,9 @@ class Emulator:
         if store is None or s.name not in self.sessions or self._shutting_down:
             return  # a shutdown's STOPPED is not a user's stop: the store keeps "running"
         # "running" = started and not stopped by a user: FAILED counts (WAHA restarts it too).
-        record = StoredSession(name=s.name, config=s.config, running=s.status != "STOPPED", auth=s.auth)
+        record = StoredSession(
+            name=s.name, config=s.config, running=s.status != "STOPPED", auth=s.auth, zombie=s.zombie_survives
+        )
         blob = msgspec.json.encode(record)
         if self._saved.get(s.name) == blob:
             return  # e.g. a QR rotation: nothing WAHA stores changed
@@ -422,6 +439,9 @@ class Emulator:
         s.pairing_code = None
 
     def _set_status(self, s: EmulatedSession, status: str) -> None:
+        if status == "WORKING" and self.config.zombie and s.name not in self._zombified:
+            self._zombified.add(s.name)
+            s.zombie, s.zombie_survives = True, self.config.zombie_survives
         s.status = status
         s.activity_ms = now_ms()
         self._changed.set()
@@ -480,6 +500,25 @@ class Emulator:
             self._unlink_on_phone(s)
         s.auth = None
         self._set_status(s, status)
+
+    def set_zombie(self, s: EmulatedSession, on: bool, survive_restart: bool = False) -> None:
+        """The liveness fault: the session keeps saying WORKING while nothing reaches WhatsApp."""
+        if on and s.status != "WORKING":
+            raise EmulatorError(409, f"Session status is '{s.status}', not 'WORKING'")
+        s.zombie, s.zombie_survives = on, on and survive_restart
+        self._saved.pop(s.name, None)
+        self._persist(s)
+
+    async def check_exists(self, s: EmulatedSession, phone: str) -> dict[str, Any]:
+        """GET /api/contacts/check-exists: a question to WhatsApp's servers, so it needs a live
+        connection. A zombie's call hangs (``zombie_hang_seconds``, then WAHA's 500)."""
+        self.checks.append(s.name)
+        await self.expect_status(s, ("WORKING",))
+        if s.zombie:
+            await asyncio.sleep(self.config.zombie_hang_seconds)
+            raise EmulatorError(500, "Timed Out")
+        digits = _digits(phone)
+        return {"numberExists": bool(digits), "chatId": f"{digits}@c.us" if digits else None}
 
     def inbound_message(self, s: EmulatedSession, sender: str | None, text: str) -> dict[str, Any]:
         me = self._require_working(s)
@@ -620,6 +659,8 @@ class Emulator:
         if s.config.get("metadata") is not None:
             envelope["metadata"] = s.config["metadata"]
         envelope.update(me=s.me, payload=payload, engine=self.config.engine, environment=self.environment())
+        if s.zombie and event != "session.status":
+            return envelope  # a dead connection: nothing from WhatsApp reaches WAHA
         self.events.append(envelope)
         if not self.deliver_webhooks:
             return envelope
@@ -735,6 +776,8 @@ class Emulator:
         self.events.clear()
         self.deliveries.clear()
         self.phones.clear()
+        self.checks.clear()
+        self._zombified.clear()
         self.fault = "none"
         self.deliver_webhooks = True
         self.webhook_delay = (0.0, 0.0)

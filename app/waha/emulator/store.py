@@ -36,6 +36,8 @@ class StoredSession(msgspec.Struct, kw_only=True):
     config: dict[str, Any]
     running: bool = False
     auth: dict[str, Any] | None = None
+    # a "zombie" fault set to survive restarts (the emulator's liveness fault): instance restarts too
+    zombie: bool = False
 
 
 @runtime_checkable
