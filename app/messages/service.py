@@ -192,7 +192,7 @@ class MessageService:
         if instance is None or not instance.base_url or instance.status != "running":
             raise DependencyUnavailable("The WAHA instance for this account is not running yet; try again shortly.")
         try:
-            return await call(self.s.waha.get(instance.base_url))
+            return await call(self.s.waha.for_tenant(instance.base_url, user_id))
         except WahaTimedOut:
             raise
         except WahaUnavailable:
@@ -235,7 +235,7 @@ class MessageService:
             instance = await self.s.scheduler.get_instance(str(row.user_id))
             if instance is None or not instance.base_url or instance.status != "running":
                 continue
-            client = self.s.waha.get(instance.base_url)
+            client = self.s.waha.for_tenant(instance.base_url, row.user_id)
             chat = row.recipient if "@" in row.recipient else row.recipient + "@c.us"
             waha_id = row.waha_message_id or f"true_{chat}_{row.waha_ref}"
             try:

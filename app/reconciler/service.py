@@ -311,7 +311,7 @@ class Reconciler:
             # logged out, yet running (the logout's stop never happened, or something started
             # it behind our back): the tenant's intent wins over WAHA's report
             try:
-                await self._bounded(lambda: self.s.waha.get(url).stop_session(chip.session_name))
+                await self._bounded(lambda: self.s.waha.for_tenant(url, chip.user_id).stop_session(chip.session_name))
                 report.drift["session_stopped_as_intended"] += 1
             except WahaError as exc:
                 report.errors.append(f"stop {chip.session_name}: {exc.detail}")

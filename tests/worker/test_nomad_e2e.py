@@ -77,6 +77,21 @@ async def test_end_to_end_through_nomad_and_consul(double):
         assert sent.json()["chip_id"] == chip["id"]
         assert sent.json()["to"] == "5511999999999"
 
+        # the send reaches the tenant's own WAHA (with the tenant's derived key) and its acks come back
+        async def acked():
+            got = await p.http.get(
+                f"/api/v1/chips/{chip['id']}/messages/{sent.json()['id']}", headers=tenant["headers"]
+            )
+            return got.json() if got.json()["status"] in ("delivered", "read") else None
+
+        try:
+            await eventually(acked, timeout=15, what="the message to be delivered", interval=0.1)
+        except AssertionError:
+            message = await p.http.get(
+                f"/api/v1/chips/{chip['id']}/messages/{sent.json()['id']}", headers=tenant["headers"]
+            )
+            raise AssertionError(message.json()) from None
+
         logout = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
         assert logout.status_code == 202
         await p.wait_status(tenant, chip["id"], "disconnected")
