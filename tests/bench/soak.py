@@ -467,6 +467,7 @@ async def run(seconds: float, tenants: int, max_requests: int, logs: Path) -> in
                 soak.stop.set()
                 await asyncio.gather(*tasks)
                 soak.phase = "converge"
+                load_end = time.monotonic()
 
                 # convergence: every chip on its WAHA session's status, without help
                 converged, left = None, []
@@ -479,6 +480,7 @@ async def run(seconds: float, tenants: int, max_requests: int, logs: Path) -> in
                     left = await chip_vs_waha(conn, soak)
                     if not pending and not left:
                         converged = time.monotonic() - last_fault_end
+                        print(f"converged {time.monotonic() - load_end:.1f} s after the load stopped", flush=True)
                         break
                     await asyncio.sleep(0.5)
                 if converged is None:
@@ -544,7 +546,11 @@ def report_figures(soak: Soak, t0: float, converged: float | None, facts: dict, 
     print("faults:")
     for what, start, end in soak.faults:
         print(f"  {start - t0:6.1f}s .. {end - t0:6.1f}s  {what}")
-    print(f"time to converge after the last fault: {converged:.1f} s" if converged is not None else "did NOT converge")
+    print(
+        f"time to converge after the last fault (checked once the load stops): {converged:.1f} s"
+        if converged is not None
+        else "did NOT converge"
+    )
     print(f"reconcile after the run: drift {report.drift} errors {len(report.errors)}")
     print(f"rows: {dict(conn_rows)}")
     print(f"facts: {facts}")
