@@ -80,7 +80,7 @@ for _outcome in WEBHOOK_OUTCOMES:
     WEBHOOK_EVENTS.labels("session.status", _outcome)
 
 # /api/sessions/chip_0123…/start → /api/sessions/{session}/start: one series per code path
-# (chat and message ids carry an @, URL-encoded as %40 on the wire)
+# (chat and message ids arrive percent-encoded, ``%40`` for ``@``: phone numbers stay out of labels)
 _ID_SEGMENT = re.compile(r"/(?:chip_[0-9a-fA-F]+|[0-9a-fA-F-]{32,36}|[^/]*(?:@|%40)[^/]*)(?=/|$)")
 
 

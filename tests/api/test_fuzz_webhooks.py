@@ -8,6 +8,7 @@ receiver still applies a valid event at its usual speed.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -21,7 +22,8 @@ from tests.support.webhooks import HOOK, envelope, sign
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLES = 150
+# WHAGO_FUZZ_EXAMPLES (the long mode of tests/api/test_fuzz.py) raises this one too
+EXAMPLES = max(150, int(os.environ.get("WHAGO_FUZZ_EXAMPLES", "0")))
 FIELDS = ["id", "timestamp", "event", "session", "metadata", "me", "payload", "engine", "environment"]
 
 json_values = st.recursive(

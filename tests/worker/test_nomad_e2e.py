@@ -77,6 +77,21 @@ async def test_end_to_end_through_nomad_and_consul(double):
         assert sent.json()["chip_id"] == chip["id"]
         assert sent.json()["to"] == "5511999999999"
 
+        # the send reaches the tenant's own WAHA (with the tenant's derived key) and its acks come back
+        async def acked():
+            got = await p.http.get(
+                f"/api/v1/chips/{chip['id']}/messages/{sent.json()['id']}", headers=tenant["headers"]
+            )
+            return got.json() if got.json()["status"] in ("delivered", "read") else None
+
+        try:
+            await eventually(acked, timeout=15, what="the message to be delivered", interval=0.1)
+        except AssertionError:
+            message = await p.http.get(
+                f"/api/v1/chips/{chip['id']}/messages/{sent.json()['id']}", headers=tenant["headers"]
+            )
+            raise AssertionError(message.json()) from None
+
         logout = await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
         assert logout.status_code == 202
         await p.wait_status(tenant, chip["id"], "disconnected")
@@ -182,3 +197,25 @@ async def test_nomad_refusing_the_job_fails_the_chip_at_once(double):
         assert job is not None
         assert job.attempts == 1  # not retried
         assert double.job(job_id_for(tenant["user"]["id"])) is None
+
+
+async def test_a_logged_out_chip_running_again_is_stopped_on_the_tenants_own_waha(double, monkeypatch):
+    """The reconciler's stop of a session that runs for a logged-out chip goes to the tenant's own
+    instance with the tenant's key (the platform key is refused there)."""
+    monkeypatch.setattr(reconciler_module, "SETTLE_SECONDS", 0)
+    async with platform(nomad_env(double)) as p:
+        tenant = await p.tenant("business")
+        user_id = tenant["user"]["id"]
+        chip = await p.create_chip(tenant, "sales-1")
+        await p.wait_status(tenant, chip["id"], "waiting_qr", timeout=30)
+        assert (await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])).status_code == 202
+        await p.wait_status(tenant, chip["id"], "disconnected")
+        emulator = double.emulator_of(job_id_for(user_id))
+        emulator.deliver_webhooks = False  # its webhooks are lost: only the reconciler sees it run
+        await p.container.waha.for_tenant(emulator_url(double, user_id), user_id).start_session(chip["session_name"])
+        session = emulator.sessions[chip["session_name"]]
+        await eventually(lambda: session.status == "SCAN_QR_CODE", what="the session running again")
+        report = await Reconciler(p.container).run()
+        assert report.drift["session_stopped_as_intended"] == 1, report.as_dict()
+        assert not report.errors, report.as_dict()
+        await eventually(lambda: session.status == "STOPPED", what="the session stopped")
