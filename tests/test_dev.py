@@ -131,23 +131,25 @@ def test_whago_dev_walkthrough_survives_a_restart(dev: Dev, tmp_path) -> None:
     # ---- restart whago dev: nothing survives in memory; the link is on disk
     dev.stop()
     dev.start()
+
     # the same token still works: the generated secrets live in the state dir too
+    # The restored session reports STARTING then WORKING. WAHA delivers each event on its own, so
+    # WORKING may land first: then STARTING is recorded as stale and the chip never leaves
+    # "connected". Either way the new instance's STARTING shows up in the history.
+    def since_link() -> list[dict]:
+        items = http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"]
+        return items[: next(i for i, e in enumerate(items) if e["from_status"] == "waiting_qr")]
+
     poll(
-        "the chip to come back connected",
-        lambda: http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"],
-        lambda items: [e["to_status"] for e in items[:2]] == ["connected", "starting"],
+        "the restored session's STARTING",
+        since_link,
+        lambda items: any("WAHA STARTING" in (e["detail"] or "") for e in items),
     )
-    back = chip()
-    assert back["status"] == "connected"
+    back = poll("the chip to be connected again", chip, lambda c: c["status"] == "connected")
     assert back["phone_number"] == PHONE
-    events = http.get(f"/api/v1/chips/{chip_id}/events", headers=auth).json()["items"]
-    after_link = events[: next(i for i, e in enumerate(events) if e["from_status"] == "waiting_qr") + 1]
-    # since the scan: connected -> starting -> connected, all from WAHA's webhooks, and no QR again
-    assert [(e["from_status"], e["to_status"], e["source"]) for e in reversed(after_link)] == [
-        ("waiting_qr", "connected", "webhook"),
-        ("connected", "starting", "webhook"),
-        ("starting", "connected", "webhook"),
-    ]
+    # since the scan: only WAHA's webhooks, and never a QR again
+    assert {e["source"] for e in since_link()} <= {"webhook"}
+    assert "waiting_qr" not in [e["to_status"] for e in since_link()]
 
     new_emulator = poll("the tenant's instance after the restart", emulator_url, bool)
     restored = httpx.get(f"{new_emulator}/_emulator/sessions", headers=waha_key, timeout=5).json()
