@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from uuid import UUID, uuid4
 
 from app.chips import queries
-from app.chips.queries import ChipRow
+from app.chips.queries import ChipRow, ReconcileRow
 from app.chips.schemas import ChipCreate, ChipEventOut, ChipEventPage, ChipOut, ChipPage, ChipProxy
 from app.chips.status import ChipHealth, ChipStatus, Source
 from app.chips.transitions import KEEP, ChipTransitions
@@ -148,3 +149,14 @@ class ChipService:
                 for r in rows
             ]
         )
+
+    # --- for the reconciler (it reads chips through this service, never through chips' queries)
+
+    async def reconcile_snapshot(self, settle_seconds: int, stall_seconds: int) -> Sequence[ReconcileRow]:
+        return await queries.for_reconcile(settle_seconds, stall_seconds)
+
+    async def existing_session_names(self, names: Sequence[str]) -> set[str]:
+        return await queries.existing_session_names(names)
+
+    async def mark_provision_enqueued(self, chip_id: UUID) -> None:
+        await queries.mark_provision_enqueued(chip_id)

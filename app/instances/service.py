@@ -14,13 +14,14 @@ from app.audit import service as audit
 from app.container import Container
 from app.core.errors import NotFound, WhagoError
 from app.instances import queries
-from app.instances.queries import PARKED, RecordStatus
+from app.instances.queries import PARKED, InstanceRecord
 from app.instances.waha_roles import WahaRoles
 from app.scheduler.base import InstanceState, job_id_for
 
 logger = logging.getLogger("whago.instances")
 
-__all__ = ["PARKED", "InstanceService", "RecordStatus"]
+# what the reconciler needs to know of the records, without reaching into this feature's queries
+__all__ = ["PARKED", "InstanceRecord", "InstanceService"]
 
 
 class InstanceService:
@@ -62,6 +63,16 @@ class InstanceService:
 
     async def mark_pending(self, user_id: UUID) -> None:
         await queries.mark_pending(user_id)
+
+    async def records(self) -> dict[UUID, InstanceRecord]:
+        return await queries.all_records()
+
+    async def record_observed(self, observed: list[tuple[InstanceState, int]]) -> None:
+        """The reconciler's observations, one statement per pass (with the sessions it counted)."""
+        await queries.record_many(observed)
+
+    async def forget(self, user_id: UUID) -> None:
+        await queries.forget(user_id)
 
     async def set_sessions(self, user_id: UUID, sessions: int) -> None:
         await queries.set_sessions(user_id, sessions)

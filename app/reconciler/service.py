@@ -17,24 +17,22 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
-from app.chips import queries as chip_queries
 from app.chips.provisioning import reports_to_us
-from app.chips.queries import ReconcileRow
+from app.chips.service import ChipService, ReconcileRow
 from app.chips.status import OURS, WAHA_TO_CHIP_STATUS, ChipStatus, Source
-from app.chips.transitions import KEEP, ChipTransitions, Moved
+from app.chips.transitions import KEEP, Moved
 from app.container import Container
 from app.core import metrics
 from app.core.errors import DependencyUnavailable, WhagoError
 from app.core.queue import PROVISION_CHIP, ROTATE_PROXY, TEARDOWN_CHIP, JobSpec
 from app.core.redis import key
 from app.core.tenant_keys import TenantKeys, tenant_webhook_url
-from app.instances import queries as instance_queries
-from app.instances.queries import PARKED, InstanceRecord
+from app.instances.service import PARKED, InstanceRecord, InstanceService
 from app.scheduler.base import InstanceState
 from app.waha.client import WahaError
 from app.waha.schemas import SessionInfo
@@ -85,7 +83,7 @@ class _Pass:
     """One pass's state, filled phase by phase."""
 
     report: ReconcileReport
-    chips: list[ReconcileRow] = field(default_factory=list)
+    chips: Sequence[ReconcileRow] = field(default_factory=list)
     tenants: dict[UUID, list[ReconcileRow]] = field(default_factory=lambda: defaultdict(list))
     records: dict[UUID, InstanceRecord] = field(default_factory=dict)
     listed: dict[str, InstanceState] = field(default_factory=dict)  # by user id string
@@ -116,7 +114,9 @@ class Reconciler:
     def __init__(self, services: Container, *, concurrency: int = 32) -> None:
         self.s = services
         self.concurrency = concurrency
-        self.transitions = ChipTransitions(services.events)
+        self.chips = ChipService(services)
+        self.instances = InstanceService(services)
+        self.transitions = self.chips.transitions
         self._semaphore = asyncio.Semaphore(concurrency)
         self.keys = TenantKeys(services.settings)
 
@@ -154,11 +154,11 @@ class Reconciler:
     # --- phases -------------------------------------------------------------------------------
 
     async def _load_desired(self, p: _Pass) -> None:
-        p.chips = await chip_queries.for_reconcile(SETTLE_SECONDS, PROVISION_STALL_SECONDS)
+        p.chips = await self.chips.reconcile_snapshot(SETTLE_SECONDS, PROVISION_STALL_SECONDS)
         for chip in p.chips:
             p.tenants[chip.user_id].append(chip)
         p.report.tenants = len(p.tenants)
-        p.records = await instance_queries.all_records()
+        p.records = await self.instances.records()
 
     async def _list_instances(self, p: _Pass) -> None:
         p.listed = {instance.user_id: instance for instance in await self.s.scheduler.list_instances()}
@@ -176,7 +176,7 @@ class Reconciler:
             try:
                 await self.s.scheduler.remove_instance(instance.user_id)
                 if owner is not None:
-                    await instance_queries.forget(owner)
+                    await self.instances.forget(owner)
                 p.report.drift["instance_removed"] += 1
             except WhagoError as exc:
                 p.report.errors.append(f"remove {instance.job_id}: {exc.detail}")
@@ -233,7 +233,7 @@ class Reconciler:
             observed.append((instance, sum(1 for c in mine if c.session_name in sessions)))
             for chip in mine:
                 await self._reconcile_chip(chip, sessions.get(chip.session_name), p.report, instance.base_url or "")
-        await instance_queries.record_many(observed)
+        await self.instances.record_observed(observed)
 
     async def _delete_orphan_sessions(self, p: _Pass) -> None:
         """Sessions without a chip, per WAHA URL (only WHAGO's own chip_* sessions)."""
@@ -243,7 +243,7 @@ class Reconciler:
             if not candidates:
                 continue
             # re-read: a chip created after the pass loaded the chips has a brand-new session
-            candidates = [n for n in candidates if n not in await chip_queries.existing_session_names(candidates)]
+            candidates = [n for n in candidates if n not in await self.chips.existing_session_names(candidates)]
             for name in candidates:
                 try:
                     await self.s.waha.for_tenant(url, p.owner_by_url[url]).delete_session(name)
@@ -272,7 +272,7 @@ class Reconciler:
             if await self.s.queue.enqueue(spec, chip_id, chip_id=str(chip_id)):
                 report.drift[drift] += 1
                 if spec is PROVISION_CHIP:
-                    await chip_queries.mark_provision_enqueued(chip_id)
+                    await self.chips.mark_provision_enqueued(chip_id)
         except DependencyUnavailable:
             report.errors.append(f"queue unavailable for {spec.name} {chip_id}")
 

@@ -193,3 +193,15 @@ def test_the_checker_sees_late_and_type_checking_imports():
     )
     targets = {_node(m) for m, _ in _imports_in(source, "app.chips.probe", is_package=False)}
     assert targets >= {"app.users", "app.instances", "app.container"}
+
+
+def test_no_feature_reads_another_features_queries():
+    # design.md: a feature may call another feature's service, never its queries
+    offending = []
+    for path in _app_files():
+        own = _node(_module_name(path))
+        for target, line in _imports(path):
+            parts = target.split(".")
+            if len(parts) >= 3 and parts[2] == "queries" and _node(target) not in (own, None):
+                offending.append(f"{path.relative_to(APP_ROOT.parent)}:{line} imports {target}")
+    assert offending == [], "\n".join(offending)
