@@ -134,7 +134,7 @@ class ProvisioningService:
             raise
         await queries.provisioned(chip_id, proxy_id)
         if outcome == "created":
-            await self.instances.set_sessions(chip.user_id, await queries.count_live(chip.user_id))
+            await self.instances.recount_sessions(chip.user_id, ChipStatus.DELETING)
         logger.info("chip %s provisioned (%s)", chip_id, outcome)
         return outcome
 
@@ -163,7 +163,7 @@ class ProvisioningService:
         # An instance that is not running keeps the session in its storage; the reconciler
         # deletes sessions that have no chip once the instance is back.
         if await self.transitions.remove(chip_id):
-            await self.instances.set_sessions(user_id, await queries.count_live(user_id))
+            await self.instances.recount_sessions(user_id, ChipStatus.DELETING)
         try:
             await self.s.redis.delete(key("ratelimit", "pairing", chip_id), key("ratelimit", "messages", chip_id))
         except REDIS_UNAVAILABLE_ERRORS:

@@ -329,14 +329,6 @@ async def delete_if_deleting(chip_id: UUID) -> UUID | None:
     return None if row is None else row["user_id"]
 
 
-async def count_live(user_id: UUID) -> int:
-    """Chips of a tenant that have (or are about to get) a WAHA session: all but deleting ones."""
-    row = await db.fetchrow(
-        "SELECT count(*) AS n FROM chips WHERE user_id = $1 AND status <> $2", user_id, ChipStatus.DELETING
-    )
-    return row["n"] if row else 0
-
-
 class HealthRow(msgspec.Struct, frozen=True):
     user_id: UUID
     previous: str

@@ -84,8 +84,15 @@ async def record_many(observed: Sequence[tuple[InstanceState, int]]) -> None:
     )
 
 
-async def set_sessions(user_id: UUID, sessions: int) -> None:
-    await db.fetch("UPDATE instances SET sessions = $2, updated_at = now() WHERE user_id = $1", user_id, sessions)
+async def recount_sessions(user_id: UUID, gone_status: str) -> None:
+    """Count in the UPDATE itself (the tenant's chips not in ``gone_status``): a count read first and
+    written later could overwrite a newer one (provisioning racing teardown)."""
+    await db.fetch(
+        "UPDATE instances SET sessions = (SELECT count(*) FROM chips c WHERE c.user_id = $1 AND c.status <> $2),"
+        " updated_at = now() WHERE user_id = $1",
+        user_id,
+        gone_status,
+    )
 
 
 async def all_records() -> dict[UUID, InstanceRecord]:

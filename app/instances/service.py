@@ -74,8 +74,9 @@ class InstanceService:
     async def forget(self, user_id: UUID) -> None:
         await queries.forget(user_id)
 
-    async def set_sessions(self, user_id: UUID, sessions: int) -> None:
-        await queries.set_sessions(user_id, sessions)
+    async def recount_sessions(self, user_id: UUID, gone_status: str) -> None:
+        """Sessions = the tenant's chips but those in ``gone_status`` (the chips feature's word)."""
+        await queries.recount_sessions(user_id, gone_status)
 
     async def _require_tenant(self, user_id: UUID) -> None:
         # Adapters without per-tenant processes (static) accept any id: say 404 for unknown users.
