@@ -197,10 +197,16 @@ async def test_text_is_recorded_sent_and_acks_move_it_to_read(api, waha_api, con
         # out of order and repeated: READ first, then DEVICE, SERVER and READ again
         for value in (2, 3, 2, 1, 3, 0):
             await ack(control, chip, sent["id"], value)
-        event, data = await sse.next()
-        assert (event, data["status"]) == ("message.status", "delivered")
-        event, data = await sse.next()
-        assert (event, data["status"]) == ("message.status", "read")
+        # the webhook path's events carry the same fields as the send's (the console keys on them)
+        for expected in ("delivered", "read"):
+            event, data = await sse.next()
+            assert (event, data["status"], data["message_id"], data["chip_id"]) == (
+                "message.status",
+                expected,
+                body["id"],
+                chip["id"],
+            )
+            assert data["at"].endswith("Z")
         await eventually(lambda: delivered_acks(emulator, chip), what="acks delivered")
         await eventually(lambda: _all_acks_in(emulator, 6), what="every ack delivered")
         got = await message(api, user, chip, body["id"])

@@ -722,3 +722,77 @@ async def test_a_repeated_status_keeps_its_change_time_but_moves_the_ordering_cl
     stale = (await history(client, user, chip))[0]
     assert stale["to_status"] == "disconnected"
     assert "older" in stale["detail"]
+
+
+# --- what the receiver counts -------------------------------------------------------------------
+
+
+def _counted(name: str, **labels: str) -> float:
+    # the API runs in this process (tests/support/asgi_server): its registry is this one
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_unhandled_events_are_counted_under_one_label(client, tenant):
+    """A sender can make up event names; each must not become a new series."""
+    user, chip = tenant
+    before = _counted("whago_webhook_events_total", event="other", outcome="ignored")
+    for name in ("presence.update", "made.up.by.a.sender"):
+        body = status_event(user, chip, "WORKING")
+        body["event"] = name
+        await deliver_ok(client, body, expect="ignored")
+    assert _counted("whago_webhook_events_total", event="other", outcome="ignored") - before == 2
+    assert _counted("whago_webhook_events_total", event="presence.update", outcome="ignored") == 0
+    assert (await get_chip(client, user, chip))["status"] == "provisioning"
+
+
+async def test_time_to_first_qr_is_observed_at_the_first_qr(client, tenant):
+    """whago_provision_duration_seconds: from the chip's creation to its first SCAN_QR_CODE."""
+    user, chip = tenant
+    seen = lambda: _counted("whago_provision_duration_seconds_count")  # noqa: E731
+    before = seen()
+    t0 = now_ms()
+    await deliver_ok(client, status_event(user, chip, "STARTING", at=t0))
+    assert seen() == before  # starting is not linked-ready
+    await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 1))
+    assert seen() == before + 1
+    await deliver_ok(client, status_event(user, chip, "SCAN_QR_CODE", at=t0 + 2))  # a QR rotation
+    await deliver_ok(client, status_event(user, chip, "WORKING", at=t0 + 3, phone="5511900002222"))
+    assert seen() == before + 1
+
+
+async def test_the_receiver_applies_events_without_a_group_committer(settings, clean_state, conn):
+    """Outside the API process (no batcher) each event is its own statement, with the same result."""
+    from app.container import Container
+    from app.core import db
+    from app.webhooks.service import WebhookService
+
+    user_id = await conn.fetchval("INSERT INTO users (email, password_hash) VALUES ('g@example.com', 'h') RETURNING id")
+    chip_id = await conn.fetchval(
+        "INSERT INTO chips (user_id, alias, session_name) VALUES ($1, 'a', 'sess_nobatch') RETURNING id", user_id
+    )
+    await db.start_pool(settings)
+    container = Container.build(settings)
+    assert container.webhook_commits is None
+    try:
+        service = WebhookService(container)
+        user, chip = {"user": {"id": str(user_id)}}, {"id": str(chip_id), "session_name": "sess_nobatch"}
+        raw = json.dumps(status_event(user, chip, "STARTING")).encode()
+        assert await service.receive(raw, sign(raw)) == "ok"
+        assert await service.receive(raw, sign(raw)) == "duplicate"
+    finally:
+        await container.aclose()
+        await db.close_pool()
+    assert await conn.fetchval("SELECT status FROM chips WHERE id = $1", chip_id) == "starting"
+    assert await conn.fetchval("SELECT count(*) FROM chip_events WHERE chip_id = $1", chip_id) == 1
+
+
+def test_acks_name_messages_by_whatsapps_own_id_in_either_form():
+    """WAHA's serialized ``<fromMe>_<chat>_<id>[_<participant>]`` or the bare id: both mean ``<id>``."""
+    from app.webhooks.service import _raw_message_id
+
+    assert _raw_message_id("true_5521999990000@c.us_3EB0C767D26A1D2D2A8F") == "3EB0C767D26A1D2D2A8F"
+    assert _raw_message_id("false_1203630@g.us_3EB0AAAA_5511900000000@c.us") == "3EB0AAAA"
+    assert _raw_message_id("3EB0C767D26A1D2D2A8F") == "3EB0C767D26A1D2D2A8F"
+    assert _raw_message_id("maybe_5521@c.us_X") == "maybe_5521@c.us_X"  # not a serialized id

@@ -1,20 +1,38 @@
-"""``python -m tests.mutation run [MODULE...] [--every K] [--timeout S] [--out FILE]``
+"""``python -m tests.mutation {coverage,run,list}`` — mutation testing of the modules in targets.py.
 
-``list MODULE`` prints the mutants without running anything. Each mutant is written into the
-module in place (the original is kept in tests/mutation/.in-progress.json and put back after each
-mutant, and at the next start if a run was killed), then the module's mapped test files run with
-``-x`` under a per-mutant timeout, one at a time. Exit status 0 whatever the score: it measures.
+``coverage`` runs the whole suite once with tests/mutation/covplugin.py and writes which test
+executes which line of the target modules (``tests/mutation/.coverage-map.json``). ``run`` then
+plants one mutant at a time and runs, with ``-x`` and fastest first, the tests that can see it:
+
+- a mutant inside a function body: the tests that execute any of its lines;
+- a mutant in a module-level constant (SQL, Lua, limits): the tests that execute the functions
+  naming that constant; anything else at module level (signatures, defaults, decorators): every
+  test that executes the module;
+- a line no in-process test executes (code that only runs in a subprocess a test starts): the
+  module's mapped test files (targets.py).
+
+So "caught" means caught by the whole suite, short of tests that only reach the line through a
+subprocess and are not in the mapped files. Without a coverage map every mutant runs the mapped
+files. ``--jobs N`` runs N mutants at once, each in its own copy of the tree with its own test
+database and Redis db (the working tree is never modified). Exit status 0 whatever the score.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,31 +41,179 @@ from tests.mutation.targets import TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-IN_PROGRESS = HERE / ".in-progress.json"
 EQUIVALENT = HERE / "equivalent.json"
+COVERAGE_MAP = HERE / ".coverage-map.json"
+# third-party pytest plugins the suite does not need: importing them costs ~4 s per mutant
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:faker", "-p", "no:hypothesispytest"]
+PYTEST_ARGS += ["-p", "no:schemathesis", "-p", "no:platformdirs"]
+BASE_DB = "postgresql://postgres@127.0.0.1:5432/whago_mutation_{n}"
+BASE_REDIS = "redis://127.0.0.1:6379/{db}"
+FIRST_REDIS_DB = 11  # 11..14: the suite's default is 15
 
 
-def _restore_interrupted() -> None:
-    if IN_PROGRESS.exists():
-        saved = json.loads(IN_PROGRESS.read_text())
-        (ROOT / saved["path"]).write_text(saved["source"])
-        IN_PROGRESS.unlink()
-        print(f"restored {saved['path']} left mutated by an interrupted run", file=sys.stderr)
+# --- coverage map ------------------------------------------------------------------------------
 
 
-def _drop_bytecode(path: Path) -> None:
-    for pyc in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
-        pyc.unlink(missing_ok=True)
+def collect_coverage(out: Path, tests: list[str]) -> int:
+    """The whole suite, or (``tests`` given) only those tests merged into the existing map."""
+    target = out.with_suffix(".part.json") if tests else out
+    env = {**os.environ, "WHAGO_MUTATION_MAP": str(target), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    code = subprocess.call(
+        [sys.executable, "-m", "pytest", *PYTEST_ARGS, "-p", "tests.mutation.covplugin", *(tests or ["tests"])],
+        cwd=ROOT,
+        env=env,
+    )
+    if not target.exists():
+        print("no coverage map written", file=sys.stderr)
+        return 1
+    data = json.loads(target.read_text())
+    if tests:
+        data = _merge(json.loads(out.read_text()), data)
+        out.write_text(json.dumps(data, separators=(",", ":")))
+        target.unlink()
+    took = time.monotonic() - started
+    print(f"coverage map: {out} ({len(data['durations'])} tests, {took:.0f} s, failed: {data['failed'] or 'none'})")
+    return 0 if code in (0, 1) else code
 
 
-def _run_tests(tests: list[str], timeout: float) -> tuple[str, float]:
+def _merge(whole: dict, part: dict) -> dict:
+    """``part``'s tests replace their earlier entries (new tests are added, changed ones re-measured)."""
+    ran = set(part["durations"])
+    for module, lines in whole["lines"].items():
+        for n in list(lines):
+            lines[n] = [t for t in lines[n] if t not in ran]
+        for n, tests in part["lines"].get(module, {}).items():
+            lines[n] = sorted({*lines.get(n, []), *tests})
+    whole["durations"].update(part["durations"])
+    whole["failed"] = sorted((set(whole["failed"]) - ran) | set(part["failed"]))
+    return whole
+
+
+@dataclass
+class Selector:
+    """Chooses the tests for a mutant from the coverage map (or the mapped files without one)."""
+
+    module: str
+    source: str
+    lines: dict[int, list[str]]  # line -> tests executing it (at run time, not at import)
+    durations: dict[str, float]
+    failed: set[str]
+
+    @classmethod
+    def load(cls, module: str, source: str, cmap: dict | None) -> Selector:
+        if cmap is None:
+            return cls(module, source, {}, {}, set())
+        lines = {int(n): t for n, t in cmap["lines"].get(module, {}).items()}
+        return cls(module, source, lines, cmap["durations"], set(cmap["failed"]))
+
+    def _covering(self, first: int, last: int) -> set[str]:
+        found: set[str] = set()
+        for n in range(first, last + 1):
+            found.update(self.lines.get(n, ()))
+        return found
+
+    def _functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        tree = ast.parse(self.source)
+        return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+    def _body_span(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+        return fn.body[0].lineno, fn.end_lineno or fn.body[-1].lineno
+
+    def select(self, mutant: Mutant) -> tuple[str, list[str]]:
+        mapped = [t for t in TARGETS[self.module] if (ROOT / t).exists()]
+        if not self.lines:
+            return "mapped files", mapped
+        last = mutant.line + self.source.count("\n", mutant.start, mutant.end)
+        functions = self._functions()
+        inside = [f for f in functions if self._body_span(f)[0] <= mutant.line <= self._body_span(f)[1]]
+        if inside:
+            chosen, how = self._covering(mutant.line, last), "covering"
+        else:
+            names = self._constant_names(mutant.line)
+            users = [
+                f for f in functions if names and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(f))
+            ]
+            chosen, how = set(), "module"
+            for f in users:
+                chosen |= self._covering(*self._body_span(f))
+            if chosen:
+                how = "users of the constant"
+            else:
+                chosen = {t for tests in self.lines.values() for t in tests}
+        chosen -= self.failed
+        if not chosen:
+            return "mapped files (not run in-process)", mapped
+        return how, self._ordered(chosen)
+
+    def _ordered(self, tests: set[str]) -> list[str]:
+        """Cheapest file first, each file's tests together in their own order: a file's module-scoped
+        fixtures (servers, seeded worlds) are then set up once per mutant, not once per test."""
+        order = {t: i for i, t in enumerate(self.durations)}  # the suite's own order
+        files: dict[str, list[str]] = {}
+        for t in sorted(tests, key=lambda t: order.get(t, len(order))):
+            files.setdefault(t.split("::", 1)[0], []).append(t)
+        cost = {f: sum(self.durations.get(t, 60.0) for t in ts) for f, ts in files.items()}
+        return [t for f in sorted(files, key=lambda f: (cost[f], f)) for t in files[f]]
+
+    def _constant_names(self, line: int) -> set[str]:
+        for node in ast.parse(self.source).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.lineno <= line <= (node.end_lineno or node.lineno):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                return {t.id for t in targets if isinstance(t, ast.Name)}
+        return set()
+
+    def budget(self, tests: list[str]) -> float:
+        """Timeout: three times what the selected tests took on the clean code, plus start-up."""
+        total = 0.0
+        for t in tests:
+            if t in self.durations:
+                total += self.durations[t]
+            else:  # a file: the tests in it
+                total += sum(d for n, d in self.durations.items() if n.startswith(t + "::")) or 60.0
+        return 3 * total + 30
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+class Workspaces:
+    """N copies of the tree (never the working tree), each with its own test database and Redis db."""
+
+    def __init__(self, jobs: int) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="whago-mutation-"))
+        self.free: queue.Queue[int] = queue.Queue()
+        self.roots: list[Path] = []
+        ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.pyc", ".coverage-map.json", "last-run*.json")
+        for n in range(jobs):
+            root = self.base / f"w{n}" / ROOT.name
+            shutil.copytree(ROOT, root, ignore=ignore)
+            shared = ROOT.parent / "shared"
+            if shared.exists():  # the official specs the doubles are checked against (tests/support/reference.py)
+                (root.parent / "shared").symlink_to(shared)
+            self.roots.append(root)
+            self.free.put(n)
+
+    def env(self, n: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # this copy's app/ and tests/, not the editable install's checkout
+            "PYTHONPATH": str(self.roots[n]),
+            "WHAGO_TEST_DATABASE_URL": BASE_DB.format(n=n),
+            "WHAGO_TEST_REDIS_URL": BASE_REDIS.format(db=FIRST_REDIS_DB + n),
+        }
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _pytest(root: Path, env: dict[str, str], tests: list[str], timeout: float) -> tuple[str, float]:
     """'killed' (a test failed), 'survived' (all passed), 'timeout' or 'error' (pytest itself broke)."""
-    # this tree's app/ even when the venv's editable install points at another checkout
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
-        cwd=ROOT,
+        [sys.executable, "-m", "pytest", "-x", *PYTEST_ARGS, *tests],
+        cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -74,8 +240,7 @@ def _run_tests(tests: list[str], timeout: float) -> tuple[str, float]:
 
 def _module_mutants(module: str, every: int, sample: int | None = None) -> list[Mutant]:
     """All mutants, every K-th, or about ``sample`` of them evenly spaced (deterministic)."""
-    source = (ROOT / module).read_text()
-    found = mutants_for(module, source)
+    found = mutants_for(module, (ROOT / module).read_text())
     if sample:
         every = max(1, -(-len(found) // sample))
     return found[::every] if every > 1 else found
@@ -87,104 +252,161 @@ def _equivalents() -> dict[str, str]:
     return {e["mutant"]: e["reason"] for e in json.loads(EQUIVALENT.read_text())}
 
 
-def run(modules: list[str], every: int, sample: int | None, timeout: float | None, out: Path) -> dict:
-    _restore_interrupted()
-    # `kill PID` must still put the module back (the finally below): SIGTERM becomes SystemExit
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def _ident(module: str, line: int, change: str) -> str:
+    return f"{module}:{line} {change}"
+
+
+def _survivors(report: Path) -> set[str]:
+    data = json.loads(report.read_text())
+    return {
+        _ident(module, r["line"], r["change"])
+        for module, m in data["modules"].items()
+        for r in m.get("results", [])
+        if r["outcome"] == "survived"
+    }
+
+
+def run(modules: list[str], args: argparse.Namespace) -> dict:
+    cmap = json.loads(COVERAGE_MAP.read_text()) if COVERAGE_MAP.exists() and not args.files_only else None
+    if cmap is None:
+        print("no coverage map (python -m tests.mutation coverage): each mutant runs its module's mapped files")
+    only = _survivors(args.only_survivors_of) if args.only_survivors_of else None
+    previous = json.loads(args.only_survivors_of.read_text()) if args.only_survivors_of else None
     equivalent = _equivalents()
-    report: dict = {"started": datetime.now(UTC).isoformat(), "every": every, "sample": sample, "modules": {}}
-    for module in modules:
-        tests = [t for t in TARGETS[module] if (ROOT / t).exists()]
-        path = ROOT / module
-        original = path.read_text()
-        base, base_time = _run_tests(tests, timeout=1800)
-        if base != "survived":
-            print(f"{module}: its tests fail on the unmutated code ({base}); skipped", flush=True)
-            report["modules"][module] = {"error": f"baseline {base}", "tests": tests}
-            continue
-        limit = timeout or max(60.0, 3 * base_time)
-        generated = len(mutants_for(module, original))
-        mutants = _module_mutants(module, every, sample)
-        print(
-            f"{module}: {len(mutants)} of {generated} mutants, tests {tests}"
-            f" (clean run {base_time:.0f} s, timeout {limit:.0f} s)",
-            flush=True,
-        )
-        results = []
-        for n, mutant in enumerate(mutants, 1):
-            mutated = mutant.apply(original)
-            try:
-                compile(mutated, module, "exec")
-            except SyntaxError:
-                results.append({"line": mutant.line, "change": mutant.change, "outcome": "invalid"})
-                continue
-            IN_PROGRESS.write_text(json.dumps({"path": module, "source": original}))
-            try:
-                path.write_text(mutated)
-                _drop_bytecode(path)
-                outcome, took = _run_tests(tests, limit)
-            finally:
-                path.write_text(original)
-                _drop_bytecode(path)
-                IN_PROGRESS.unlink(missing_ok=True)
-            entry = {"line": mutant.line, "kind": mutant.kind, "change": mutant.change, "outcome": outcome}
-            if outcome == "survived" and mutant.key in equivalent:
-                entry["equivalent"] = equivalent[mutant.key]
-            results.append(entry)
-            print(
-                f"  [{n}/{len(mutants)}] {outcome:8} {took:5.0f}s  {module}:{mutant.line}  {mutant.change}", flush=True
-            )
-        counted = [r for r in results if r["outcome"] in ("killed", "timeout", "survived")]
-        caught = [r for r in counted if r["outcome"] != "survived"]
-        equivalents = [r for r in counted if "equivalent" in r]
-        score = len(caught) / len(counted) if counted else None
-        adjusted = len(caught) / (len(counted) - len(equivalents)) if len(counted) > len(equivalents) else None
-        report["modules"][module] = {
-            "tests": tests,
-            "generated": generated,
-            "mutants": len(counted),
-            "caught": len(caught),
-            "equivalent": len(equivalents),
-            "score": score,
-            "score_without_equivalent": adjusted,
-            "results": results,
-        }
-        out.write_text(json.dumps(report, indent=1))
+    report: dict = {
+        "started": datetime.now(UTC).isoformat(),
+        "every": args.every,
+        "sample": args.sample,
+        "coverage_map": cmap is not None,
+        "only_survivors_of": str(args.only_survivors_of) if args.only_survivors_of else None,
+        "modules": {},
+    }
+    spaces = Workspaces(args.jobs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill PID` still removes the copies
+    lock = threading.Lock()
+    try:
+        for module in modules:
+            original = (ROOT / module).read_text()
+            selector = Selector.load(module, original, cmap)
+            generated = len(mutants_for(module, original))
+            mutants = _module_mutants(module, args.every, args.sample)
+            carried: list[dict] = []
+            if only is not None:
+                earlier = previous["modules"].get(module, {}).get("results", []) if previous else []
+                carried = [dict(r, carried=True) for r in earlier if r["outcome"] != "survived"]
+                mutants = [m for m in mutants if _ident(module, m.line, m.change) in only]
+            print(f"{module}: {len(mutants)} of {generated} mutants, {args.jobs} at once", flush=True)
+            results: list[dict] = []
+            done = [0]
+
+            def one(
+                mutant: Mutant,
+                module: str = module,
+                original: str = original,
+                selector: Selector = selector,
+                total: int = len(mutants),
+                results: list[dict] = results,
+                done: list[int] = done,
+            ) -> None:
+                mutated = mutant.apply(original)
+                entry = {"line": mutant.line, "kind": mutant.kind, "change": mutant.change}
+                try:
+                    compile(mutated, module, "exec")
+                except SyntaxError:
+                    entry["outcome"] = "invalid"
+                    with lock:
+                        results.append(entry)
+                    return
+                how, tests = selector.select(mutant)
+                n = spaces.free.get()
+                target = spaces.roots[n] / module
+                try:
+                    target.write_text(mutated)
+                    outcome, took = _pytest(
+                        spaces.roots[n], spaces.env(n), tests, args.timeout or selector.budget(tests)
+                    )
+                finally:
+                    target.write_text(original)
+                    spaces.free.put(n)
+                entry.update(outcome=outcome, tests=len(tests), selection=how, seconds=round(took, 1))
+                if outcome == "survived" and mutant.key in equivalent:
+                    entry["equivalent"] = equivalent[mutant.key]
+                with lock:
+                    results.append(entry)
+                    done[0] += 1
+                    print(
+                        f"  [{done[0]}/{total}] {outcome:8} {took:5.0f}s {len(tests):4} tests ({how})"
+                        f"  {module}:{mutant.line}  {mutant.change}",
+                        flush=True,
+                    )
+
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                list(pool.map(one, mutants))
+            results = sorted(carried + results, key=lambda r: (r["line"], r["change"]))
+            report["modules"][module] = _score(module, generated, results)
+            args.out.write_text(json.dumps(report, indent=1))
+    finally:
+        spaces.cleanup()
     report["finished"] = datetime.now(UTC).isoformat()
-    out.write_text(json.dumps(report, indent=1))
+    args.out.write_text(json.dumps(report, indent=1))
     _print_summary(report)
     return report
+
+
+def _score(module: str, generated: int, results: list[dict]) -> dict:
+    counted = [r for r in results if r["outcome"] in ("killed", "timeout", "survived")]
+    caught = [r for r in counted if r["outcome"] != "survived"]
+    equivalents = [r for r in counted if "equivalent" in r]
+    real = len(counted) - len(equivalents)
+    return {
+        "tests": TARGETS[module],
+        "generated": generated,
+        "mutants": len(counted),
+        "caught": len(caught),
+        "equivalent": len(equivalents),
+        "errors": len([r for r in results if r["outcome"] == "error"]),
+        "score": len(caught) / len(counted) if counted else None,
+        "score_without_equivalent": len(caught) / real if real else None,
+        "results": results,
+    }
 
 
 def _print_summary(report: dict) -> None:
     print("\nmodule                           run/generated caught score (without equivalent)")
     for module, m in report["modules"].items():
-        if "error" in m:
-            print(f"{module:32} {m['error']}")
-            continue
         pct = f"{m['score']:.0%}" if m["score"] is not None else "-"
         adj = f"{m['score_without_equivalent']:.0%}" if m["score_without_equivalent"] is not None else "-"
         print(f"{module:32} {m['mutants']:4}/{m['generated']:<4} {m['caught']:6} {pct:>6}  ({adj})")
     for module, m in report["modules"].items():
         for r in m.get("results", []):
-            if r["outcome"] == "survived":
+            if r["outcome"] in ("survived", "error"):
                 note = f"  [equivalent: {r['equivalent']}]" if "equivalent" in r else ""
-                print(f"SURVIVED {module}:{r['line']}  {r['change']}{note}")
+                print(f"{r['outcome'].upper()} {module}:{r['line']}  {r['change']}{note}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation")
     sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="run mutants against each module's mapped tests")
+    cov_p = sub.add_parser("coverage", help="run the whole suite once, recording which test runs which line")
+    cov_p.add_argument("tests", nargs="*", help="only these tests, merged into the existing map (default: all)")
+    cov_p.add_argument("--out", type=Path, default=COVERAGE_MAP)
+    run_p = sub.add_parser("run", help="run mutants against the tests that execute them")
     run_p.add_argument("modules", nargs="*", help=f"default: all of {', '.join(TARGETS)}")
+    run_p.add_argument("--jobs", type=int, default=2, help="mutants at once, each in its own copy (default 2)")
     run_p.add_argument("--every", type=int, default=1, help="deterministic sample: every K-th mutant")
     run_p.add_argument("--sample", type=int, default=None, help="about N mutants per module, evenly spaced")
     run_p.add_argument("--timeout", type=float, default=None, help="seconds per mutant (default 3x the clean run)")
+    run_p.add_argument("--files-only", action="store_true", help="ignore the coverage map: mapped files only")
+    run_p.add_argument(
+        "--only-survivors-of", type=Path, default=None, help="re-run only the survivors of an earlier report"
+    )
     run_p.add_argument("--out", type=Path, default=HERE / "last-run.json")
     list_p = sub.add_parser("list", help="print the mutants of modules without running them")
     list_p.add_argument("modules", nargs="*")
     list_p.add_argument("--every", type=int, default=1)
     args = parser.parse_args()
+    if args.command == "coverage":
+        sys.exit(collect_coverage(args.out, args.tests))
     modules = args.modules or list(TARGETS)
     unknown = [m for m in modules if m not in TARGETS]
     if unknown:
@@ -194,7 +416,7 @@ def main() -> None:
             for m in _module_mutants(module, args.every):
                 print(f"{module}:{m.line}  {m.change}")
         return
-    run(modules, args.every, args.sample, args.timeout, args.out)
+    run(modules, args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ TARGETS: dict[str, list[str]] = {
     "app/webhooks/service.py": ["tests/api/test_webhooks.py", "tests/api/test_events.py", "tests/api/test_messages.py"],
     "app/webhooks/queries.py": ["tests/api/test_webhooks.py", "tests/api/test_events.py", "tests/api/test_messages.py"],
     "app/chips/transitions.py": [
+        "tests/api/test_transitions.py",
         "tests/api/test_chips.py",
         "tests/api/test_chip_actions.py",
         "tests/api/test_events.py",
