@@ -112,12 +112,45 @@ async def measure_capacity(url: str, env: dict[str, str], args, tmp: str) -> tup
     return route["rps"], trivial["rps"]
 
 
+WAHA_OF = {chip_status: waha for waha, chip_status in MAPPING.items()}
+
+
+async def stale_events(database_url: str, sends: list) -> tuple[list, list]:
+    """Split undelivered sends into (stale, applied): a ``session.status`` that reached the server
+    after a newer one of its chip is recorded as ``ignored: older ...`` and rightly never published
+    (a reordering in flight); any other undelivered event was applied and then lost."""
+    chips = list({uuid.UUID(s.meta[1]) for s in sends})
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT chip_id::text AS chip, detail FROM chip_events"
+            " WHERE chip_id = ANY($1) AND source = 'webhook' AND detail LIKE 'ignored: older%'",
+            chips,
+        )
+    finally:
+        await conn.close()
+    ignored: dict[tuple[str, str], int] = {}
+    for r in rows:
+        waha = r["detail"].rsplit("(WAHA ", 1)[-1].rstrip(")")
+        ignored[(r["chip"], waha)] = ignored.get((r["chip"], waha), 0) + 1
+    stale, applied = [], []
+    for s in sends:
+        k = (s.meta[1], WAHA_OF[s.meta[2]])
+        if ignored.get(k):
+            ignored[k] -= 1
+            stale.append(s)
+        else:
+            applied.append(s)
+    return stale, applied
+
+
 async def run(args) -> list[str]:
     raise_nofile()
     problems: list[str] = []
     per_user_bound = max(DEFAULT_MAX_STREAMS_PER_USER, args.per_user)
     extra = {"WHAGO_MAX_STREAMS_PER_USER": str(per_user_bound)}
-    with tempfile.TemporaryDirectory() as tmp, whago_server(extra, args=("--workers", "1")) as (url, port, env):
+    server = whago_server(extra, ("--workers", "1"), args.server_log)
+    with tempfile.TemporaryDirectory() as tmp, server as (url, port, env):
         pid = bench_server.last_pid
         assert pid is not None
         database_url = env["WHAGO_DATABASE_URL"]
@@ -180,7 +213,7 @@ async def run(args) -> list[str]:
             webhook_ms = [(s.done - s.written) * 1000 for s in sent if s.status == 200]
             print(
                 f"paced ingest: {len(sent)} events at {rate:.0f}/s ({args.fraction:.2f} x capacity, "
-                f"{rate / live_rps:.2f} x /health/live) for {args.duration:.0f} s: {len(applied)} applied, "
+                f"{rate / live_rps:.2f} x /health/live) for {args.duration:.0f} s: {len(applied)} answered ok, "
                 f"{sum(1 for s in sent if s.status != 200)} not 200 | webhook p50 {pct(webhook_ms, 50):.1f} ms "
                 f"p99 {pct(webhook_ms, 99):.1f} ms | generator late p99 {pct(late, 99) * 1000:.1f} ms "
                 f"max {max(late, default=0) * 1000:.1f} ms | API CPU {busy_cpu * 100:.0f} % of one core"
@@ -225,37 +258,31 @@ async def run(args) -> list[str]:
             else:
                 lost.append((s, index))
     unmatched = sum(len(v) for v in received.values())
+    undelivered = list({id(s): s for s, _ in lost}.values())
+    stale, lost_events = await stale_events(database_url, undelivered) if undelivered else ([], [])
+    if stale:
+        print(
+            f"note: {len(stale)} events arrived after a newer one of their chip (reordered in flight) and were "
+            "recorded as stale, not published: correct, and excluded from the latencies"
+        )
     print(
         f"delivery webhook -> stream ({len(latencies)} deliveries): p50 {pct(latencies, 50):.1f} ms, "
         f"p99 {pct(latencies, 99):.1f} ms, max {max(latencies, default=float('nan')):.1f} ms "
         f"(goal p99 < 100 ms: {'met' if pct(latencies, 99) < 100 else 'MISSED'})"
     )
     print(f"memory at the end: VmRSS {rss_end['VmRSS'] / 1024:.1f} MiB (peak VmHWM {rss_end['VmHWM'] / 1024:.1f} MiB)")
-    if lost:
-        conn = await asyncpg.connect(database_url)
-        try:
-            in_db = 0
-            for s, _index in lost[:200]:
-                _user_id, chip_id, status, at = s.meta
-                in_db += bool(
-                    await conn.fetchval(
-                        "SELECT count(*) FROM chip_events WHERE chip_id = $1 AND to_status = $2"
-                        " AND at = to_timestamp($3 / 1000.0) AND source = 'webhook'",
-                        uuid.UUID(chip_id),
-                        status,
-                        at,
-                    )
-                )
-        finally:
-            await conn.close()
+    if lost_events:
+        t0 = sent[0].written if sent else 0.0
+        offsets = sorted(s.written - t0 for s in lost_events)
         problems.append(
-            f"{len(lost)} deliveries lost ({len({id(s) for s, _ in lost})} events); of the first "
-            f"{min(200, len(lost))}, {in_db} are transitions the database holds"
+            f"{len(lost_events)} applied events did not reach every stream of their tenant (sent between "
+            f"{offsets[0]:.1f} s and {offsets[-1]:.1f} s into the ingest), e.g. {[s.meta for s in lost_events[:3]]}"
         )
     if unmatched:
         problems.append(f"{unmatched} chip.status deliveries match no applied webhook")
-    if not lost:
-        print(f"verified: each of the {len(applied)} applied events reached its tenant's {args.per_user} stream(s)")
+    if not lost_events:
+        delivered = len(applied) - len(stale)
+        print(f"verified: each of the {delivered} applied events reached its tenant's {args.per_user} stream(s)")
     return problems
 
 
@@ -269,6 +296,7 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="streams open, no traffic")
     parser.add_argument("--connections", type=int, default=64, help="the paced generator's keep-alive pool")
     parser.add_argument("--profile", default=None, help="directory for py-spy output of the paced ingest")
+    parser.add_argument("--server-log", default="/tmp/whago-bench-streams.log", help="the API's output")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, loadavg {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     problems = asyncio.run(run(args))

@@ -143,13 +143,15 @@ class Sent:
 
 @dataclass
 class PacedSender:
-    """Open loop: one task per due request, each borrowing a keep-alive connection from a pool.
-    A request that finds no free connection waits for one; that wait shows as lateness
-    (``written - due``), reported by the caller."""
+    """Open loop: the pacer puts each request on a FIFO when it is due; ``connections`` workers,
+    one per keep-alive connection, take them in order (so requests are written in the order they
+    were due, even when the server falls behind: events of one chip never overtake each other in
+    the generator). A request that waits for a free connection shows as lateness (``written - due``),
+    reported by the caller."""
 
     host: str
     port: int
-    connections: int = 32
+    connections: int = 64
     results: list[Sent] = field(default_factory=list)
 
     async def run(
@@ -159,10 +161,8 @@ class PacedSender:
         duration: float,
         stop: asyncio.Event | None = None,
     ) -> list[Sent]:
-        pool: asyncio.Queue = asyncio.Queue()
-        for _ in range(self.connections):
-            pool.put_nowait(await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10))
-        tasks: set[asyncio.Task] = set()
+        due_requests: asyncio.Queue = asyncio.Queue()
+        workers = [asyncio.create_task(self._worker(due_requests)) for _ in range(self.connections)]
         t0 = time.monotonic()
         i = 0
         total = int(rate * duration)
@@ -175,30 +175,32 @@ class PacedSender:
                 request, meta = make(i)
                 sent = Sent(meta, due)
                 self.results.append(sent)
-                task = asyncio.create_task(self._one(pool, request, sent))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                due_requests.put_nowait((request, sent))
                 i += 1
-            if tasks:
-                await asyncio.wait(tasks, timeout=30)
+            for _ in workers:
+                due_requests.put_nowait(None)
+            await asyncio.wait_for(asyncio.gather(*workers), 120)
         finally:
-            while not pool.empty():
-                _reader, writer = pool.get_nowait()
-                writer.close()
+            for worker in workers:
+                worker.cancel()
         return self.results
 
-    async def _one(self, pool: asyncio.Queue, request: bytes, sent: Sent) -> None:
-        reader, writer = await pool.get()
+    async def _worker(self, due_requests: asyncio.Queue) -> None:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
         try:
-            sent.written = time.monotonic()
-            writer.write(request)
-            sent.status, sent.body = await asyncio.wait_for(read_response(reader), 30)
-            sent.done = time.monotonic()
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
-            sent.status, sent.done = 0, time.monotonic()
+            while (item := await due_requests.get()) is not None:
+                request, sent = item
+                sent.written = time.monotonic()
+                writer.write(request)
+                try:
+                    sent.status, sent.body = await asyncio.wait_for(read_response(reader), 30)
+                    sent.done = time.monotonic()
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
+                    sent.status, sent.done = 0, time.monotonic()
+                    writer.close()
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
+        finally:
             writer.close()
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
-        pool.put_nowait((reader, writer))
 
 
 def pct(values: list[float], p: float) -> float:
