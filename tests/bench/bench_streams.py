@@ -22,7 +22,8 @@ One single-process ``whago serve``, in one run:
 4. verification: every applied event reached every stream of its tenant, or it is reported as
    lost (with whether the database has the transition: lost in publishing/fan-out vs never applied).
 
-``--profile DIR`` records the server with py-spy during the paced ingest (flame graph + raw dump).
+``--profile DIR`` records the server with py-spy with the streams idle and during the paced ingest
+(flame graphs + raw dumps).
 """
 
 from __future__ import annotations
@@ -175,9 +176,12 @@ async def run(args) -> list[str]:
             if failed:
                 problems.append(f"{failed} streams did not open")
             # idle: every stream open, no traffic (the streams' own periodic checks only)
+            profilers = spy(args.profile, "streams-idle", pid, max(1, int(args.idle_seconds) - 1))
             cpu0, t0 = process_cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(args.idle_seconds)
             idle_cpu = (process_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+            for p in profilers:
+                p.wait(60)
             rss_open = process_rss_kib(pid)
             per_stream = (rss_open["VmRSS"] - rss_before["VmRSS"]) / max(1, opened)
             per_stream_anon = (rss_open["RssAnon"] - rss_before["RssAnon"]) / max(1, opened)
@@ -298,7 +302,7 @@ def main() -> int:
     parser.add_argument("--fraction", type=float, default=0.5, help="paced rate as a fraction of capacity")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="streams open, no traffic")
     parser.add_argument("--connections", type=int, default=64, help="the paced generator's keep-alive pool")
-    parser.add_argument("--profile", default=None, help="directory for py-spy output of the paced ingest")
+    parser.add_argument("--profile", default=None, help="directory for py-spy output (idle streams, paced ingest)")
     parser.add_argument("--server-log", default="/tmp/whago-bench-streams.log", help="the API's output")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, loadavg {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
