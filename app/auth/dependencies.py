@@ -105,7 +105,13 @@ async def provide_stream_lease(
     async def release() -> None:
         await container.attempts.release_slot(_STREAM_SLOTS, user, slot)
 
-    return StreamLease(user_id=claims.user_id, still_valid=still_valid, refresh=refresh, release=release)
+    return StreamLease(
+        user_id=claims.user_id,
+        still_valid=still_valid,
+        refresh=refresh,
+        release=release,
+        refresh_seconds=_STREAM_SLOT_TTL_SECONDS / 3,  # two refreshes may fail before the slot lapses
+    )
 
 
 def provide_auth_service(container: NamedDependency[Container], client_ip: NamedDependency[str]) -> AuthService:

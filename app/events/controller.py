@@ -60,6 +60,7 @@ class EventsController(Controller):
                     try:
                         yield _comment("connected")
                         quiet_since = next_check = time.monotonic()
+                        next_refresh = quiet_since + stream_lease.refresh_seconds  # (just acquired)
                         while True:
                             got, raw = False, None
                             try:
@@ -79,7 +80,9 @@ class EventsController(Controller):
                                 next_check = now + CHECK_SECONDS
                                 if not await stream_lease.still_valid():
                                     return  # revoked or disabled: the stream ends
-                                await stream_lease.refresh()
+                                if now >= next_refresh:
+                                    next_refresh = now + stream_lease.refresh_seconds
+                                    await stream_lease.refresh()
                             if not got or raw is None:
                                 if now - quiet_since >= KEEPALIVE_SECONDS:
                                     quiet_since = now

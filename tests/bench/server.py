@@ -31,16 +31,18 @@ BENCH_ENV = {
 
 
 @contextlib.contextmanager
-def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
+def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] = (), log: str | None = None):
+    """``log``: a file for the server's output (discarded otherwise)."""
     env = {**os.environ, **BENCH_ENV, **(extra_env or {})}
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, capture_output=True)
     reset_state(env)
     port = free_port()
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env={**env, "UVICORN_ACCESS_LOG": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
     global last_pid
     last_pid = proc.pid
@@ -51,6 +53,8 @@ def whago_server(extra_env: dict[str, str] | None = None, args: tuple[str, ...] 
     finally:
         proc.terminate()
         proc.wait(15)
+        if log:
+            output.close()
 
 
 def wait_until_live(url: str, timeout: float = 30.0) -> None:
