@@ -99,13 +99,16 @@ class Selector:
     lines: dict[int, list[str]]  # line -> tests executing it (at run time, not at import)
     durations: dict[str, float]
     failed: set[str]
+    others: dict[str, str]  # the other target modules' sources (where a queries module's SQL runs)
+    all_lines: dict[str, dict[int, list[str]]]
 
     @classmethod
     def load(cls, module: str, source: str, cmap: dict | None) -> Selector:
         if cmap is None:
-            return cls(module, source, {}, {}, set())
-        lines = {int(n): t for n, t in cmap["lines"].get(module, {}).items()}
-        return cls(module, source, lines, cmap["durations"], set(cmap["failed"]))
+            return cls(module, source, {}, {}, set(), {}, {})
+        all_lines = {m: {int(n): t for n, t in ls.items()} for m, ls in cmap["lines"].items()}
+        others = {m: (ROOT / m).read_text() for m in TARGETS if m != module}
+        return cls(module, source, all_lines.get(module, {}), cmap["durations"], set(cmap["failed"]), others, all_lines)
 
     def _covering(self, first: int, last: int) -> set[str]:
         found: set[str] = set()
@@ -122,13 +125,14 @@ class Selector:
 
     def select(self, mutant: Mutant) -> tuple[str, list[str]]:
         mapped = [t for t in TARGETS[self.module] if (ROOT / t).exists()]
-        if not self.lines:
+        if not self.all_lines:
             return "mapped files", mapped
         last = mutant.line + self.source.count("\n", mutant.start, mutant.end)
         functions = self._functions()
         inside = [f for f in functions if self._body_span(f)[0] <= mutant.line <= self._body_span(f)[1]]
         if inside:
-            chosen, how = self._covering(mutant.line, last), "covering"
+            # coverage sees one line of a multi-line expression: take the enclosing statement's
+            chosen, how = self._covering(*self._statement_span(inside[-1], mutant.line, last)), "covering"
         else:
             names = self._constant_names(mutant.line)
             users = [
@@ -137,6 +141,8 @@ class Selector:
             chosen, how = set(), "module"
             for f in users:
                 chosen |= self._covering(*self._body_span(f))
+            if not users and names:  # a queries module's statement: the functions elsewhere that run it
+                chosen = self._users_elsewhere(names)
             if chosen:
                 how = "users of the constant"
             else:
@@ -155,6 +161,35 @@ class Selector:
             files.setdefault(t.split("::", 1)[0], []).append(t)
         cost = {f: sum(self.durations.get(t, 60.0) for t in ts) for f, ts in files.items()}
         return [t for f in sorted(files, key=lambda f: (cost[f], f)) for t in files[f]]
+
+    def _statement_span(self, fn: ast.AST, first: int, last: int) -> tuple[int, int]:
+        """The innermost statement holding lines first..last (a compound statement's header only)."""
+        span = (first, last)
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.stmt) or node is fn:
+                continue
+            end = node.end_lineno or node.lineno
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                end = body[0].lineno - 1  # if/for/with/while: the header, not the block
+            if node.lineno <= first and last <= end and (end - node.lineno) < (span[1] - span[0] or 10**9):
+                span = (node.lineno, end)
+        return span
+
+    def _users_elsewhere(self, names: set[str]) -> set[str]:
+        found: set[str] = set()
+        for module, source in self.others.items():
+            lines = self.all_lines.get(module, {})
+            for fn in ast.walk(ast.parse(source)):
+                if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                named = {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute)}
+                named |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}
+                if names & named:
+                    first, end = self._body_span(fn)
+                    for n in range(first, end + 1):
+                        found.update(lines.get(n, ()))
+        return found
 
     def _constant_names(self, line: int) -> set[str]:
         for node in ast.parse(self.source).body:

@@ -221,7 +221,29 @@ def _term_end(text: str, pos: int) -> int:
     return match.start() if match else len(text)
 
 
+def _comments(text: str) -> list[tuple[int, int]]:
+    """Spans of ``--`` comments (SQL and Lua) outside quoted literals: a change there changes nothing."""
+    spans, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        quoted = False
+        for i, ch in enumerate(line):
+            if ch == "'":
+                quoted = not quoted
+            elif not quoted and line.startswith("--", i):
+                spans.append((pos + i, pos + len(line)))
+                break
+        pos += len(line)
+    return spans
+
+
 def _script_mutants(path: str, source: str, start: int, end: int, first_line: int) -> Iterator[Mutant]:
+    comments = _comments(source[start:end])
+    for mutant in _script_mutants_all(path, source, start, end, first_line):
+        if not any(a <= mutant.start - start < b for a, b in comments):
+            yield mutant
+
+
+def _script_mutants_all(path: str, source: str, start: int, end: int, first_line: int) -> Iterator[Mutant]:
     text = source[start:end]
     is_sql = "redis.call" not in text
 
