@@ -796,3 +796,24 @@ def test_acks_name_messages_by_whatsapps_own_id_in_either_form():
     assert _raw_message_id("false_1203630@g.us_3EB0AAAA_5511900000000@c.us") == "3EB0AAAA"
     assert _raw_message_id("3EB0C767D26A1D2D2A8F") == "3EB0C767D26A1D2D2A8F"
     assert _raw_message_id("maybe_5521@c.us_X") == "maybe_5521@c.us_X"  # not a serialized id
+
+
+async def test_acks_touch_last_activity_forward_only(client, tenant, pg):
+    """An ack is WhatsApp talking to the session: activity, which a late, older ack never moves back."""
+    user, chip = tenant
+    chip_id = uuid.UUID(chip["id"])
+    t0 = now_ms() - 60_000
+
+    def ack(at: int) -> dict:
+        payload = {"id": f"true_5521999990000@c.us_3EB0{at}", "ack": 2, "ackName": "DEVICE"}
+        return envelope(chip["session_name"], event="message.ack", at=at, meta=metadata(user, chip), payload=payload)
+
+    for at in (t0, t0 - 30_000):
+        response = await deliver(client, ack(at))
+        assert response.status_code == 200, response.text
+    touched = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id)
+    assert abs(touched.timestamp() * 1000 - t0) < 1
+    response = await deliver(client, ack(t0 + 30_000))
+    assert response.status_code == 200, response.text
+    touched = await pg.fetchval("SELECT last_activity_at FROM chips WHERE id = $1", chip_id)
+    assert abs(touched.timestamp() * 1000 - (t0 + 30_000)) < 1

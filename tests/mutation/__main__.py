@@ -281,10 +281,18 @@ def _module_mutants(module: str, every: int, sample: int | None = None) -> list[
     return found[::every] if every > 1 else found
 
 
-def _equivalents() -> dict[str, str]:
-    if not EQUIVALENT.exists():
-        return {}
-    return {e["mutant"]: e["reason"] for e in json.loads(EQUIVALENT.read_text())}
+def _equivalents() -> list[dict]:
+    return json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else []
+
+
+def _equivalent_reason(known: list[dict], mutant: Mutant, source: str) -> str | None:
+    """An entry names the mutant (module and change) and, where the change is not unique in the
+    module, the mutated line's text (``at``): both stable across unrelated edits, unlike numbers."""
+    line = source.splitlines()[mutant.line - 1].strip()
+    for entry in known:
+        if entry["mutant"] == mutant.key and entry.get("at", line) == line:
+            return entry["reason"]
+    return None
 
 
 def _ident(module: str, line: int, change: str) -> str:
@@ -364,8 +372,9 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
                     target.write_text(original)
                     spaces.free.put(n)
                 entry.update(outcome=outcome, tests=len(tests), selection=how, seconds=round(took, 1))
-                if outcome == "survived" and mutant.key in equivalent:
-                    entry["equivalent"] = equivalent[mutant.key]
+                reason = _equivalent_reason(equivalent, mutant, original) if outcome == "survived" else None
+                if reason:
+                    entry["equivalent"] = reason
                 with lock:
                     results.append(entry)
                     done[0] += 1
