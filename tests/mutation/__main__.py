@@ -24,6 +24,7 @@ import ast
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -290,7 +291,10 @@ def _equivalent_reason(known: list[dict], mutant: Mutant, source: str) -> str | 
     module, the mutated line's text (``at``): both stable across unrelated edits, unlike numbers."""
     line = source.splitlines()[mutant.line - 1].strip()
     for entry in known:
-        if entry["mutant"] == mutant.key and entry.get("at", line) == line:
+        module, _, change = entry["mutant"].partition(" ")
+        if change != mutant.change or module not in ("*", mutant.path):
+            continue  # "*": any module
+        if entry.get("at", line) == line and re.fullmatch(entry.get("at_regex", ".*"), line):
             return entry["reason"]
     return None
 

@@ -14,6 +14,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/api/test_events.py",
     ],
     "app/chips/queries.py": [
+        "tests/api/test_chip_queries.py",
         "tests/api/test_chips.py",
         "tests/api/test_pagination.py",
         "tests/api/test_chip_actions.py",
