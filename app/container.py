@@ -22,7 +22,7 @@ from litestar.di import NamedDependency
 from app.core.queue import JobQueue, SaqJobQueue
 from app.core.ratelimit import AttemptLimiter, SlidingWindowLimiter
 from app.core.redis import create_redis
-from app.core.security import PasswordHashing, TokenSigner
+from app.core.security import PasswordHashing, TokenSigner, WatchedTokens
 from app.events.bus import EventHub
 from app.events.streams import StreamLease
 from app.scheduler import build_scheduler
@@ -55,6 +55,8 @@ class Container:
     attempts: AttemptLimiter
     passwords: PasswordHashing
     tokens: TokenSigner
+    # the tokens of this process's open event streams, re-checked together
+    stream_tokens: WatchedTokens
     scheduler: Scheduler
     waha: WahaClientPool
     events: EventHub
@@ -73,6 +75,7 @@ class Container:
         """Everything the process shares. Opens no connection: clients connect on first use."""
         redis = create_redis(settings)
         queue = SaqJobQueue(redis, settings)
+        tokens = TokenSigner(settings)
         return cls(
             settings=settings,
             redis=redis,
@@ -80,7 +83,8 @@ class Container:
             limiter=SlidingWindowLimiter(redis),
             attempts=AttemptLimiter(redis),
             passwords=PasswordHashing(settings),
-            tokens=TokenSigner(settings),
+            tokens=tokens,
+            stream_tokens=WatchedTokens(tokens),
             scheduler=InstrumentedScheduler(scheduler or build_scheduler(settings, redis)),
             waha=WahaClientPool.from_settings(settings),
             events=EventHub(redis),

@@ -22,11 +22,12 @@ from app.auth.service import AuthService, ensure_not_revoked
 from app.container import Container
 from app.core import context
 from app.core.clientip import client_ip
+from app.core.db import DB_UNAVAILABLE_ERRORS
 from app.core.errors import Forbidden, NotAuthenticated, RateLimited, WhagoError
 from app.core.security import ACCESS, STREAM, TokenClaims
 from app.events.streams import StreamLease
 from app.users.schemas import UserOut
-from app.users.service import require_user_row, to_user_out
+from app.users.service import require_user_row, to_user_out, token_states
 
 _STREAM_SLOTS = "event-streams"
 # an open stream refreshes its slot well within this; a crashed process's slots expire after it
@@ -92,17 +93,26 @@ async def provide_stream_lease(
 
     async def still_valid() -> bool:
         try:
-            await ensure_not_revoked(container, claims)
+            # read with every other open stream's token of this process, in one statement
+            state = await container.stream_tokens.state(claims, token_states)
+            if state is None:
+                await ensure_not_revoked(container, claims)  # opened during that read: on its own
+            else:
+                container.tokens.check(claims, state)
         except NotAuthenticated:
             return False
         except WhagoError:
             return True  # database briefly down: keep streaming, check again later
+        except DB_UNAVAILABLE_ERRORS:
+            # the same, unwrapped: the one read now serves every stream, which must not all end at once
+            return True
         return True
 
     async def refresh() -> None:
         await container.attempts.refresh_slot(_STREAM_SLOTS, user, slot, ttl_seconds=_STREAM_SLOT_TTL_SECONDS)
 
     async def release() -> None:
+        container.stream_tokens.unwatch(claims)
         await container.attempts.release_slot(_STREAM_SLOTS, user, slot)
 
     return StreamLease(

@@ -27,6 +27,27 @@ def format_time(at: datetime) -> str:
     return msgspec.json.encode(at.astimezone(UTC)).decode()[1:-1]
 
 
+class _Published(msgspec.Struct):
+    event: str
+    data: msgspec.Raw  # the payload's bytes as published: framed as they are, never re-encoded
+
+
+_decode_published = msgspec.json.Decoder(_Published).decode
+
+
+def sse_frame(message: bytes) -> bytes:
+    """The server-sent event frame of a published event: ``event: <event>`` then ``data: <JSON>``,
+    byte for byte what Litestar's ``ServerSentEventMessage(event=..., data=...)`` writes. Built once
+    per process per event (``EventHub``), however many of the tenant's streams it goes to."""
+    published = _decode_published(message)
+    data = bytes(published.data)
+    if b"\n" in data or b"\r" in data:
+        # not msgspec's compact JSON (another publisher): one data line is what the streams send
+        data = msgspec.json.encode(msgspec.json.decode(data))
+    event = published.event.replace("\r", "").replace("\n", "").encode()
+    return b"event: " + event + b"\r\ndata: " + data + b"\r\n\r\n"
+
+
 def user_channel(user_id: UUID | str) -> str:
     return key("user", user_id, "events")
 
@@ -44,7 +65,7 @@ class EventHub:
 
     Receiving: one pub/sub connection per process, subscribed only to the channels of users with
     an open stream in this process (so N API processes do not each parse every event), fanned
-    out to those streams.
+    out to those streams as ready SSE frames (``sse_frame``: framed once, not once per stream).
     Sending (``publish``): one FIFO per process, drained by a background task that sends whatever
     has queued up in one pipelined round trip. Callers (the webhook hot path) never wait on Redis,
     events leave in the order they were published, and a Redis outage costs only log lines; the
@@ -157,6 +178,7 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def listen(self, user_id: UUID | str) -> AsyncIterator[asyncio.Queue]:
+        """The user's events as SSE frames (bytes), ``None`` when the process stops."""
         queue: asyncio.Queue = asyncio.Queue(self._queue_size)
         channel = user_channel(user_id)
         first = not self._listeners.get(channel)
@@ -190,12 +212,20 @@ class EventHub:
                     channel = (
                         message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
                     )
-                    for queue in list(self._listeners.get(channel, ())):
+                    queues = self._listeners.get(channel)
+                    if not queues:
+                        continue
+                    try:
+                        frame = sse_frame(message["data"])
+                    except (msgspec.DecodeError, TypeError):
+                        logger.warning("malformed live event on %s skipped", channel)
+                        continue
+                    for queue in list(queues):
                         if queue.full():
                             # a stuck client must not grow memory: it gets a resync hint instead
                             with contextlib.suppress(asyncio.QueueEmpty):
                                 queue.get_nowait()
-                        queue.put_nowait(message["data"])
+                        queue.put_nowait(frame)
             except asyncio.CancelledError:
                 raise
             except REDIS_UNAVAILABLE_ERRORS as exc:

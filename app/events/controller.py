@@ -4,10 +4,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import ServerSentEventMessage, Stream
 
 from app.core import metrics
 from app.core.errors import DependencyUnavailable
@@ -20,20 +19,29 @@ CHECK_SECONDS = 2.0
 HUB_WAIT_SECONDS = 2.0
 
 
-def _comment(text: str) -> ServerSentEventMessage:
+def _comment(text: str) -> bytes:
     # data=None: a comment-only frame. With Litestar's default (data="") the frame carries an empty
     # "data:" line, which EventSource dispatches as a spurious, empty "message" event.
-    return ServerSentEventMessage(comment=text, data=None)
+    return ServerSentEventMessage(comment=text, data=None).encode()
+
+
+# Frames are written as bytes (events come framed from the hub, once per process): Litestar's
+# ServerSentEvent would re-frame every item, the stream's largest cost per event.
+_CONNECTED = _comment("connected")
+_KEEPALIVE = _comment("keep-alive")
+# ask for a quick reconnect (to another process behind the load balancer)
+_SHUTTING_DOWN = ServerSentEventMessage(comment="server shutting down; reconnect", retry=1000, data=None).encode()
+# ServerSentEvent's own headers, for the plain Stream that carries the frames
+_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
 class EventsController(Controller):
     path = "/api/v1/events"
     tags = ["Live events"]
 
-    @get("/", operation_id="EventStream")
-    async def stream(
-        self, stream_lease: NamedDependency[StreamLease], event_hub: NamedDependency[EventHub]
-    ) -> ServerSentEvent:
+    # (the description ServerSentEvent had: the document stays as it was)
+    @get("/", operation_id="EventStream", response_description="Request fulfilled, document follows")
+    async def stream(self, stream_lease: NamedDependency[StreamLease], event_hub: NamedDependency[EventHub]) -> Stream:
         """Server-sent events for the caller's chips; authenticate with a short-lived stream token
         (``?token=``, from POST /api/v1/auth/stream-token; single use). A user holds a bounded
         number of open streams (429 beyond); a stream ends when the user is disabled or their
@@ -53,27 +61,26 @@ class EventsController(Controller):
                 await stream_lease.release()
                 raise DependencyUnavailable("Live events unavailable (Redis); try again shortly.") from None
 
-        async def events() -> AsyncIterator[ServerSentEventMessage]:
+        async def events() -> AsyncIterator[bytes]:
             try:
                 async with event_hub.listen(stream_lease.user_id) as queue:
                     metrics.EVENT_STREAMS.inc()
                     try:
-                        yield _comment("connected")
+                        yield _CONNECTED
                         quiet_since = next_check = time.monotonic()
                         next_refresh = quiet_since + stream_lease.refresh_seconds  # (just acquired)
                         while True:
-                            got, raw = False, None
+                            got, frame = False, None
                             try:
-                                raw = await asyncio.wait_for(queue.get(), CHECK_SECONDS)
+                                # (asyncio.timeout: no task per wait, unlike wait_for on 3.11)
+                                async with asyncio.timeout(CHECK_SECONDS):
+                                    frame = await queue.get()
                                 got = True
                             except TimeoutError:
                                 pass
-                            if got and raw is None:
-                                # the server is stopping: say so, ask for a quick reconnect (to
-                                # another process behind the load balancer), and end the response
-                                yield ServerSentEventMessage(
-                                    comment="server shutting down; reconnect", retry=1000, data=None
-                                )
+                            if got and frame is None:
+                                # the server is stopping: say so and end the response
+                                yield _SHUTTING_DOWN
                                 return
                             now = time.monotonic()
                             if now >= next_check:
@@ -83,19 +90,16 @@ class EventsController(Controller):
                                 if now >= next_refresh:
                                     next_refresh = now + stream_lease.refresh_seconds
                                     await stream_lease.refresh()
-                            if not got or raw is None:
+                            if frame is None:
                                 if now - quiet_since >= KEEPALIVE_SECONDS:
                                     quiet_since = now
-                                    yield _comment("keep-alive")
+                                    yield _KEEPALIVE
                                 continue
                             quiet_since = now
-                            message = msgspec.json.decode(raw)
-                            yield ServerSentEventMessage(
-                                event=message["event"], data=msgspec.json.encode(message["data"]).decode()
-                            )
+                            yield frame
                     finally:
                         metrics.EVENT_STREAMS.dec()
             finally:
                 await stream_lease.release()
 
-        return ServerSentEvent(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Stream(events(), media_type="text/event-stream", headers=_HEADERS)

@@ -100,6 +100,27 @@ async def token_state(user_id: UUID, token_id: UUID) -> tuple[int, bool, bool] |
     return None if row is None else (row["token_version"], row["disabled"], row["revoked"])
 
 
+async def token_states(pairs: list[tuple[UUID, UUID]]) -> dict[UUID, tuple[int, bool, bool] | None]:
+    """``token_state`` for many (user id, token id) pairs in one statement, by token id (None for
+    no such user)."""
+    if not pairs:
+        return {}
+    rows = await db.fetch(
+        """
+        SELECT q.jti, u.token_version, u.disabled,
+               EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = q.jti) AS revoked
+        FROM unnest($1::uuid[], $2::uuid[]) AS q(user_id, jti)
+        LEFT JOIN users u ON u.id = q.user_id
+        """,
+        [user_id for user_id, _ in pairs],
+        [token_id for _, token_id in pairs],
+    )
+    return {
+        row["jti"]: None if row["token_version"] is None else (row["token_version"], row["disabled"], row["revoked"])
+        for row in rows
+    }
+
+
 async def revoke_token(user_id: UUID, token_id: UUID, expires_at: datetime) -> None:
     # Expired entries go at the same time: they can never match a usable token again.
     await db.fetch(

@@ -24,6 +24,7 @@ __all__ = [
     "set_password",
     "to_user_out",
     "token_state",
+    "token_states",
     "update_user",
 ]
 
@@ -76,6 +77,17 @@ async def token_state(user_id: UUID, token_id: UUID) -> TokenState:
         return TokenState(version=-1, disabled=True, revoked=True)
     version, disabled, revoked = found
     return TokenState(version=version, disabled=disabled, revoked=revoked)
+
+
+async def token_states(pairs: list[tuple[UUID, UUID]]) -> dict[UUID, TokenState]:
+    """``token_state`` of many (user id, token id) pairs at once, by token id."""
+    found = await queries.token_states(pairs)
+    return {
+        token_id: TokenState(version=-1, disabled=True, revoked=True)
+        if state is None
+        else TokenState(version=state[0], disabled=state[1], revoked=state[2])
+        for token_id, state in found.items()
+    }
 
 
 async def revoke_token(user_id: UUID, token_id: UUID, expires_at: int) -> None:
