@@ -22,7 +22,8 @@ from litestar.di import NamedDependency
 from app.core.queue import JobQueue, SaqJobQueue
 from app.core.ratelimit import AttemptLimiter, SlidingWindowLimiter
 from app.core.redis import create_redis
-from app.core.security import PasswordHashing, TokenSigner, WatchedTokens
+from app.core.security import PasswordHashing, TokenSigner
+from app.core.stream_tokens import WatchedTokens
 from app.events.bus import EventHub
 from app.events.streams import StreamLease
 from app.scheduler import build_scheduler
