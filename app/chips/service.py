@@ -93,14 +93,14 @@ class ChipService:
         await self.enqueue_provisioning(chip_id)
         return await self.get(user_id, chip_id)
 
-    async def enqueue_provisioning(self, chip_id: UUID) -> bool:
-        """Enqueue provision_chip; on success mark the outbox row. Redis down leaves it for later."""
+    async def enqueue_provisioning(self, chip_id: UUID) -> None:
+        """Enqueue provision_chip; on success mark the outbox row. Redis down leaves it for later
+        (the unmarked row is what the reconciler looks for)."""
         try:
             await self.s.queue.enqueue(PROVISION_CHIP, chip_id, chip_id=str(chip_id))
         except DependencyUnavailable:
-            return False
+            return
         await queries.mark_provision_enqueued(chip_id)
-        return True
 
     async def rename(self, user_id: UUID, chip_id: UUID, alias: str) -> ChipOut:
         if not await queries.rename(chip_id, user_id, alias.strip()):

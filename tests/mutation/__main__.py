@@ -299,14 +299,19 @@ def _equivalent_reason(known: list[dict], mutant: Mutant, source: str) -> str | 
     return None
 
 
-def _ident(module: str, line: int, change: str) -> str:
-    return f"{module}:{line} {change}"
+def _ident(module: str, text: str, change: str) -> str:
+    # the mutated line's text, not its number: a report stays comparable after edits elsewhere
+    return f"{module} {text} {change}"
+
+
+def _line_text(source: str, line: int) -> str:
+    return source.splitlines()[line - 1].strip()
 
 
 def _survivors(report: Path) -> set[str]:
     data = json.loads(report.read_text())
     return {
-        _ident(module, r["line"], r["change"])
+        _ident(module, r["text"], r["change"])
         for module, m in data["modules"].items()
         for r in m.get("results", [])
         if r["outcome"] == "survived"
@@ -339,9 +344,17 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
             mutants = _module_mutants(module, args.every, args.sample)
             carried: list[dict] = []
             if only is not None:
+                # the earlier run's survivors among all of today's mutants (not re-sampled: the
+                # module may have changed); its other outcomes are carried over as they were
                 earlier = previous["modules"].get(module, {}).get("results", []) if previous else []
                 carried = [dict(r, carried=True) for r in earlier if r["outcome"] != "survived"]
-                mutants = [m for m in mutants if _ident(module, m.line, m.change) in only]
+                everything = mutants_for(module, original)
+                mutants = [m for m in everything if _ident(module, _line_text(original, m.line), m.change) in only]
+                found = {_ident(module, _line_text(original, m.line), m.change) for m in mutants}
+                for r in earlier:
+                    if r["outcome"] == "survived" and _ident(module, r["text"], r["change"]) not in found:
+                        # the code it mutated is gone: no longer a mutant of this module
+                        carried.append(dict(r, outcome="gone", carried=True))
             print(f"{module}: {len(mutants)} of {generated} mutants, {args.jobs} at once", flush=True)
             results: list[dict] = []
             done = [0]
@@ -356,7 +369,12 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
                 done: list[int] = done,
             ) -> None:
                 mutated = mutant.apply(original)
-                entry = {"line": mutant.line, "kind": mutant.kind, "change": mutant.change}
+                entry = {
+                    "line": mutant.line,
+                    "text": _line_text(original, mutant.line),
+                    "kind": mutant.kind,
+                    "change": mutant.change,
+                }
                 try:
                     compile(mutated, module, "exec")
                 except SyntaxError:

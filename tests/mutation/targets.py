@@ -20,6 +20,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/api/test_chip_actions.py",
     ],
     "app/chips/service.py": [
+        "tests/api/test_chip_service.py",
         "tests/api/test_chips.py",
         "tests/api/test_pagination.py",
         "tests/api/test_chip_actions.py",
