@@ -4,6 +4,7 @@ claims signed with the right key, the revocation cache's lifetime; passwords are
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -192,3 +193,33 @@ def test_issue_uses_the_injected_clock_not_the_system_one(settings):
     # the system clock says this token expired long ago
     assert ttl < time.time() - 1_000_000
     assert "expired" in _refused(TokenSigner(settings), token).lower()
+
+
+def test_the_verified_and_state_caches_stay_bounded(signer, monkeypatch):
+    """A flood of distinct valid tokens must not grow a process's memory without bound."""
+    monkeypatch.setattr(TokenSigner, "_CACHE_SIZE", 4)
+    tokens = [signer.issue(uuid.uuid4(), 1)[0] for _ in range(10)]
+    for token in tokens:
+        claims = signer.verify(token)
+        signer.remember(claims, TokenState(version=1, disabled=False, revoked=False))
+        assert len(signer._verified) <= 4
+        assert len(signer._states) <= 4
+    # still correct after the caches were emptied
+    assert signer.verify(tokens[0]).version == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("configured", "expected"), [(1, 1), (0, 1), (3, 3)])
+async def test_hashing_concurrency_is_the_setting_and_at_least_one(settings, configured, expected):
+    hashing = PasswordHashing(msgspec.structs.replace(settings, password_hash_concurrency=configured))
+    assert hashing.concurrency == expected
+    real = hashing._hasher
+
+    class SlowHasher:
+        def verify(self, hash_: str, password: str) -> bool:
+            time.sleep(0.05)  # long enough for more than the cap to be in flight if it let them
+            return real.verify(hash_, password)
+
+    hashing._hasher = SlowHasher()  # type: ignore[assignment]
+    await asyncio.gather(*(hashing.verify(None, "guess") for _ in range(4 * expected + 2)))
+    assert hashing.peak == expected
