@@ -26,7 +26,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/api/test_chip_actions.py",
     ],
     "app/core/security.py": ["tests/api/test_auth.py", "tests/api/test_security.py", "tests/api/test_tokens.py"],
-    "app/auth/service.py": ["tests/api/test_auth.py", "tests/api/test_security.py"],
+    "app/auth/service.py": [
+        "tests/api/test_auth.py",
+        "tests/api/test_security.py",
+        "tests/api/test_revocation_cache.py",
+    ],
     "app/core/ratelimit.py": ["tests/api/test_security.py", "tests/api/test_auth.py"],
     "app/reconciler/service.py": ["tests/worker/test_reconciler.py"],
 }
