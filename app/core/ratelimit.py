@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -27,13 +28,14 @@ return {0, math.max(1, tonumber(oldest[2]) + window - now)}
 
 
 class SlidingWindowLimiter:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
+        self._clock = clock  # injectable: windows are tested without waiting for them
         self._acquire = redis.register_script(_ACQUIRE)
 
     async def hit(self, name: str, subject: str, *, limit: int, window_seconds: float, detail: str) -> None:
         """Count one attempt; raise RateLimited (with Retry-After) when over the limit."""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         try:
             allowed, retry_ms = await self._acquire(
                 keys=[key("ratelimit", name, subject)],
@@ -43,39 +45,6 @@ class SlidingWindowLimiter:
             raise DependencyUnavailable("Rate limiter unavailable (Redis).") from None
         if not allowed:
             raise RateLimited(detail, retry_after=-(-int(retry_ms) // 1000))
-
-    async def retry_after(self, name: str, subject: str, *, limit: int, window_seconds: float) -> int:
-        """Seconds until another attempt is allowed (0 = allowed now); does not count an attempt."""
-        k = key("ratelimit", name, subject)
-        now_ms = int(time.time() * 1000)
-        try:
-            pipe = self._redis.pipeline()
-            pipe.zremrangebyscore(k, "-inf", now_ms - int(window_seconds * 1000))
-            pipe.zrange(k, 0, 0, withscores=True)
-            pipe.zcard(k)
-            _, oldest, count = await pipe.execute()
-        except REDIS_UNAVAILABLE_ERRORS:
-            raise DependencyUnavailable("Rate limiter unavailable (Redis).") from None
-        if count < limit or not oldest:
-            return 0
-        return max(1, -(-(int(oldest[0][1]) + int(window_seconds * 1000) - now_ms) // 1000))
-
-    async def record(self, name: str, subject: str, *, window_seconds: float) -> None:
-        k = key("ratelimit", name, subject)
-        now_ms = int(time.time() * 1000)
-        try:
-            pipe = self._redis.pipeline()
-            pipe.zadd(k, {f"{now_ms}-{uuid.uuid4().hex[:8]}": now_ms})
-            pipe.pexpire(k, int(window_seconds * 1000))
-            await pipe.execute()
-        except REDIS_UNAVAILABLE_ERRORS:
-            raise DependencyUnavailable("Rate limiter unavailable (Redis).") from None
-
-    async def reset(self, name: str, subject: str) -> None:
-        try:
-            await self._redis.delete(key("ratelimit", name, subject))
-        except REDIS_UNAVAILABLE_ERRORS:
-            pass  # a stale failure counter only expires later; not worth failing a good login
 
 
 # Atomically, for every key: drop entries older than the window; if any key is at its limit,
@@ -122,14 +91,15 @@ class AttemptLimiter:
     (a successful login does not count as a failure).
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
+        self._clock = clock
         self._acquire = redis.register_script(_ACQUIRE_ALL)
         self._slot = redis.register_script(_ACQUIRE_SLOT)
 
     async def acquire(self, name: str, limits: dict[str, int], *, window_seconds: float, detail: str) -> str:
         """``limits``: subject → limit. Returns the attempt's member (for ``forgive``)."""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         member = f"{now_ms}-{uuid.uuid4().hex[:12]}"
         subjects = list(limits)
         try:
@@ -157,7 +127,7 @@ class AttemptLimiter:
             return bool(
                 await self._slot(
                     keys=[key("slots", name, subject)],
-                    args=[int(time.time() * 1000), int(ttl_seconds * 1000), limit, member],
+                    args=[int(self._clock() * 1000), int(ttl_seconds * 1000), limit, member],
                 )
             )
         except REDIS_UNAVAILABLE_ERRORS:
@@ -167,7 +137,7 @@ class AttemptLimiter:
         k = key("slots", name, subject)
         try:
             pipe = self._redis.pipeline()
-            pipe.zadd(k, {member: int((time.time() + ttl_seconds) * 1000)}, xx=True)
+            pipe.zadd(k, {member: int((self._clock() + ttl_seconds) * 1000)}, xx=True)
             pipe.pexpire(k, int(ttl_seconds * 1000))
             await pipe.execute()
         except REDIS_UNAVAILABLE_ERRORS:

@@ -139,3 +139,27 @@ async def test_prune_drops_entries_past_retention(client, admin, conn, settings)
     )
     assert await AuditService(settings).prune() == 1
     assert await conn.fetchval("SELECT count(*) FROM audit_log") == 1
+
+
+async def test_password_changes_and_logouts_are_audited_without_secrets(client, admin):
+    user = await register(client)
+    uid = user["user"]["id"]
+    changed = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": user["password"], "new_password": "a-new-long-password"},
+        headers={"Authorization": f"Bearer {user['access_token']}"},
+    )
+    assert changed.status_code == 200, changed.text
+    [entry] = await _entries(client, admin, action="auth.password_change")
+    assert (entry["target_type"], entry["target_id"], entry["actor_id"]) == ("user", uid, uid)  # by themselves
+    assert entry["after"] == {"tokens_revoked": True}
+    assert user["password"] not in str(entry)
+    assert "a-new-long-password" not in str(entry)
+
+    token = changed.json()["access_token"]
+    out = await client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert out.status_code == 204
+    [entry] = await _entries(client, admin, action="auth.token_revoked")
+    assert (entry["target_type"], entry["target_id"]) == ("user", uid)
+    assert entry["after"] == {"reason": "logout"}
+    assert token not in str(entry)

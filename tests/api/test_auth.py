@@ -58,7 +58,7 @@ async def test_failed_logins_are_rate_limited_per_email(client, settings):
     limited = await client.post("/api/v1/auth/login", json={"email": "dave@example.com", "password": user["password"]})
     assert limited.status_code == 429
     assert limited.json()["code"] == "rate_limited"
-    assert int(limited.headers["Retry-After"]) >= 1
+    assert 1 <= int(limited.headers["Retry-After"]) <= settings.login_failure_window_seconds
     # another account is not affected
     other = await register(client, "erin@example.com")
     ok = await client.post("/api/v1/auth/login", json={"email": "erin@example.com", "password": other["password"]})
@@ -128,3 +128,16 @@ async def test_passwords_are_case_sensitive_and_emails_are_not(client):
     for email in ("frank@example.com", "FRANK@example.COM"):
         response = await client.post("/api/v1/auth/login", json={"email": email, "password": "Correct Horse Battery"})
         assert response.status_code == 200, email
+
+
+async def test_successful_logins_do_not_count_as_failures(client, settings):
+    user = await register(client, "frank@example.com")
+    login = {"email": "frank@example.com", "password": user["password"]}
+    for _ in range(settings.login_max_failures + 1):
+        ok = await client.post("/api/v1/auth/login", json=login)
+        assert ok.status_code == 200, ok.text
+    # the failures still allowed are all of them: the successes were taken back
+    for _ in range(settings.login_max_failures):
+        wrong = await client.post("/api/v1/auth/login", json={**login, "password": "wrong-pw"})
+        assert wrong.status_code == 401
+    assert (await client.post("/api/v1/auth/login", json=login)).status_code == 429

@@ -31,6 +31,6 @@ TARGETS: dict[str, list[str]] = {
         "tests/api/test_security.py",
         "tests/api/test_revocation_cache.py",
     ],
-    "app/core/ratelimit.py": ["tests/api/test_security.py", "tests/api/test_auth.py"],
+    "app/core/ratelimit.py": ["tests/api/test_ratelimit.py", "tests/api/test_security.py", "tests/api/test_auth.py"],
     "app/reconciler/service.py": ["tests/worker/test_reconciler.py"],
 }
