@@ -60,12 +60,13 @@ class Actor(msgspec.Struct, frozen=True):
 
 
 def scrub(snapshot: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The snapshot without any key that names a secret (``has_password`` style flags stay)."""
+    """The snapshot without any key that names a secret. Flags stay: ``has_password`` style
+    names and any true/false value (``tokens_revoked``), which cannot hold a secret."""
     if snapshot is None:
         return None
     clean: dict[str, Any] = {}
     for key, value in snapshot.items():
-        if _SECRET_KEY.search(key) and not _HAS_FLAG.match(key):
+        if _SECRET_KEY.search(key) and not _HAS_FLAG.match(key) and not isinstance(value, bool):
             continue
         clean[key] = scrub(value) if isinstance(value, Mapping) else value
     return clean

@@ -163,3 +163,18 @@ async def test_password_changes_and_logouts_are_audited_without_secrets(client, 
     assert (entry["target_type"], entry["target_id"]) == ("user", uid)
     assert entry["after"] == {"reason": "logout"}
     assert token not in str(entry)
+
+
+def test_scrub_drops_secret_keys_at_any_depth_but_keeps_flags():
+    from app.audit.service import scrub
+
+    snapshot = {
+        "password": "hunter2",
+        "api_key": "k",
+        "proxy_password": "p",
+        "tokens_revoked": True,
+        "host": "h",
+        "nested": {"hmac": "h", "has_password": True, "token": "t"},
+    }
+    assert scrub(snapshot) == {"tokens_revoked": True, "host": "h", "nested": {"has_password": True}}
+    assert scrub(None) is None
