@@ -104,6 +104,9 @@ DRIFT_KINDS = (
     "session_missing",
     "session_config_stale",
     "session_config_requeued",
+    "session_stopped",
+    "session_restarted",
+    "session_stopped_as_intended",
     "status_fixed",
 )
 for _kind in DRIFT_KINDS:

@@ -31,7 +31,7 @@ async def _scan(url: str, name: str) -> None:
         assert response.status_code in (200, 201), response.text
 
 
-async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
+async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator, caplog):
     served, emulator = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
         tenant, chip = await p.waiting_chip()
@@ -39,8 +39,18 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
         await _scan(served.url, chip["session_name"])
         assert emulator.sessions[chip["session_name"]].status == "WORKING"
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
+        caplog.set_level("INFO", logger="whago.reconciler")
         report = await Reconciler(p.container).run()
         assert report.drift["status_fixed"] == 1, report.as_dict()
+        # what the pass saw, as the worker's job result and `whago-ops reconcile` print it
+        summary = report.as_dict()
+        assert (summary["tenants"], summary["sessions"]) == (1, len(emulator.sessions)), summary
+        assert summary["drift"] == {"status_fixed": 1}
+        assert summary["ran"] is True
+        assert [r for r in caplog.records if r.getMessage().startswith("reconcile: ")]  # drift is logged
+        # the instance's record counts the tenant's sessions that WAHA has
+        record = await db.fetchrow("SELECT sessions FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"]))
+        assert record["sessions"] == 1
         fixed = await p.chip(tenant, chip["id"])
         assert fixed["status"] == "connected"
         assert fixed["phone_number"] == "5511988887777"
@@ -48,9 +58,11 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator):
         assert events[0]["source"] == "reconciler"
         assert events[0]["to_status"] == "connected"
         # a second run finds nothing to do
+        caplog.clear()
         again = await Reconciler(p.container).run()
         assert not again.drift, again.as_dict()
         assert not again.errors, again.as_dict()
+        assert not [r for r in caplog.records if r.getMessage().startswith("reconcile: ")]  # quiet when clean
 
 
 async def test_recently_changed_chips_are_left_to_the_main_path(static_emulator, monkeypatch):
@@ -108,20 +120,88 @@ async def test_durable_to_dos_are_requeued(static_emulator):
     """Chips recorded while Redis was down, or deleted with a lost teardown job, are re-driven."""
     served, _ = static_emulator
     async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
-        tenant = await p.tenant("business")
+        tenant = await p.tenant("enterprise")
         chip = await p.create_chip(tenant, "pending")
         doomed = await p.create_chip(tenant, "doomed")
+        rotating = await p.create_chip(tenant, "rotating")
         await p.container.redis.flushdb()  # every queued job is lost
         await db.fetch("UPDATE chips SET provision_enqueued_at = NULL WHERE id = $1", uuid.UUID(chip["id"]))
         await db.fetch(
             "UPDATE chips SET status = 'deleting', status_changed_at = now() - interval '1 hour' WHERE id = $1",
             uuid.UUID(doomed["id"]),
         )
+        # a proxy change the rotation job never applied, on a chip past provisioning
+        await db.fetch(
+            "UPDATE chips SET status = 'disconnected', proxy_dirty = true WHERE id = $1", uuid.UUID(rotating["id"])
+        )
         report = await Reconciler(p.container).run()
         assert report.drift["provision_requeued"] == 1, report.as_dict()
         assert report.drift["teardown_requeued"] == 1, report.as_dict()
+        assert report.drift["proxy_rotation_requeued"] == 1, report.as_dict()
         assert await p.container.redis.exists(f"saq:job:whago:provision:{chip['id']}")
         assert await p.container.redis.exists(f"saq:job:whago:teardown:{doomed['id']}")
+        assert await p.container.redis.exists(f"saq:job:whago:rotate:{rotating['id']}")
+
+
+async def test_a_queue_outage_is_reported_and_nothing_is_marked(static_emulator, monkeypatch):
+    from app.core.errors import DependencyUnavailable
+
+    served, _ = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
+        tenant = await p.tenant()
+        chip = await p.create_chip(tenant)
+        await db.fetch("UPDATE chips SET provision_enqueued_at = NULL WHERE id = $1", uuid.UUID(chip["id"]))
+
+        async def down(*args, **kwargs):
+            raise DependencyUnavailable("Queue unavailable (Redis).")
+
+        monkeypatch.setattr(p.container.queue, "enqueue", down)
+        report = await Reconciler(p.container).run()
+        assert report.errors == [f"queue unavailable for provision_chip {chip['id']}"], report.as_dict()
+        assert not report.drift.get("provision_requeued")
+        row = await db.fetchrow("SELECT provision_enqueued_at FROM chips WHERE id = $1", uuid.UUID(chip["id"]))
+        assert row["provision_enqueued_at"] is None  # still a to-do for the next pass
+
+
+async def test_the_lock_outlives_a_slow_pass_and_is_released_after(static_emulator, monkeypatch):
+    """A pass holds the lock for 5 intervals (at least 5 minutes): a crashed worker's lock expires."""
+    served, _ = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}, worker=False) as p:
+        seen = []
+
+        async def slow_pass(self):
+            seen.append(await p.container.redis.pttl(reconciler_module.LOCK_KEY))
+            return reconciler_module.ReconcileReport()
+
+        monkeypatch.setattr(Reconciler, "_run", slow_pass)
+        await Reconciler(p.container).run()
+        interval = max(p.settings.reconcile_interval_seconds, 60)
+        assert 5 * interval * 1000 - 5_000 < seen[0] <= 5 * interval * 1000
+        assert not await p.container.redis.exists(reconciler_module.LOCK_KEY)
+
+
+def test_every_drift_kind_counted_is_a_series_from_the_start():
+    """Alerts and dashboards read whago_reconcile_drift_total{kind}: every kind the reconciler can
+    count exists (at 0) before it first happens, so a rate() over it is defined from the start."""
+    import ast
+    import inspect
+
+    from prometheus_client import REGISTRY
+
+    tree = ast.parse(inspect.getsource(reconciler_module))
+    counted = set()
+    for node in ast.walk(tree):
+        # report.drift["kind"] += 1, and _enqueue(spec, chip_id, report, "kind")
+        drift = isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+        if drift and node.value.attr == "drift" and isinstance(node.slice, ast.Constant):
+            counted.add(node.slice.value)
+        enqueue = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) == 4
+        if enqueue and node.func.attr == "_enqueue" and isinstance(node.args[3], ast.Constant):
+            counted.add(node.args[3].value)
+    assert len(counted) >= 10
+    assert counted == set(reconciler_module.DRIFT_KINDS)
+    for kind in counted:
+        assert REGISTRY.get_sample_value("whago_reconcile_drift_total", {"kind": kind}) is not None, kind
 
 
 async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_emulator):
@@ -186,5 +266,23 @@ async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulato
         assert await ProvisioningService(p.container).provision(uuid.UUID(chip["id"])) == "updated"
         # provisioning updates (and would start) the session before it returns, and the emulator
         # applies both before answering: the state here is final, no need to wait
+        assert emulator.sessions[chip["session_name"]].status == "STOPPED"
+        assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
+
+
+async def test_a_logged_out_session_started_behind_our_back_is_stopped(static_emulator):
+    """The tenant's intent (logged out: not running) wins over a session WAHA runs anyway."""
+    served, emulator = static_emulator
+    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
+        tenant, chip = await p.waiting_chip()
+        await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
+        await p.wait_status(tenant, chip["id"], "disconnected")
+        emulator.deliver_webhooks = False  # the start's own webhooks would race the pass
+        async with httpx.AsyncClient(base_url=served.url, headers={"X-Api-Key": p.settings.waha_api_key}) as waha:
+            started = await waha.post(f"/api/sessions/{chip['session_name']}/start")
+            assert started.status_code in (200, 201), started.text
+        assert emulator.sessions[chip["session_name"]].status != "STOPPED"
+        report = await Reconciler(p.container).run()
+        assert report.drift["session_stopped_as_intended"] == 1, report.as_dict()
         assert emulator.sessions[chip["session_name"]].status == "STOPPED"
         assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
