@@ -350,6 +350,20 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
                 carried = [dict(r, carried=True) for r in earlier if r["outcome"] != "survived"]
                 everything = mutants_for(module, original)
                 mutants = [m for m in everything if _ident(module, _line_text(original, m.line), m.change) in only]
+                # a survivor listed as equivalent since is carried over as such, not run again
+                for m in [m for m in mutants if _equivalent_reason(equivalent, m, original)]:
+                    mutants.remove(m)
+                    carried.append(
+                        {
+                            "line": m.line,
+                            "text": _line_text(original, m.line),
+                            "kind": m.kind,
+                            "change": m.change,
+                            "outcome": "survived",
+                            "equivalent": _equivalent_reason(equivalent, m, original),
+                            "carried": True,
+                        }
+                    )
                 found = {_ident(module, _line_text(original, m.line), m.change) for m in mutants}
                 for r in earlier:
                     if r["outcome"] == "survived" and _ident(module, r["text"], r["change"]) not in found:
