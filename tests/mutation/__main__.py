@@ -350,6 +350,7 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
                 carried = [dict(r, carried=True) for r in earlier if r["outcome"] != "survived"]
                 everything = mutants_for(module, original)
                 mutants = [m for m in everything if _ident(module, _line_text(original, m.line), m.change) in only]
+                found = {_ident(module, _line_text(original, m.line), m.change) for m in mutants}
                 # a survivor listed as equivalent since is carried over as such, not run again
                 for m in [m for m in mutants if _equivalent_reason(equivalent, m, original)]:
                     mutants.remove(m)
@@ -364,7 +365,6 @@ def run(modules: list[str], args: argparse.Namespace) -> dict:
                             "carried": True,
                         }
                     )
-                found = {_ident(module, _line_text(original, m.line), m.change) for m in mutants}
                 for r in earlier:
                     if r["outcome"] == "survived" and _ident(module, r["text"], r["change"]) not in found:
                         # the code it mutated is gone: no longer a mutant of this module
