@@ -148,12 +148,15 @@ class Selector:
                 how = "users of the constant"
             else:
                 chosen = {t for tests in self.lines.values() for t in tests}
-                # and the mapped files whole: a test may read the module's constants without running it
-                chosen |= {t for t in self.durations if t.split("::", 1)[0] in mapped}
         chosen -= self.failed
         if not chosen:
             return "mapped files (not run in-process)", mapped
-        return how, self._ordered(chosen)
+        # then the module's own test files, whole: some check it without running the line (a
+        # test reading the module's source or constants), and coverage cannot see that
+        rest = [
+            t for t in self._ordered({t for t in self.durations if t.split("::", 1)[0] in mapped}) if t not in chosen
+        ]
+        return how, self._ordered(chosen) + rest
 
     def _ordered(self, tests: set[str]) -> list[str]:
         """Cheapest file first, each file's tests together in their own order: a file's module-scoped
