@@ -40,6 +40,8 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator, caplog)
         assert emulator.sessions[chip["session_name"]].status == "WORKING"
         assert (await p.chip(tenant, chip["id"]))["status"] == "waiting_qr"
         caplog.set_level("INFO", logger="whago.reconciler")
+        owner = uuid.UUID(tenant["user"]["id"])
+        await db.fetch("UPDATE instances SET sessions = 7 WHERE user_id = $1", owner)  # a stale count
         report = await Reconciler(p.container).run()
         assert report.drift["status_fixed"] == 1, report.as_dict()
         # what the pass saw, as the worker's job result and `whago-ops reconcile` print it
@@ -49,8 +51,8 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator, caplog)
         assert summary["ran"] is True
         assert [r for r in caplog.records if r.getMessage().startswith("reconcile: ")]  # drift is logged
         # the instance's record counts the tenant's sessions that WAHA has
-        record = await db.fetchrow("SELECT sessions FROM instances WHERE user_id = $1", uuid.UUID(tenant["user"]["id"]))
-        assert record["sessions"] == 1
+        record = await db.fetchrow("SELECT sessions FROM instances WHERE user_id = $1", owner)
+        assert record["sessions"] == 1  # corrected from what WAHA has
         fixed = await p.chip(tenant, chip["id"])
         assert fixed["status"] == "connected"
         assert fixed["phone_number"] == "5511988887777"
@@ -252,6 +254,11 @@ async def test_webhook_key_rotation_moves_every_session_to_the_new_key(static_em
         again = await Reconciler(p.container).run()
         assert not again.drift.get("session_config_stale"), again.as_dict()
         assert again.legacy_webhook_sessions == 0
+        # edited behind our back on the tenant's own route: stale, but not a legacy session
+        session.config["webhooks"][0]["hmac"]["key"] = "edited-behind-our-back"
+        edited = await Reconciler(p.container).run()
+        assert edited.drift["session_config_stale"] == 1, edited.as_dict()
+        assert edited.legacy_webhook_sessions == 0
 
 
 async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulator):
