@@ -275,21 +275,3 @@ async def test_a_logged_out_chip_is_not_restarted_by_a_config_fix(static_emulato
         # applies both before answering: the state here is final, no need to wait
         assert emulator.sessions[chip["session_name"]].status == "STOPPED"
         assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"
-
-
-async def test_a_logged_out_session_started_behind_our_back_is_stopped(static_emulator):
-    """The tenant's intent (logged out: not running) wins over a session WAHA runs anyway."""
-    served, emulator = static_emulator
-    async with platform({"WHAGO_SCHEDULER": "static", "WHAGO_WAHA_URL": served.url}) as p:
-        tenant, chip = await p.waiting_chip()
-        await p.http.post(f"/api/v1/chips/{chip['id']}/logout", headers=tenant["headers"])
-        await p.wait_status(tenant, chip["id"], "disconnected")
-        emulator.deliver_webhooks = False  # the start's own webhooks would race the pass
-        async with httpx.AsyncClient(base_url=served.url, headers={"X-Api-Key": p.settings.waha_api_key}) as waha:
-            started = await waha.post(f"/api/sessions/{chip['session_name']}/start")
-            assert started.status_code in (200, 201), started.text
-        assert emulator.sessions[chip["session_name"]].status != "STOPPED"
-        report = await Reconciler(p.container).run()
-        assert report.drift["session_stopped_as_intended"] == 1, report.as_dict()
-        assert emulator.sessions[chip["session_name"]].status == "STOPPED"
-        assert (await p.chip(tenant, chip["id"]))["status"] == "disconnected"

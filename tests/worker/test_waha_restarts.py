@@ -64,6 +64,8 @@ async def test_an_instance_restart_does_not_leave_chips_down(clean_state, settin
 
             report = await Reconciler(p.container).run()
             assert not report.errors, report.as_dict()
+            if comes_back == "with_its_sessions_stopped":  # one chip the tenant wants running
+                assert report.drift["session_stopped"] == 1, report.as_dict()
             # linked again from storage (no QR), or a new pairing when the link was lost
             expected = "waiting_qr" if comes_back == "without_its_sessions" else "connected"
             await p.wait_status(tenant, chip["id"], expected)
