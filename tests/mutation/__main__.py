@@ -80,7 +80,11 @@ def collect_coverage(out: Path, tests: list[str]) -> int:
 
 def _merge(whole: dict, part: dict) -> dict:
     """``part``'s tests replace their earlier entries (new tests are added, changed ones re-measured)."""
-    ran = set(part["durations"])
+    # every test of a file that ran again is replaced: one deleted or renamed since is dropped
+    files = {t.split("::", 1)[0] for t in part["durations"]}
+    ran = {t for t in whole["durations"] if t.split("::", 1)[0] in files} | set(part["durations"])
+    for t in ran - set(part["durations"]):
+        del whole["durations"][t]
     for module, lines in whole["lines"].items():
         for n in list(lines):
             lines[n] = [t for t in lines[n] if t not in ran]
