@@ -90,6 +90,9 @@ async def test_attempts_count_on_every_key_or_on_none(redis, clock):
         await limiter.acquire("login", {"ip": 5}, window_seconds=60, detail="x")
     with pytest.raises(RateLimited):
         await limiter.acquire("login", {"ip": 5}, window_seconds=60, detail="x")
+    clock.now = t0 + 59.95  # the oldest attempt (t0) is still inside the window
+    with pytest.raises(RateLimited):
+        await limiter.acquire("login", {"pair": 2}, window_seconds=60, detail="x")
     clock.now = t0 + 60.001
     await limiter.acquire("login", {"pair": 2}, window_seconds=60, detail="x")
 
@@ -133,6 +136,7 @@ async def test_slots_are_bounded_released_and_expire_unless_refreshed(redis, clo
     assert not await take("d")
     clock.now = t0 + 50
     await limiter.refresh_slot("streams", "user", "b", ttl_seconds=60)  # b now lives to t0 + 110
+    assert 50_000 < await redis.pttl(b"whago:slots:streams:user") <= 60_000  # the key lives as long
     await limiter.refresh_slot("streams", "user", "gone", ttl_seconds=60)  # never re-creates a slot
     clock.now = t0 + 60.001  # c (taken at t0) has expired, b has not
     assert await take("d")
