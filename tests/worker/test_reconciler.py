@@ -61,6 +61,12 @@ async def test_a_lost_webhook_is_fixed_within_one_cycle(static_emulator, caplog)
         assert events[0]["to_status"] == "connected"
         # a second run finds nothing to do
         caplog.clear()
+        # a linked chip's provisioning is long past: its old enqueue mark is not a stalled job
+        await db.fetch(
+            "UPDATE chips SET created_at = now() - interval '1 day', provision_enqueued_at = now() - interval '1 day'"
+            " WHERE id = $1",
+            uuid.UUID(chip["id"]),
+        )
         again = await Reconciler(p.container).run()
         assert not again.drift, again.as_dict()
         assert not again.errors, again.as_dict()
