@@ -59,7 +59,7 @@ async def test_sliding_window_allows_the_limit_then_tells_exactly_when(redis, cl
         assert await _hit(limiter) is None
     clock.now = t0 + 3.2
     assert await _hit(limiter) == 7  # the oldest hit (t0) leaves the window at t0 + 10: 6.8 s, rounded up
-    clock.now = t0 + 9.9
+    clock.now = t0 + 9.995  # 5 ms before the oldest hit leaves the window: still refused
     assert await _hit(limiter) == 1
     clock.now = t0 + 10.001  # the first hit has left the window; refusals were not counted
     assert await _hit(limiter) is None
