@@ -69,8 +69,8 @@ def collect_coverage(out: Path, tests: list[str]) -> int:
         print("no coverage map written", file=sys.stderr)
         return 1
     data = json.loads(target.read_text())
-    if tests:
-        data = _merge(json.loads(out.read_text()), data)
+    if tests:  # merged into the map there is (the first partial run starts one)
+        data = _merge(json.loads(out.read_text()), data) if out.exists() else data
         out.write_text(json.dumps(data, separators=(",", ":")))
         target.unlink()
     took = time.monotonic() - started
