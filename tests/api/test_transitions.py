@@ -218,17 +218,19 @@ async def test_another_tenants_chip_is_not_found_and_unchanged(conn, transitions
     assert (gone.transition, gone.result) == (None, None)
 
 
-async def test_then_runs_under_the_lock_and_its_result_is_returned(conn, transitions):
+async def test_then_runs_after_the_write_and_its_result_is_returned(conn, transitions):
     from app.chips.status import ChipStatus, Source
 
     user = await _user(conn)
     chip_id = await _chip(conn, transitions, user)
 
-    async def read_back():
-        return await conn.fetchval("SELECT 1")
+    from app.core import db
+
+    async def read_back():  # on the move's own connection: sees its uncommitted write
+        return (await db.fetchrow("SELECT status FROM chips WHERE id = $1", chip_id))["status"]
 
     moved = await transitions.move(chip_id, ChipStatus.STARTING, Source.WORKER, "x", then=read_back)
-    assert moved.result == 1
+    assert moved.result == "starting"
 
 
 async def test_move_all_moves_every_chip_but_the_excluded_ones(conn, transitions, events):

@@ -44,8 +44,9 @@ import asyncpg
 import httpx
 
 from tests.bench import server as bench_server
+from tests.bench.live import envelope, webhook_keys
 from tests.bench.server import BENCH_ENV, whago_server
-from tests.support.webhooks import MAPPING, tenant_hook, tenant_key
+from tests.support.webhooks import MAPPING, tenant_hook
 
 HERE = Path(__file__).parent
 LUA = HERE / "wrk_requests.lua"
@@ -159,23 +160,6 @@ async def register_tenants(url: str, database_url: str, chips_each: int) -> list
     return tenants
 
 
-def _envelope(event: str, chip: dict, user_id: str, at: int, payload: dict, me: dict | None = None) -> bytes:
-    return json.dumps(
-        {
-            "id": "evt_" + uuid.uuid4().hex[:26],
-            "timestamp": at,
-            "event": event,
-            "session": chip["session_name"],
-            "metadata": {"user_id": user_id, "chip_id": chip["id"]},
-            "me": me,
-            "payload": payload,
-            "engine": "GOWS",
-            "environment": {"version": "2026.7.1", "engine": "GOWS", "tier": "CORE", "worker": {"id": "bench"}},
-        },
-        separators=(",", ":"),
-    ).encode()
-
-
 def _signed(user_id: str, body: bytes, keys: dict[str, bytes]) -> tuple[str, str, str, str, bytes]:
     signature = hmac.new(keys[user_id], body, hashlib.sha512).hexdigest()
     return ("POST", tenant_hook(user_id), "X-Webhook-Hmac", signature, body)
@@ -202,7 +186,7 @@ def _status_lines(tenants: list[dict], keys: dict[str, bytes], seq: list[int], b
                 status = CYCLE[n % len(CYCLE)]
                 me = {"id": "5511900000000@c.us", "pushName": "bench"} if status == "WORKING" else None
                 at = base_ms + n
-                body = _envelope(
+                body = envelope(
                     "session.status",
                     chip,
                     user_id,
@@ -267,7 +251,7 @@ async def verify_status(database_url: str, sent: dict, ok: int, files_of_run: li
 async def scenario_status(args) -> list[str]:
     with whago_server(args=("--workers", "1")) as (url, _port, env):
         tenants = await register_tenants(url, env["WHAGO_DATABASE_URL"], 1)
-        keys = {t["user_id"]: tenant_key(t["user_id"], BENCH_ENV["WHAGO_WEBHOOK_HMAC_KEY"]).encode() for t in tenants}
+        keys = webhook_keys(tenants, BENCH_ENV["WHAGO_WEBHOOK_HMAC_KEY"])
         # from SCAN_QR_CODE: STARTING on a provisioning chip is a no-op ("same"), with no history row
         seq = [1] * len(tenants)
         sent: dict = {}
@@ -283,7 +267,7 @@ async def scenario_status(args) -> list[str]:
 async def scenario_ack(args) -> list[str]:
     with whago_server(args=("--workers", "1")) as (url, _port, env):
         tenants = await register_tenants(url, env["WHAGO_DATABASE_URL"], 1)
-        keys = {t["user_id"]: tenant_key(t["user_id"], BENCH_ENV["WHAGO_WEBHOOK_HMAC_KEY"]).encode() for t in tenants}
+        keys = webhook_keys(tenants, BENCH_ENV["WHAGO_WEBHOOK_HMAC_KEY"])
         per_run_messages = POOL_PER_RUN // 3 // TENANTS + 1
         total_messages = per_run_messages * (args.repeat + 1)
         conn = await asyncpg.connect(env["WHAGO_DATABASE_URL"])
@@ -312,7 +296,7 @@ async def scenario_ack(args) -> list[str]:
                     for t in tenants:
                         chip = t["chips"][0]
                         waha_id = f"true_5511900000001@c.us_{chip['id'][:8]}M{m}"
-                        body = _envelope(
+                        body = envelope(
                             "message.ack",
                             chip,
                             t["user_id"],
